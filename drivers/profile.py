@@ -1,0 +1,135 @@
+"""Device profiles: the register map of one real device model, loaded from a TOML data file.
+
+A profile is data, like Victron's register tables: each register has an address (0-based, as
+on the wire), a table, a type with word order, a scale (``value = raw / scale``), a unit, an
+access mode, a poll class (which sets its maximum age) and an optional invalid sentinel.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from drivers.register_codec import RegisterType, WordOrder, word_count
+
+Table = Literal["holding", "input", "coil", "discrete"]
+PollClass = Literal["fast", "slow", "never"]
+
+# FC01/FC02 read bits, FC03/FC04 read 16-bit registers; the protocol's limits per request.
+MAX_REGISTERS_PER_READ = 125
+MAX_BITS_PER_READ = 2000
+
+
+class ProfileError(ValueError):
+    """A profile file is missing or does not follow the schema."""
+
+
+class Register(BaseModel):
+    """One value in a device's register map."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    address: int = Field(ge=0, le=0xFFFF)
+    table: Table
+    type: RegisterType
+    scale: float = 1
+    unit: str = ""
+    access: Literal["r", "rw", "w"] = "r"
+    poll: PollClass = "fast"
+    words: int | None = Field(default=None, ge=1, le=125)
+    invalid: int | None = None
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Register:
+        if self.scale == 0:
+            raise ValueError("scale must not be 0")
+        if self.table in ("coil", "discrete") and self.type != "bool":
+            raise ValueError(f"a {self.table} register must have type bool")
+        if self.type == "string" and not self.words:
+            raise ValueError("a string register needs words")
+        if self.access == "w" and self.poll != "never":
+            raise ValueError("a write-only register cannot be polled (poll = 'never')")
+        return self
+
+    @property
+    def count(self) -> int:
+        """Registers (or bits) this value occupies."""
+        return word_count(self.type, self.words)
+
+    @property
+    def end(self) -> int:
+        """First address after this value."""
+        return self.address + self.count
+
+    @property
+    def readable(self) -> bool:
+        return self.access != "w"
+
+    @property
+    def writable(self) -> bool:
+        return self.access in ("rw", "w")
+
+
+class DeviceInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    transport: Literal["tcp", "rtu"]
+    default_unit: int = Field(ge=0, le=255)
+    word_order: WordOrder = "big"
+    max_block: int = Field(default=MAX_REGISTERS_PER_READ, ge=1, le=MAX_BITS_PER_READ)
+
+
+class Profile(BaseModel):
+    """A whole device model: its transport facts and its registers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    device: DeviceInfo
+    registers: tuple[Register, ...] = Field(alias="register")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Profile:
+        seen: set[str] = set()
+        for reg in self.registers:
+            if reg.name in seen:
+                raise ValueError(f"register {reg.name!r} is defined twice")
+            seen.add(reg.name)
+        return self
+
+    def get(self, name: str) -> Register:
+        """The register called ``name``; KeyError if the model has none."""
+        for reg in self.registers:
+            if reg.name == name:
+                return reg
+        raise KeyError(f"profile {self.name} has no register {name!r}")
+
+    def names(self) -> set[str]:
+        return {reg.name for reg in self.registers}
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles shipped with the drivers."""
+    files = resources.files("drivers.profiles")
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+@cache
+def load_profile(name: str) -> Profile:
+    """Load and validate the shipped profile called ``name`` (file name without .toml)."""
+    if name not in available_profiles():
+        raise ProfileError(
+            f"unknown profile {name!r}; known: {', '.join(available_profiles())}"
+        )
+    text = resources.files("drivers.profiles").joinpath(f"{name}.toml").read_text("utf-8")
+    try:
+        return Profile.model_validate({"name": name, **tomllib.loads(text)})
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ProfileError(f"profile {name}: {exc}") from exc

@@ -1,0 +1,310 @@
+"""Vehicle configuration: one TOML file describes one van.
+
+Validated at start-up before anything touches an output. Unknown keys are refused. Every error
+names the file, the key path and the rule, e.g.::
+
+    config/demo.toml: device[3].unit: unit id 1 is used twice on bus 'rs485' (also device[2])
+
+``${NAME}`` and ``${NAME:-default}`` in the file are replaced from the environment before
+parsing, so ports and paths can be overridden without editing the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from drivers.profile import ProfileError, load_profile
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+Role = Literal["hq", "crew", "technician"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VehicleConfig(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    name: str = ""
+    battery_nominal_voltage: Literal[12, 24, 48] = 12
+
+
+class MqttConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password_file: Path | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=600)
+    # Role granted to commands arriving over MQTT; the broker ACL limits who can publish them.
+    role: Role = "hq"
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=600)
+
+
+class StorageConfig(_Strict):
+    path: Path = Path("/var/lib/mcw/mcw.sqlite")
+
+
+class LogConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class GpioLine(_Strict):
+    name: Name
+    pin: int = Field(ge=0, le=53)
+    direction: Literal["input", "output"]
+    active: Literal["high", "low"] = "high"
+    debounce_ms: int = Field(default=50, ge=0, le=10_000)
+    safe_state: bool = False
+    label: str = ""
+
+
+class GpioConfig(_Strict):
+    # native: the controller's GPIO chip; mock: gpiozero's mock pins; sim: mock pins driven by
+    # the simulated van over a Unix socket.
+    backend: Literal["native", "mock", "sim"] = "native"
+    sim_socket: Path | None = None
+    line: tuple[GpioLine, ...] = ()
+
+
+class TcpBus(_Strict):
+    name: Name
+    type: Literal["tcp"]
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    timeout_s: float = Field(default=1.0, gt=0, le=30)
+
+
+class RtuBus(_Strict):
+    name: Name
+    type: Literal["rtu"]
+    port: str
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    timeout_s: float = Field(default=0.3, gt=0, le=10)
+
+
+Bus = Annotated[TcpBus | RtuBus, Field(discriminator="type")]
+
+
+class DeviceConfig(_Strict):
+    id: Name
+    profile: str
+    bus: Name
+    unit: int = Field(ge=0, le=247)
+    label: str = ""
+    poll_fast_s: float = Field(default=1.0, ge=0.05, le=3600)
+    poll_slow_s: float = Field(default=5.0, ge=0.05, le=3600)
+
+
+class Circuit(_Strict):
+    name: Name
+    device: Name
+    output: Name
+    label: str = ""
+    nominal_current_a: float = Field(default=0.0, ge=0, le=500)
+    safe_state: bool = False
+
+
+class PowerConfig(_Strict):
+    battery_monitor: Name | None = None
+    system: Name | None = None
+    inverter: Name | None = None
+    low_soc_warning: float = Field(default=30.0, ge=0, le=100)
+    low_soc_critical: float = Field(default=15.0, ge=0, le=100)
+    soc_hysteresis: float = Field(default=3.0, ge=0, le=20)
+    # Per 12 V of nominal battery voltage; 11.8 V on 12 V is 23.6 V on 24 V.
+    low_voltage_per_12v: float = Field(default=11.8, ge=9, le=14)
+    low_voltage_delay_s: float = Field(default=120.0, ge=0, le=3600)
+    circuit: tuple[Circuit, ...] = ()
+
+
+class ClimateSensor(_Strict):
+    name: Name
+    device: Name
+
+
+class ClimateConfig(_Strict):
+    sensor: tuple[ClimateSensor, ...] = ()
+
+
+class SupervisorConfig(_Strict):
+    vehicle: VehicleConfig
+    mqtt: MqttConfig = MqttConfig()
+    storage: StorageConfig = StorageConfig()
+    log: LogConfig = LogConfig()
+    gpio: GpioConfig = GpioConfig()
+    bus: tuple[Bus, ...] = ()
+    device: tuple[DeviceConfig, ...] = ()
+    power: PowerConfig = PowerConfig()
+    climate: ClimateConfig = ClimateConfig()
+
+    def device_by_id(self, device_id: str) -> DeviceConfig:
+        return next(d for d in self.device if d.id == device_id)
+
+    def bus_by_name(self, name: str) -> TcpBus | RtuBus:
+        return next(b for b in self.bus if b.name == name)
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names file, key and rule."""
+
+    def __init__(self, file: Path | str, key: str, rule: str) -> None:
+        self.file, self.key, self.rule = str(file), key, rule
+        super().__init__(f"{file}: {key}: {rule}" if key else f"{file}: {rule}")
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(text: str, path: Path) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(path, "", f"environment variable {name} is not set and has no default")
+
+    return _ENV.sub(repl, text)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("tcp", "rtu"):  # pydantic's discriminator tag, not a key in the file
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def load_config(path: Path | str) -> SupervisorConfig:
+    """Read, expand, parse and validate a vehicle config file; raise ConfigError if unusable."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read file: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(_expand_env(text, path))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from exc
+    try:
+        config = SupervisorConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        rule = err["msg"]
+        if err["type"] == "extra_forbidden":
+            rule = "unknown key (not part of the config schema)"
+        elif err["type"] == "missing":
+            rule = "required key is missing"
+        raise ConfigError(path, _key_path(err["loc"]), rule) from exc
+    _cross_check(config, path)
+    return config
+
+
+def _cross_check(cfg: SupervisorConfig, path: Path) -> None:
+    """Rules that span several keys: references, duplicates, profile facts."""
+    buses = {b.name: (i, b) for i, b in enumerate(cfg.bus)}
+    if len(buses) != len(cfg.bus):
+        _dup_error(path, "bus", [b.name for b in cfg.bus], "bus name")
+    devices = {d.id: d for d in cfg.device}
+    if len(devices) != len(cfg.device):
+        _dup_error(path, "device", [d.id for d in cfg.device], "device id")
+
+    units: dict[tuple[str, int], int] = {}
+    for i, dev in enumerate(cfg.device):
+        key = f"device[{i}]"
+        if dev.bus not in buses:
+            raise ConfigError(path, f"{key}.bus", f"no bus named {dev.bus!r}")
+        try:
+            profile = load_profile(dev.profile)
+        except ProfileError as exc:
+            raise ConfigError(path, f"{key}.profile", str(exc)) from exc
+        bus = buses[dev.bus][1]
+        if profile.device.transport != bus.type:
+            raise ConfigError(
+                path, f"{key}.bus",
+                f"profile {dev.profile} speaks {profile.device.transport}, bus {bus.name} is {bus.type}",
+            )
+        if (dev.bus, dev.unit) in units:
+            other = units[(dev.bus, dev.unit)]
+            raise ConfigError(
+                path, f"{key}.unit",
+                f"unit id {dev.unit} is used twice on bus {dev.bus!r} (also device[{other}])",
+            )
+        units[(dev.bus, dev.unit)] = i
+
+    pins: dict[int, int] = {}
+    names: set[str] = set()
+    for i, line in enumerate(cfg.gpio.line):
+        if line.pin in pins:
+            raise ConfigError(
+                path, f"gpio.line[{i}].pin",
+                f"GPIO pin {line.pin} is used twice (also gpio.line[{pins[line.pin]}])",
+            )
+        if line.name in names:
+            raise ConfigError(path, f"gpio.line[{i}].name", f"line name {line.name!r} is used twice")
+        pins[line.pin] = i
+        names.add(line.name)
+    if cfg.gpio.backend == "sim" and cfg.gpio.sim_socket is None:
+        raise ConfigError(path, "gpio.sim_socket", "required when gpio.backend is 'sim'")
+
+    role_needs = {
+        "battery_monitor": {"voltage", "current", "soc"},
+        "system": {"active_input_source"},
+        "inverter": {"mode", "state"},
+    }
+    for role, needed in role_needs.items():
+        ref = getattr(cfg.power, role)
+        if ref is None:
+            continue
+        if ref not in devices:
+            raise ConfigError(path, f"power.{role}", f"no device with id {ref!r}")
+        missing = needed - load_profile(devices[ref].profile).names()
+        if missing:
+            raise ConfigError(
+                path, f"power.{role}",
+                f"device {ref!r} (profile {devices[ref].profile}) lacks {', '.join(sorted(missing))}",
+            )
+    if cfg.power.low_soc_critical >= cfg.power.low_soc_warning:
+        raise ConfigError(path, "power.low_soc_critical", "must be below power.low_soc_warning")
+
+    circuit_names: set[str] = set()
+    for i, circuit in enumerate(cfg.power.circuit):
+        key = f"power.circuit[{i}]"
+        if circuit.name in circuit_names:
+            raise ConfigError(path, f"{key}.name", f"circuit {circuit.name!r} is defined twice")
+        circuit_names.add(circuit.name)
+        if circuit.device not in devices:
+            raise ConfigError(path, f"{key}.device", f"no device with id {circuit.device!r}")
+        profile = load_profile(devices[circuit.device].profile)
+        if circuit.output not in profile.names():
+            raise ConfigError(
+                path, f"{key}.output", f"profile {profile.name} has no register {circuit.output!r}"
+            )
+        reg = profile.get(circuit.output)
+        if reg.access != "rw" or reg.type != "bool":
+            raise ConfigError(path, f"{key}.output", f"{circuit.output} is not a switchable output")
+
+    for i, sensor in enumerate(cfg.climate.sensor):
+        if sensor.device not in devices:
+            raise ConfigError(path, f"climate.sensor[{i}].device", f"no device with id {sensor.device!r}")
+
+
+def _dup_error(path: Path, section: str, names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(path, f"{section}[{i}]", f"{what} {name!r} is used twice")
+        seen.add(name)
