@@ -11,6 +11,7 @@ split is remembered (as barriers) so later plans do not merge across it again.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -88,7 +89,7 @@ class BlockPlanner:
             return False
         regs = sorted(block.registers, key=lambda r: r.address)
         cut_all = not block.has_holes
-        for prev, reg in zip(regs, regs[1:], strict=False):
+        for prev, reg in itertools.pairwise(regs):
             if cut_all or reg.address > prev.end:
                 self.barriers.add((block.table, reg.address))
         return True

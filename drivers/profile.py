@@ -125,9 +125,7 @@ def available_profiles() -> list[str]:
 def load_profile(name: str) -> Profile:
     """Load and validate the shipped profile called ``name`` (file name without .toml)."""
     if name not in available_profiles():
-        raise ProfileError(
-            f"unknown profile {name!r}; known: {', '.join(available_profiles())}"
-        )
+        raise ProfileError(f"unknown profile {name!r}; known: {', '.join(available_profiles())}")
     text = resources.files("drivers.profiles").joinpath(f"{name}.toml").read_text("utf-8")
     try:
         return Profile.model_validate({"name": name, **tomllib.loads(text)})

@@ -46,7 +46,9 @@ def _ordered(words: list[int], order: WordOrder) -> list[int]:
     return words if order == "big" else list(reversed(words))
 
 
-def decode_raw(words: list[int], type_: RegisterType, order: WordOrder = "big") -> int | float | str:
+def decode_raw(
+    words: list[int], type_: RegisterType, order: WordOrder = "big"
+) -> int | float | str:
     """Decode the raw (unscaled) number or text held in ``words``."""
     if type_ == "bool":
         return int(bool(words[0]))

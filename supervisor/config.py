@@ -59,6 +59,8 @@ class GpioLine(_Strict):
     name: Name
     pin: int = Field(ge=0, le=53)
     direction: Literal["input", "output"]
+    # What the supervisor does with the line; "generic" lines are only published as io/<name>.
+    role: Literal["generic", "ignition", "door", "status_lamp"] = "generic"
     active: Literal["high", "low"] = "high"
     debounce_ms: int = Field(default=50, ge=0, le=10_000)
     safe_state: bool = False
@@ -234,13 +236,16 @@ def _cross_check(cfg: SupervisorConfig, path: Path) -> None:
         bus = buses[dev.bus][1]
         if profile.device.transport != bus.type:
             raise ConfigError(
-                path, f"{key}.bus",
-                f"profile {dev.profile} speaks {profile.device.transport}, bus {bus.name} is {bus.type}",
+                path,
+                f"{key}.bus",
+                f"profile {dev.profile} speaks {profile.device.transport}, "
+                f"bus {bus.name} is {bus.type}",
             )
         if (dev.bus, dev.unit) in units:
             other = units[(dev.bus, dev.unit)]
             raise ConfigError(
-                path, f"{key}.unit",
+                path,
+                f"{key}.unit",
                 f"unit id {dev.unit} is used twice on bus {dev.bus!r} (also device[{other}])",
             )
         units[(dev.bus, dev.unit)] = i
@@ -250,13 +255,21 @@ def _cross_check(cfg: SupervisorConfig, path: Path) -> None:
     for i, line in enumerate(cfg.gpio.line):
         if line.pin in pins:
             raise ConfigError(
-                path, f"gpio.line[{i}].pin",
+                path,
+                f"gpio.line[{i}].pin",
                 f"GPIO pin {line.pin} is used twice (also gpio.line[{pins[line.pin]}])",
             )
         if line.name in names:
-            raise ConfigError(path, f"gpio.line[{i}].name", f"line name {line.name!r} is used twice")
+            raise ConfigError(
+                path, f"gpio.line[{i}].name", f"line name {line.name!r} is used twice"
+            )
         pins[line.pin] = i
         names.add(line.name)
+        wanted = "output" if line.role == "status_lamp" else "input"
+        if line.role != "generic" and line.direction != wanted:
+            raise ConfigError(
+                path, f"gpio.line[{i}].role", f"role {line.role} needs direction {wanted}"
+            )
     if cfg.gpio.backend == "sim" and cfg.gpio.sim_socket is None:
         raise ConfigError(path, "gpio.sim_socket", "required when gpio.backend is 'sim'")
 
@@ -274,8 +287,10 @@ def _cross_check(cfg: SupervisorConfig, path: Path) -> None:
         missing = needed - load_profile(devices[ref].profile).names()
         if missing:
             raise ConfigError(
-                path, f"power.{role}",
-                f"device {ref!r} (profile {devices[ref].profile}) lacks {', '.join(sorted(missing))}",
+                path,
+                f"power.{role}",
+                f"device {ref!r} (profile {devices[ref].profile}) "
+                f"lacks {', '.join(sorted(missing))}",
             )
     if cfg.power.low_soc_critical >= cfg.power.low_soc_warning:
         raise ConfigError(path, "power.low_soc_critical", "must be below power.low_soc_warning")
@@ -299,7 +314,9 @@ def _cross_check(cfg: SupervisorConfig, path: Path) -> None:
 
     for i, sensor in enumerate(cfg.climate.sensor):
         if sensor.device not in devices:
-            raise ConfigError(path, f"climate.sensor[{i}].device", f"no device with id {sensor.device!r}")
+            raise ConfigError(
+                path, f"climate.sensor[{i}].device", f"no device with id {sensor.device!r}"
+            )
 
 
 def _dup_error(path: Path, section: str, names: list[str], what: str) -> None:

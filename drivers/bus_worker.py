@@ -1,0 +1,289 @@
+"""One worker per physical bus: owns the link, serialises requests, polls and writes.
+
+Order of work: queued writes (each with its read-back) go first; then the block that is most
+overdue; offline devices are only re-probed when their backoff expires. Each block is due
+again after the smallest maximum age of the registers in it. On RTU a silent gap of at least
+3.5 character times separates frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import structlog
+
+from drivers.block_planner import Block, BlockPlanner
+from drivers.device_health import DeviceHealth, HealthState
+from drivers.errors import WriteError
+from drivers.modbus_link import ILLEGAL_DATA_ADDRESS, ModbusError, ModbusLink
+from drivers.profile import Profile, Register
+from drivers.register_codec import CodecError, Value, decode, encode
+
+log = structlog.get_logger("drivers.bus")
+T = TypeVar("T")
+IDLE_WAKE_S = 1.0
+
+
+class ReadingSink(Protocol):
+    """Where a bus worker delivers what it learns; implemented by the supervisor."""
+
+    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
+        """Fresh values (None = the device reports the value as invalid)."""
+
+    def unavailable(self, device: str, registers: Sequence[str], quality: str) -> None:
+        """These registers can no longer be trusted ('stale') or are unsupported ('invalid')."""
+
+    def health(self, device: str, status: dict[str, object]) -> None:
+        """The device's health changed (state or counts)."""
+
+
+@dataclass
+class DeviceSpec:
+    """A device on this bus as the worker needs it."""
+
+    id: str
+    unit: int
+    profile: Profile
+    poll_fast_s: float
+    poll_slow_s: float
+
+    def max_age(self, reg: Register) -> float:
+        return self.poll_fast_s if reg.poll == "fast" else self.poll_slow_s
+
+
+@dataclass
+class _Device:
+    spec: DeviceSpec
+    planner: BlockPlanner
+    health: DeviceHealth = field(default_factory=DeviceHealth)
+    blocks: list[Block] = field(default_factory=list)
+    due: dict[Block, float] = field(default_factory=dict)
+    unsupported: set[str] = field(default_factory=set)
+
+    def replan(self, now: float) -> None:
+        regs = [
+            r
+            for r in self.spec.profile.registers
+            if r.readable and r.poll != "never" and r.name not in self.unsupported
+        ]
+        self.blocks = self.planner.plan(regs)
+        self.due = {b: now for b in self.blocks}
+
+    def interval(self, block: Block) -> float:
+        return min(self.spec.max_age(r) for r in block.registers)
+
+
+@dataclass
+class _WriteRequest:
+    device: str
+    register: Register
+    value: Value
+    done: asyncio.Future[Value | None]
+
+
+class BusWorker:
+    """Drives one bus. ``run()`` is the task; ``write()`` may be called from any task."""
+
+    def __init__(
+        self,
+        name: str,
+        link: ModbusLink,
+        devices: Sequence[DeviceSpec],
+        sink: ReadingSink,
+        frame_gap_s: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.link = link
+        self.sink = sink
+        self.frame_gap_s = frame_gap_s
+        self._mono = monotonic
+        self._wall = wall
+        self._devices = {
+            d.id: _Device(d, BlockPlanner(link.settings.kind, d.profile.device.max_block))
+            for d in devices
+        }
+        self._writes: asyncio.Queue[_WriteRequest] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._last_frame_end = 0.0
+        self.progress = 0  # grows with every turn of the loop: the watchdog watches it
+        self.log = log.bind(bus=name)
+
+    # ---- public ---------------------------------------------------------------
+
+    def health(self, device: str) -> DeviceHealth:
+        return self._devices[device].health
+
+    async def write(self, device: str, register: str, value: Value) -> Value | None:
+        """Write ``value`` to a register and return the value read back from the device."""
+        dev = self._devices[device]
+        reg = dev.spec.profile.get(register)
+        if not reg.writable:
+            raise WriteError("read_only", f"{device}.{register} is not writable")
+        fut: asyncio.Future[Value | None] = asyncio.get_running_loop().create_future()
+        self._writes.put_nowait(_WriteRequest(device, reg, value, fut))
+        self._wake.set()
+        return await fut
+
+    async def run(self) -> None:
+        """Poll and write forever; a failing device never stops the others."""
+        now = self._mono()
+        for dev in self._devices.values():
+            dev.replan(now)
+        self.log.info("bus_started", devices=sorted(self._devices))
+        try:
+            while True:
+                self.progress += 1
+                if not self._writes.empty():
+                    await self._do_write(self._writes.get_nowait())
+                    continue
+                job, wait = self._next_job()
+                if job is None:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        # at most IDLE_WAKE_S, so an idle worker still shows it is alive
+                        await asyncio.wait_for(self._wake.wait(), timeout=min(wait, IDLE_WAKE_S))
+                    continue
+                await self._poll(*job)
+        finally:
+            self.link.close()
+            while not self._writes.empty():
+                req = self._writes.get_nowait()
+                if not req.done.done():
+                    req.done.set_exception(WriteError("shutdown", "bus worker stopped"))
+
+    # ---- scheduling -------------------------------------------------------------
+
+    def _next_job(self) -> tuple[tuple[_Device, Block] | None, float]:
+        now = self._mono()
+        best: tuple[_Device, Block] | None = None
+        best_due = float("inf")
+        for dev in self._devices.values():
+            if not dev.blocks:
+                continue
+            if dev.health.state == "offline":
+                due, block = dev.health.next_probe, dev.blocks[0]
+            else:
+                block = min(dev.blocks, key=lambda b: dev.due[b])
+                due = dev.due[block]
+            if due < best_due:
+                best, best_due = (dev, block), due
+        if best is None:
+            return None, 3600.0
+        if best_due > now:
+            return None, best_due - now
+        return best, 0.0
+
+    # ---- transactions -------------------------------------------------------------
+
+    async def _transact(self, dev: _Device, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one request with the RTU gap, time it and record health."""
+        if self.frame_gap_s:
+            wait = self._last_frame_end + self.frame_gap_s - self._mono()
+            if wait > 0:
+                await asyncio.sleep(wait)  # the RTU inter-frame silence, not a wait for state
+        start = self._mono()
+        try:
+            result = await call()
+        except ModbusError as exc:
+            self._last_frame_end = self._mono()
+            self._record(dev, dev.health.failure(exc.kind, str(exc), self._mono()))
+            raise
+        self._last_frame_end = self._mono()
+        self._record(dev, dev.health.success(self._last_frame_end - start, self._wall()))
+        return result
+
+    def _record(self, dev: _Device, transition: HealthState | None) -> None:
+        if transition is None:
+            return
+        h = dev.health
+        if transition == "offline":
+            self.log.warning("device_offline", device=dev.spec.id, error=h.last_error)
+            names = [r.name for r in dev.spec.profile.registers if r.readable]
+            self.sink.unavailable(dev.spec.id, names, "stale")
+        elif transition == "degraded":
+            self.log.warning("device_degraded", device=dev.spec.id, error=h.last_error)
+        else:
+            self.log.info("device_online", device=dev.spec.id, latency_ms=h.latency_ms)
+            now = self._mono()
+            dev.due = {b: now for b in dev.blocks}  # refresh everything after a recovery
+        self.sink.health(dev.spec.id, h.snapshot())
+
+    async def _poll(self, dev: _Device, block: Block) -> None:
+        dev.due[block] = self._mono() + dev.interval(block)
+        try:
+            words = await self._transact(
+                dev, lambda: self.link.read(block.table, block.start, block.count, dev.spec.unit)
+            )
+        except ModbusError as exc:
+            if exc.exception_code == ILLEGAL_DATA_ADDRESS:
+                self._refused(dev, block)
+            return
+        self.sink.values(dev.spec.id, self._decode(dev, block, words), self._wall())
+
+    def _refused(self, dev: _Device, block: Block) -> None:
+        """The device refused a block's addresses: split it, or give up on the register."""
+        if dev.planner.split(block):
+            self.log.info(
+                "block_split",
+                device=dev.spec.id,
+                table=block.table,
+                start=block.start,
+                count=block.count,
+            )
+        else:
+            names = [r.name for r in block.registers]
+            dev.unsupported.update(names)
+            self.log.warning("register_unsupported", device=dev.spec.id, registers=names)
+            self.sink.unavailable(dev.spec.id, names, "invalid")
+        dev.replan(self._mono())
+
+    def _decode(self, dev: _Device, block: Block, words: list[int]) -> dict[str, Value | None]:
+        order = dev.spec.profile.device.word_order
+        out: dict[str, Value | None] = {}
+        for reg in block.registers:
+            offset = reg.address - block.start
+            try:
+                out[reg.name] = decode(
+                    words[offset : offset + reg.count], reg.type, reg.scale, order, reg.invalid
+                )
+            except CodecError:
+                out[reg.name] = None
+        return out
+
+    def _encode(self, dev: _Device, reg: Register, value: Value) -> list[int]:
+        return encode(value, reg.type, reg.scale, dev.spec.profile.device.word_order, reg.words)
+
+    async def _do_write(self, req: _WriteRequest) -> None:
+        dev = self._devices[req.device]
+        reg = req.register
+        try:
+            words = self._encode(dev, reg, req.value)
+        except CodecError as exc:
+            req.done.set_exception(WriteError("out_of_range", str(exc)))
+            return
+        try:
+            await self._transact(
+                dev, lambda: self.link.write(reg.table, reg.address, words, dev.spec.unit)
+            )
+            back: Value | None = None
+            if reg.readable:
+                raw = await self._transact(
+                    dev, lambda: self.link.read(reg.table, reg.address, reg.count, dev.spec.unit)
+                )
+                back = decode(
+                    raw, reg.type, reg.scale, dev.spec.profile.device.word_order, reg.invalid
+                )
+                self.sink.values(dev.spec.id, {reg.name: back}, self._wall())
+        except ModbusError as exc:
+            if not req.done.done():
+                req.done.set_exception(WriteError(f"bus_{exc.kind}", str(exc)))
+            return
+        if not req.done.done():
+            req.done.set_result(back)

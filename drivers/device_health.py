@@ -1,0 +1,82 @@
+"""Health of one device on a bus: online -> degraded -> offline, with error counts.
+
+A device that stops answering is degraded at the first failure and offline after
+``OFFLINE_AFTER`` consecutive failures; an offline device is re-probed with exponential
+backoff. A device that answers, even with a Modbus exception, is alive: exceptions degrade it
+but never make it offline. Transitions are returned to the caller, which logs each once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+HealthState = Literal["online", "degraded", "offline"]
+
+OFFLINE_AFTER = 3
+PROBE_BACKOFF_MIN_S = 1.0
+PROBE_BACKOFF_MAX_S = 30.0
+LATENCY_SMOOTHING = 0.2
+
+
+@dataclass
+class DeviceHealth:
+    """Counts and state of one device; times are monotonic seconds (latency) and wall clock."""
+
+    state: HealthState = "offline"  # until the first answer
+    errors: dict[str, int] = field(
+        default_factory=lambda: {"timeout": 0, "framing": 0, "exception": 0, "connection": 0}
+    )
+    requests: int = 0
+    consecutive_failures: int = 0
+    last_ok: float | None = None  # wall-clock time of the last good answer
+    latency_ms: float | None = None  # smoothed
+    last_error: str = ""
+    probe_backoff_s: float = PROBE_BACKOFF_MIN_S
+    next_probe: float = 0.0  # monotonic time of the next probe while offline
+
+    def success(self, latency_s: float, wall_now: float) -> HealthState | None:
+        """Record a good answer; return the new state if it changed."""
+        self.requests += 1
+        self.consecutive_failures = 0
+        self.last_ok = wall_now
+        ms = latency_s * 1000
+        self.latency_ms = (
+            ms
+            if self.latency_ms is None
+            else (self.latency_ms + LATENCY_SMOOTHING * (ms - self.latency_ms))
+        )
+        self.probe_backoff_s = PROBE_BACKOFF_MIN_S
+        return self._move("online")
+
+    def failure(self, kind: str, message: str, mono_now: float) -> HealthState | None:
+        """Record a failed request of ``kind``; return the new state if it changed."""
+        self.requests += 1
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+        self.last_error = f"{kind}: {message}"[:200]
+        if kind == "exception":
+            return self._move("degraded") if self.state == "online" else None
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= OFFLINE_AFTER or self.state == "offline":
+            if self.state == "offline":
+                self.probe_backoff_s = min(self.probe_backoff_s * 2, PROBE_BACKOFF_MAX_S)
+            self.next_probe = mono_now + self.probe_backoff_s
+            return self._move("offline")
+        return self._move("degraded")
+
+    def _move(self, new: HealthState) -> HealthState | None:
+        if new == self.state:
+            return None
+        self.state = new
+        return new
+
+    def snapshot(self) -> dict[str, object]:
+        """What the device status topic and diagnostics show."""
+        return {
+            "state": self.state,
+            "errors": dict(self.errors),
+            "requests": self.requests,
+            "last_ok": self.last_ok,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "last_error": self.last_error,
+        }

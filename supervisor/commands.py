@@ -1,0 +1,283 @@
+"""Command router: validate, authorise, apply, confirm, audit and answer every command once.
+
+Commands are actions (``power/circuit {"circuit": "fridge", "on": true}``), never raw
+registers. Results: ``done``, ``rejected`` (bad input or not allowed: nothing applied),
+``failed`` (applied but not confirmed, or the device did not answer), ``expired`` (too late:
+not applied) and ``duplicate`` (this id was seen before: not applied again).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+
+from supervisor.storage import Storage
+
+log = structlog.get_logger("supervisor.commands")
+
+Status = Literal["done", "rejected", "failed", "expired", "duplicate"]
+ArgType = Literal["number", "integer", "bool", "string", "enum"]
+ROLE_NAMES = ("hq", "crew", "technician")
+MAX_ID_LEN = 64
+MAX_PAYLOAD = 4096
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    type: ArgType
+    required: bool = True
+    min: float | None = None
+    max: float | None = None
+    enum: tuple[str, ...] = ()
+    description: str = ""
+
+    def meta(self) -> dict[str, object]:
+        out: dict[str, object] = {"type": self.type, "required": self.required}
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        if self.enum:
+            out["enum"] = list(self.enum)
+        return out
+
+
+class CommandFailed(Exception):
+    """Raised by a handler when the action could not be applied or confirmed."""
+
+    def __init__(self, code: str, message: str, status: Status = "failed") -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+Handler = Callable[[dict[str, Any]], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    handler: Handler
+    roles: frozenset[str]
+    args: dict[str, ArgSpec] = field(default_factory=dict)
+    description: str = ""
+
+    def meta(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "description": self.description,
+            "roles": sorted(self.roles),
+            "args": {k: v.meta() for k, v in self.args.items()},
+        }
+
+
+@dataclass
+class Result:
+    id: str | None
+    action: str
+    status: Status
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "status": self.status, "code": self.code, "message": self.message}
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+AuditListener = Callable[[Result, str, str, dict[str, Any]], None]
+
+
+class CommandRouter:
+    def __init__(self, storage: Storage, wall: Callable[[], float] = time.time) -> None:
+        self.actions: dict[str, ActionSpec] = {}
+        self.storage = storage
+        self._wall = wall
+        self._in_flight: set[str] = set()
+        self._audit: list[AuditListener] = []
+
+    def register(self, spec: ActionSpec) -> None:
+        if spec.id in self.actions:
+            raise ValueError(f"action {spec.id} registered twice")
+        self.actions[spec.id] = spec
+
+    def on_audit(self, listener: AuditListener) -> None:
+        self._audit.append(listener)
+
+    async def submit(self, action: str, payload: bytes | str, role: str, source: str) -> Result:
+        """Handle one command from any interface; always returns exactly one result."""
+        cid: str | None = None
+        args: dict[str, Any] = {}
+        try:
+            body = _parse(payload)
+            cid = _command_id(body)
+            spec = self.actions.get(action)
+            if spec is None:
+                raise _Reject("unknown_action", f"no action {action!r}")
+            if role not in spec.roles:
+                raise _Reject("forbidden", f"role {role!r} may not run {action}")
+            args = _validate_args(spec, body.get("args", {}))
+            expires = _expires(body.get("expires"))
+        except _Reject as exc:
+            return self._finish(
+                Result(cid, action, "rejected", exc.code, str(exc)),
+                role,
+                source,
+                args,
+                record=False,
+            )
+        if cid in self._in_flight or self.storage.command_seen(cid):
+            return self._finish(
+                Result(
+                    cid, action, "duplicate", "duplicate", f"command {cid} was already received"
+                ),
+                role,
+                source,
+                args,
+                record=False,
+            )
+        if expires is not None and self._wall() > expires:
+            return self._finish(
+                Result(
+                    cid,
+                    action,
+                    "expired",
+                    "expired",
+                    "the command expired before it could be applied",
+                ),
+                role,
+                source,
+                args,
+            )
+        self._in_flight.add(cid)
+        try:
+            message = await spec.handler(args)
+            result = Result(cid, action, "done", "ok", message)
+        except CommandFailed as exc:
+            result = Result(cid, action, exc.status, exc.code, str(exc))
+        except Exception as exc:  # a handler bug must still give the caller an answer
+            log.exception("command_handler_error", action=action, command_id=cid)
+            result = Result(cid, action, "failed", "internal_error", str(exc))
+        finally:
+            self._in_flight.discard(cid)
+        return self._finish(result, role, source, args)
+
+    def _finish(
+        self, result: Result, role: str, source: str, args: dict[str, Any], record: bool = True
+    ) -> Result:
+        if record and result.id is not None:
+            self.storage.record_command(
+                result.id,
+                self._wall(),
+                result.action,
+                role,
+                source,
+                args,
+                result.status,
+                result.code,
+                result.message,
+            )
+        log.info(
+            "command",
+            command_id=result.id,
+            action=result.action,
+            role=role,
+            source=source,
+            status=result.status,
+            code=result.code,
+        )
+        for listener in self._audit:
+            listener(result, role, source, args)
+        return result
+
+    def meta(self) -> list[dict[str, object]]:
+        return [spec.meta() for spec in self.actions.values()]
+
+
+def _parse(payload: bytes | str) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD:
+        raise _Reject("too_large", f"payload over {MAX_PAYLOAD} bytes")
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Reject("bad_json", f"payload is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise _Reject("bad_json", "payload must be a JSON object")
+    unknown = set(body) - {"id", "args", "expires"}
+    if unknown:
+        raise _Reject("bad_request", f"unknown fields: {', '.join(sorted(unknown))}")
+    return body
+
+
+def _command_id(body: dict[str, Any]) -> str:
+    cid = body.get("id")
+    if not isinstance(cid, str) or not cid or len(cid) > MAX_ID_LEN:
+        raise _Reject("bad_id", f"id must be a string of 1-{MAX_ID_LEN} characters")
+    return cid
+
+
+def _expires(raw: object) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        raise _Reject("bad_expires", "expires must be an ISO 8601 time or epoch seconds")
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise _Reject("bad_expires", f"expires is not an ISO 8601 time: {raw}") from exc
+        if dt.tzinfo is None:
+            raise _Reject("bad_expires", "expires must carry a time zone (UTC: Z)")
+        return dt.timestamp()
+    raise _Reject("bad_expires", "expires must be an ISO 8601 time or epoch seconds")
+
+
+def _validate_args(spec: ActionSpec, raw: object) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise _Reject("bad_args", "args must be a JSON object")
+    unknown = set(raw) - set(spec.args)
+    if unknown:
+        raise _Reject("bad_args", f"unknown argument(s): {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    for name, arg in spec.args.items():
+        if name not in raw:
+            if arg.required:
+                raise _Reject("bad_args", f"missing argument {name!r}")
+            continue
+        out[name] = _check_arg(name, arg, raw[name])
+    return out
+
+
+def _check_arg(name: str, arg: ArgSpec, value: object) -> object:
+    if arg.type == "bool":
+        if not isinstance(value, bool):
+            raise _Reject("wrong_type", f"{name} must be true or false")
+        return value
+    if arg.type in ("string", "enum"):
+        if not isinstance(value, str):
+            raise _Reject("wrong_type", f"{name} must be a string")
+        if arg.type == "enum" and value not in arg.enum:
+            raise _Reject("out_of_range", f"{name} must be one of {', '.join(arg.enum)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Reject("wrong_type", f"{name} must be a number")
+    if arg.type == "integer" and not float(value).is_integer():
+        raise _Reject("wrong_type", f"{name} must be a whole number")
+    if not math.isfinite(value):
+        raise _Reject("out_of_range", f"{name} must be finite")
+    if (arg.min is not None and value < arg.min) or (arg.max is not None and value > arg.max):
+        raise _Reject("out_of_range", f"{name} must be within {arg.min}..{arg.max}")
+    return int(value) if arg.type == "integer" else float(value)
