@@ -1,0 +1,50 @@
+# Everything installs itself on a fresh Debian 12 machine (run as root, or with sudo).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_PACKAGES := mosquitto mosquitto-clients socat systemd python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all demo test lint unit hil bench system-deps clean
+
+all: test
+
+system-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null; \
+	fi
+
+$(STAMP): pyproject.toml constraints.txt | system-deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: system-deps $(STAMP)
+	./scripts/demo.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy drivers supervisor hil-tests/vansim tests hil-tests bench
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q tests
+
+hil: $(STAMP)
+	$(VENV)/bin/pytest -q hil-tests
+
+test: system-deps $(STAMP) lint
+	$(VENV)/bin/pytest -q
+
+bench: system-deps $(STAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache

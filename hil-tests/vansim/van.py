@@ -1,0 +1,223 @@
+"""The simulated van: plant model, Modbus devices on real transports and the GPIO link.
+
+Built from the same vehicle config file as the supervisor, it serves exactly the buses and
+devices the config declares. HIL tests run it in-process (in the pytest event loop) and use
+its inspection and fault-injection methods; ``mcw-sim`` runs it for the demo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from pathlib import Path
+from types import TracebackType
+
+from drivers.profile import load_profile
+from drivers.register_codec import Value
+from supervisor.config import RtuBus, SupervisorConfig, TcpBus
+from vansim.gpio_link import GpioLink
+from vansim.modbus_devices import ExceptionCode, ServedDevice
+from vansim.modbus_server import BusServer, start_rtu_server, start_tcp_server
+from vansim.plant import Plant
+from vansim.rtu_line import RtuLine
+
+log = logging.getLogger(__name__)
+
+
+class SimulatedVan:
+    """The whole simulated vehicle; ``async with SimulatedVan(config) as van: ...``."""
+
+    def __init__(
+        self,
+        config: SupervisorConfig,
+        *,
+        speed: float = 1.0,
+        tick_s: float = 0.1,
+        start_soc: float = 80.0,
+        shore: bool = False,
+        capacity_ah: float = 200.0,
+    ) -> None:
+        if speed <= 0 or tick_s <= 0:
+            raise ValueError("speed and tick_s must be positive")
+        self.config = config
+        self.speed = speed
+        self.tick_s = tick_s
+        self.plant = Plant.create(
+            capacity_ah=capacity_ah,
+            start_soc=start_soc,
+            shore=shore,
+            loads={c.name: c.nominal_current_a for c in config.power.circuit},
+        )
+        self.devices: dict[str, ServedDevice] = {}
+        for dev in config.device:
+            circuits = [c for c in config.power.circuit if c.device == dev.id]
+            served = ServedDevice(dev, load_profile(dev.profile), circuits)
+            served.on_write = self._on_write
+            self.devices[dev.id] = served
+        self.lines: dict[str, RtuLine] = {
+            bus.name: RtuLine(bus.port) for bus in config.bus if isinstance(bus, RtuBus)
+        }
+        self.gpio: GpioLink | None = None
+        if config.gpio.backend == "sim" and config.gpio.sim_socket is not None:
+            self.gpio = GpioLink(config.gpio.sim_socket, config.gpio.line)
+        self._servers: list[BusServer] = []
+        self._ticker: asyncio.Task[None] | None = None
+        self._rng = random.Random(0)  # garbage is reproducible from run to run
+        self._sync()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring up every bus and the GPIO socket; return when the supervisor can poll."""
+        try:
+            for bus in self.config.bus:
+                devices = [d for d in self.devices.values() if d.config.bus == bus.name]
+                if isinstance(bus, TcpBus):
+                    server = await start_tcp_server(bus.name, bus.host, bus.port, devices)
+                else:
+                    line = self.lines[bus.name]
+                    await line.start()
+                    server = await start_rtu_server(
+                        bus.name, str(line.sim_side), devices,
+                        baudrate=bus.baudrate, parity=bus.parity, stopbits=bus.stopbits,
+                    )
+                self._servers.append(server)
+            if self.gpio is not None:
+                await self.gpio.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._ticker = asyncio.create_task(self._run_plant(), name="vansim plant")
+
+    async def stop(self) -> None:
+        """Close every server and connection, stop socat, remove the socket. Idempotent."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        servers, self._servers = self._servers, []
+        for server in servers:
+            await server.stop()
+        for line in self.lines.values():
+            await line.stop()
+        if self.gpio is not None:
+            await self.gpio.stop()
+
+    async def __aenter__(self) -> SimulatedVan:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- time -------------------------------------------------------------------------------
+
+    def advance(self, sim_seconds: float) -> None:
+        """Run the plant ``sim_seconds`` of simulated time at once and update the registers."""
+        self._sync(sim_seconds)
+
+    async def _run_plant(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(self.tick_s)
+            now = loop.time()
+            try:
+                self._sync((now - last) * self.speed)
+            except Exception:  # a model bug must not stop the buses answering
+                log.exception("plant tick failed")
+            last = now
+
+    def _sync(self, dt_s: float = 0.0) -> None:
+        """Registers the client wrote -> plant; advance the plant; plant -> served registers."""
+        for dev in self.devices.values():
+            dev.apply(self.plant)
+        if dt_s > 0:
+            self.plant.step(dt_s)
+        else:
+            self.plant.settle()
+        for dev in self.devices.values():
+            dev.refresh(self.plant)
+
+    def _on_write(self, _device: ServedDevice) -> None:
+        # A relay switched or a setting changed: the loads follow at once, not a tick later.
+        self._sync()
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def relay(self, device_id: str, register: str) -> bool:
+        """State of a coil as the client left it."""
+        return bool(self._device(device_id).value(register))
+
+    def served_value(self, device_id: str, register: str) -> float | int | bool | str | None:
+        """Decoded value the device serves now in ``register``."""
+        return self._device(device_id).value(register)
+
+    def override(self, device_id: str, register: str, value: Value | None) -> None:
+        """Pin a served register to ``value`` whatever the plant does; None releases it."""
+        self._device(device_id).override(register, value)
+
+    def rtu_sim_side(self, bus: str) -> Path:
+        """The simulator's end of the pty pair of RTU bus ``bus``."""
+        return self._line(bus).sim_side
+
+    # -- GPIO -------------------------------------------------------------------------------
+
+    def set_input(self, line: str, active: bool) -> None:
+        """Drive GPIO input ``line`` to the logical state ``active``."""
+        self._gpio().set_input(line, active)
+
+    def output_active(self, line: str) -> bool | None:
+        """Logical state of GPIO output ``line`` as last reported by the supervisor."""
+        return self._gpio().output_active(line)
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def set_silent(self, device_id: str, silent: bool) -> None:
+        """Make the device stop answering entirely (or answer again)."""
+        self._device(device_id).silent = silent
+
+    def set_exception(self, device_id: str, code: int | None) -> None:
+        """Answer every request to the device with Modbus exception ``code`` (None: stop)."""
+        self._device(device_id).exception = None if code is None else ExceptionCode(code)
+
+    async def inject_garbage(self, bus: str, nbytes: int = 64) -> None:
+        """Write ``nbytes`` random bytes on RTU line ``bus`` towards the supervisor."""
+        self._line(bus).inject(self._rng.randbytes(nbytes))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _device(self, device_id: str) -> ServedDevice:
+        try:
+            return self.devices[device_id]
+        except KeyError:
+            raise KeyError(f"no device {device_id!r} in the vehicle config") from None
+
+    def _line(self, bus: str) -> RtuLine:
+        try:
+            return self.lines[bus]
+        except KeyError:
+            raise KeyError(f"no RTU bus {bus!r} in the vehicle config") from None
+
+    def _gpio(self) -> GpioLink:
+        if self.gpio is None:
+            raise RuntimeError("the config's GPIO backend is not 'sim': no GPIO link")
+        return self.gpio
+
+    def describe(self) -> str:
+        """One line saying what is served where."""
+        text = f"serving {len(self.devices)} devices on {len(self.config.bus)} buses"
+        for bus in self.config.bus:
+            where = f"{bus.host}:{bus.port}" if isinstance(bus, TcpBus) else bus.port
+            text += f"; {bus.name} {where}"
+        if self.gpio is not None:
+            text += f"; GPIO socket {self.gpio.socket_path}"
+        return text

@@ -1,0 +1,109 @@
+"""``mcwctl``: the technician's command line.
+
+``mcwctl check-config FILE`` validates a vehicle config (exit 0 OK, 2 with file, key and
+reason). ``mcwctl status`` reads the retained state from the broker and shows, in one screen,
+whether the supervisor runs, which device is failing and why, the active alarms and the points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from supervisor.config import ConfigError, load_config
+
+QUIET_S = 0.5  # retained messages arrive in one burst; this much silence ends it
+MAX_WAIT_S = 5.0
+
+
+async def collect_retained(host: str, port: int, prefix: str) -> dict[str, Any]:
+    """All retained topics under ``prefix`` (suffix -> decoded JSON, or None when empty)."""
+    out: dict[str, Any] = {}
+    loop = asyncio.get_running_loop()
+    async with aiomqtt.Client(host, port, timeout=MAX_WAIT_S) as client:
+        await client.subscribe(f"{prefix}/#", qos=1)
+        deadline = loop.time() + MAX_WAIT_S
+        while loop.time() < deadline:
+            try:
+                msg = await asyncio.wait_for(anext(client.messages), QUIET_S)
+            except TimeoutError:
+                break
+            if not msg.retain:
+                continue
+            raw = msg.payload if isinstance(msg.payload, bytes | str) else b""
+            suffix = msg.topic.value.removeprefix(prefix + "/")
+            out[suffix] = json.loads(raw) if raw else None
+    return out
+
+
+def format_status(retained: dict[str, Any]) -> str:
+    """The one-screen technician view of the retained state."""
+    lines: list[str] = []
+    status = retained.get("status")
+    if status is None:
+        return "supervisor: no status on the broker (never started, or another vehicle id?)"
+    lines.append(f"supervisor: {status.get('state')}  session {status.get('session')}  "
+                 f"version {status.get('version')}  since {status.get('ts')}")
+    lines.append("devices:")
+    for key in sorted(k for k in retained if k.startswith("device/")):
+        dev = retained[key] or {}
+        errors = ", ".join(f"{k} {v}" for k, v in (dev.get("errors") or {}).items() if v)
+        lines.append(f"  {key.split('/')[1]:<16} {dev.get('state', '?'):<9} "
+                     f"latency {dev.get('latency_ms')} ms  last ok {dev.get('last_ok')}"
+                     + (f"  errors: {errors}" if errors else "")
+                     + (f"  last error: {dev.get('last_error')}"
+                        if dev.get("state") != "online" and dev.get("last_error") else ""))
+    alarms = {k: v for k, v in retained.items() if k.startswith("alarm/") and v}
+    lines.append(f"alarms: {len(alarms) or 'none'}")
+    for key, alarm in sorted(alarms.items()):
+        lines.append(f"  {alarm.get('severity'):<8} {key.removeprefix('alarm/'):<24} "
+                     f"{'ACTIVE' if alarm.get('active') else 'cleared'}"
+                     f"{'' if alarm.get('acked') else ' (not acknowledged)'}  {alarm.get('text')}")
+    lines.append("points:")
+    for key in sorted(k for k in retained if k.startswith("state/")):
+        st = retained[key] or {}
+        flag = "" if st.get("q") == "good" else f"  [{st.get('q')}]"
+        lines.append(f"  {key.removeprefix('state/'):<40} {st.get('v')!s:>12}{flag}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mcwctl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check-config", help="validate a vehicle config file")
+    check.add_argument("file", type=Path)
+    status = sub.add_parser("status", help="show supervisor, device and alarm status")
+    status.add_argument("--config", "-c", type=Path, default=Path("/etc/mcw/vehicle.toml"))
+    status.add_argument("--host", help="broker host (default: from the config)")
+    status.add_argument("--port", type=int, help="broker port (default: from the config)")
+    status.add_argument("--json", action="store_true", help="print the raw retained state")
+    args = parser.parse_args(argv)
+
+    try:
+        cfg = load_config(args.file if args.command == "check-config" else args.config)
+    except ConfigError as exc:
+        print(f"mcwctl: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(f"{args.file}: OK ({len(cfg.bus)} buses, {len(cfg.device)} devices, "
+              f"{len(cfg.gpio.line)} GPIO lines, {len(cfg.power.circuit)} circuits)")
+        return 0
+    host, port = args.host or cfg.mqtt.host, args.port or cfg.mqtt.port
+    try:
+        retained = asyncio.run(collect_retained(host, port, f"mcw/v1/{cfg.vehicle.id}"))
+    except aiomqtt.MqttError as exc:
+        print(f"mcwctl: cannot reach the broker at {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(retained, indent=2) if args.json else format_status(retained))
+    status_state = (retained.get("status") or {}).get("state")
+    return 0 if status_state == "ready" else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

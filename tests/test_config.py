@@ -1,0 +1,68 @@
+"""Config validation: a bad config names file, key and rule; the shipped ones are valid."""
+
+from pathlib import Path
+
+import pytest
+
+from supervisor.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = (ROOT / "config" / "demo.toml").read_text()
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "example-van.toml"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    cfg = load_config(ROOT / "config" / name)
+    assert cfg.device
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "van.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "rule"),
+    [
+        (('unit = 2\nlabel = "Load relay board"', 'unit = 1\nlabel = "Load relay board"'),
+         "device[4].unit", "unit id 1 is used twice on bus 'rs485'"),
+        (("pin = 22", "pin = 17"), "gpio.line[1].pin", "GPIO pin 17 is used twice"),
+        (('profile = "xy_md02"', 'profile = "xy_md99"'), "device[3].profile",
+         "unknown profile 'xy_md99'"),
+        (("baudrate = 9600", "baudrate = 9601"), "bus[1].baudrate", "Input should be"),
+        (("timeout_s = 0.3", "timeout_s = 0.3\nspeed = 2"), "bus[1].speed", "unknown key"),
+        (('bus = "rs485"\nunit = 1', 'bus = "rs232"\nunit = 1'), "device[3].bus",
+         "no bus named 'rs232'"),
+        (('output = "relay_1"', 'output = "relay_9"'), "power.circuit[0].output",
+         "has no register 'relay_9'"),
+        (('battery_monitor = "battery"', 'battery_monitor = "room_climate"'),
+         "power.battery_monitor", "lacks current, soc, voltage"),
+        (('id = "demo"', 'id = "Demo Van"'), "vehicle.id", "String should match pattern"),
+    ],
+)
+def test_bad_config_names_file_key_and_rule(
+    tmp_path: Path, change: tuple[str, str], key: str, rule: str
+) -> None:
+    old, new = change
+    assert old in DEMO
+    path = write(tmp_path, DEMO.replace(old, new, 1))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.file == str(path)
+    assert err.value.key == key
+    assert rule in err.value.rule
+    assert str(err.value).startswith(f"{path}: {key}: ")
+
+
+def test_not_toml_and_missing_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[vehicle\nid = 1"))
+    monkeypatch.delenv("MCW_NOPE", raising=False)
+    with pytest.raises(ConfigError, match="MCW_NOPE is not set"):
+        load_config(write(tmp_path, '[vehicle]\nid = "${MCW_NOPE}"'))
+
+
+def test_environment_overrides_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCW_MQTT_PORT", "18830")
+    assert load_config(ROOT / "config" / "demo.toml").mqtt.port == 18830
