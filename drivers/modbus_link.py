@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -106,7 +107,7 @@ class ModbusLink:
             "coil": self._client.read_coils,
             "discrete": self._client.read_discrete_inputs,
         }
-        response = await self._execute(calls[table](address, count=count, device_id=unit))
+        response = await self._execute(lambda: calls[table](address, count=count, device_id=unit))
         if table in ("coil", "discrete"):
             return [int(bool(b)) for b in response.bits[:count]]
         regs = list(response.registers)
@@ -116,25 +117,24 @@ class ModbusLink:
 
     async def write(self, table: Table, address: int, values: list[int], unit: int) -> None:
         """Write registers (FC06/FC16) or coils (FC05/FC15)."""
-        if table == "coil":
-            if len(values) == 1:
-                call = self._client.write_coil(address, bool(values[0]), device_id=unit)
-            else:
-                call = self._client.write_coils(address, [bool(v) for v in values], device_id=unit)
+        c = self._client
+        if table == "coil" and len(values) == 1:
+            await self._execute(lambda: c.write_coil(address, bool(values[0]), device_id=unit))
+        elif table == "coil":
+            bits = [bool(v) for v in values]
+            await self._execute(lambda: c.write_coils(address, bits, device_id=unit))
+        elif table == "holding" and len(values) == 1:
+            await self._execute(lambda: c.write_register(address, values[0], device_id=unit))
         elif table == "holding":
-            if len(values) == 1:
-                call = self._client.write_register(address, values[0], device_id=unit)
-            else:
-                call = self._client.write_registers(address, values, device_id=unit)
+            await self._execute(lambda: c.write_registers(address, values, device_id=unit))
         else:
             raise ModbusError("exception", f"table {table} is read-only", 1)
-        await self._execute(call)
 
-    async def _execute(self, call: Any) -> Any:
+    async def _execute(self, call: Callable[[], Awaitable[Any]]) -> Any:
         if not self.connected:
             await self.connect()
         try:
-            response = await call
+            response = await call()
         except ModbusException as exc:
             _reraise_cancel()
             # Bytes arrived but no valid frame: CRC or framing damage rather than silence.

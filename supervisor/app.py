@@ -402,8 +402,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: OK")
         return 0
     setup_logging(cfg.log.level)
-    asyncio.run(Supervisor(cfg).run())
+    asyncio.run(_serve(cfg))
     return 0
+
+
+async def _serve(cfg: SupervisorConfig) -> None:
+    # built inside the loop: the Modbus clients bind to the running loop
+    await Supervisor(cfg).run()
 
 
 if __name__ == "__main__":

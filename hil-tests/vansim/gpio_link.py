@@ -146,7 +146,6 @@ def _encode(pin: int, level: bool) -> bytes:
 def _send(writer: asyncio.StreamWriter, message: bytes) -> None:
     if writer.is_closing():
         return
-    try:
+    # a dead connection is noticed and dropped by its handler
+    with contextlib.suppress(ConnectionError, RuntimeError):
         writer.write(message)
-    except (ConnectionError, RuntimeError):
-        pass  # the handler notices the dead connection and drops it

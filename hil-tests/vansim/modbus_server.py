@@ -127,7 +127,7 @@ class BusServer:
 
     async def stop(self) -> None:
         """Close the listener and every connection."""
-        await self._server.shutdown()
+        await self._server.shutdown()  # type: ignore[no-untyped-call]
 
 
 def _units_by_id(devices: Sequence[ServedDevice]) -> dict[int, ServedDevice]:
@@ -140,7 +140,7 @@ async def start_tcp_server(
     """Serve ``devices`` as Modbus TCP on ``host:port``; return once listening."""
     store = _UnitsDatastore(_units_by_id(devices), unknown_unit="gateway")
     server = ModbusTcpServer(store, address=(host, port), ignore_missing_devices=True)
-    await server.serve_forever(background=True)
+    await _listen(server, f"bus {name}: cannot listen on {host}:{port}")
     return BusServer(name, server)
 
 
@@ -163,6 +163,14 @@ async def start_rtu_server(
         stopbits=stopbits,
         ignore_missing_devices=True,
     )
-    await server.serve_forever(background=True)
+    await _listen(server, f"bus {name}: cannot open {port}")
     return BusServer(name, server)
+
+
+async def _listen(server: ModbusBaseServer, failure: str) -> None:
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError as exc:  # pymodbus reports a failed bind/open only this way
+        await server.shutdown()  # type: ignore[no-untyped-call]
+        raise OSError(failure) from exc
 

@@ -96,7 +96,7 @@ class RtuLine:
         while not (self.supervisor_side.exists() and self.sim_side.exists()):
             if self._proc.returncode is not None:
                 await self.stop()
-                raise RuntimeError(f"socat exited at start: {' | '.join(self._stderr)}")
+                raise OSError(f"socat exited at start: {' | '.join(self._stderr)}")
             if loop.time() > deadline:
                 await self.stop()
                 raise TimeoutError(f"socat did not create {self.supervisor_side} in {timeout_s} s")
