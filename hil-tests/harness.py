@@ -35,6 +35,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion without blocking the event loop (the simulator lives there)."""
+    return await asyncio.to_thread(subprocess.run, cmd, env=dict(os.environ),
+                                   capture_output=True, text=True, timeout=timeout)
+
+
 async def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE_S,
                      what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
@@ -70,7 +76,16 @@ class Broker:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start and wait until it listens (in a thread: the simulator keeps serving)."""
+        await asyncio.to_thread(self._start)
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await asyncio.to_thread(stop_process, self.proc)
+            self.proc = None
+
+    def _start(self) -> None:
         conf = self.workdir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence false"]
         if os.geteuid() == 0:
@@ -85,12 +100,7 @@ class Broker:
                     return
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"mosquitto did not start on {self.port}")
-            time.sleep(0.05)  # waiting for the listening socket, bounded
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
+            time.sleep(0.05)  # waiting for the listening socket, bounded (own thread)
 
 
 def van_env(run_dir: Path, broker_port: int, gx_port: int) -> dict[str, str]:
@@ -115,9 +125,10 @@ class SupervisorProcess:
             env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
         )
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the supervisor and wait for its exit without blocking the simulator."""
         assert self.proc is not None
-        return stop_process(self.proc, sig)
+        return await asyncio.to_thread(stop_process, self.proc, sig)
 
     def log_lines(self) -> list[dict[str, Any]]:
         out = []
@@ -151,7 +162,10 @@ class Monitor:
                     async for msg in client.messages:
                         raw = msg.payload if isinstance(msg.payload, bytes | str) else b""
                         topic = msg.topic.value.removeprefix(self.prefix + "/")
-                        value = json.loads(raw) if raw else None
+                        try:
+                            value = json.loads(raw) if raw else None
+                        except ValueError:  # e.g. a malformed command a test sent
+                            value = raw
                         self.latest[topic] = value
                         self.messages.append((topic, value, bool(msg.retain)))
             except aiomqtt.MqttError:

@@ -141,8 +141,7 @@ class Supervisor:
         return self.power.safe_outputs()
 
     async def apply_safe_states(self, why: str) -> None:
-        """Drive every bus output to its declared safe state (GPIO outputs are set at once)."""
-        self.gpio.apply_safe_states()
+        """Drive every bus output to its declared safe state and confirm it by read-back."""
         outputs = self.safe_outputs()
         results = await asyncio.gather(
             *(self.write(dev, reg, value) for dev, reg, value in outputs),
@@ -360,6 +359,7 @@ class Supervisor:
                 await stop.wait()
                 notify("STOPPING=1")
                 log.info("supervisor_stopping")
+                self.gpio.apply_safe_states()
                 await asyncio.wait_for(self.apply_safe_states("shutdown"), SAFE_STATE_TIMEOUT_S)
                 self.mqtt.retain("status", self._status_payload("offline"))
                 await self.mqtt.flush(2.0)

@@ -283,6 +283,8 @@ def test_unit_device_access(unit: UnitFile) -> None:
     # PrivateDevices= would hide /dev/tty* and /dev/gpiochip*; PrivateUsers= unmaps the groups.
     assert values(unit, "Service", "PrivateDevices") == []
     assert values(unit, "Service", "PrivateUsers") == []
+    # ProcSubset=pid hides /proc/cpuinfo and /proc/device-tree, where gpiozero finds the board.
+    assert values(unit, "Service", "ProcSubset") in ([], ["all"])
     allowed = {}
     for entry in values(unit, "Service", "DeviceAllow"):
         device, _, access = entry.partition(" ")
@@ -310,6 +312,10 @@ def test_unit_network_and_syscalls(unit: UnitFile) -> None:
 # --- sysusers and tmpfiles ----------------------------------------------------------------------
 
 
+# Both tools chown the files they write (even under --root), which only root may do.
+NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="systemd-sysusers/tmpfiles chown: root")
+
+
 def fake_root(tmp_path: Path) -> Path:
     """A minimal root directory with the account databases systemd-sysusers edits."""
     root = tmp_path / "root"
@@ -328,6 +334,7 @@ def read_db(path: Path) -> dict[str, list[str]]:
     return {row[0]: row for row in rows}
 
 
+@NEEDS_ROOT
 def test_sysusers_creates_user_and_memberships(tmp_path: Path) -> None:
     """systemd-sysusers creates mcw and makes it a member of dialout and gpio."""
     require("systemd-sysusers")
@@ -344,7 +351,7 @@ def test_sysusers_creates_user_and_memberships(tmp_path: Path) -> None:
         assert "mcw" in group[name][3].split(","), f"mcw is not in group {name}"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown to group mcw needs root")
+@NEEDS_ROOT
 def test_tmpfiles_makes_config_dir_readable_by_mcw(tmp_path: Path) -> None:
     """systemd-tmpfiles creates /etc/mcw as root:mcw 0750 (matching ConfigurationDirectoryMode)."""
     require("systemd-sysusers")

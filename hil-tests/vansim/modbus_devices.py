@@ -88,13 +88,15 @@ class ServedDevice:
         self._spans: dict[Table, tuple[int, int]] = {}
         self._writable: dict[Table, set[int]] = {t: set() for t in TABLES}
         self._overrides: dict[str, Value] = {}
+        self._registers: dict[str, Register] = {reg.name: reg for reg in profile.registers}
         for reg in profile.registers:
             lo, hi = self._spans.get(reg.table, (reg.address, reg.end))
             self._spans[reg.table] = (min(lo, reg.address), max(hi, reg.end))
             if reg.writable:
                 self._writable[reg.table].update(range(reg.address, reg.end))
         for name, value in self.model.defaults.items():
-            self.set_value(name, value)
+            if self.has(name):
+                self.set_value(name, value)
 
     @property
     def id(self) -> str:
@@ -108,16 +110,27 @@ class ServedDevice:
 
     # -- values, in engineering units ------------------------------------------------------
 
+    def has(self, name: str) -> bool:
+        """Whether the profile has a register called ``name``."""
+        return name in self._registers
+
+    def register(self, name: str) -> Register:
+        """The profile's register ``name``; KeyError if there is none."""
+        try:
+            return self._registers[name]
+        except KeyError:
+            raise KeyError(f"profile {self.profile.name} has no register {name!r}") from None
+
     def value(self, name: str) -> Value | None:
         """Decoded value now served for register ``name`` (None for the invalid sentinel)."""
-        reg = self.profile.get(name)
+        reg = self.register(name)
         table = self._words[reg.table]
         words = [table.get(a, 0) for a in range(reg.address, reg.end)]
         return decode(words, reg.type, reg.scale, self.profile.device.word_order, reg.invalid)
 
     def set_value(self, name: str, value: Value) -> None:
         """Serve ``value`` in register ``name``; numbers out of the type's range are clamped."""
-        reg = self.profile.get(name)
+        reg = self.register(name)
         words = _encode_clamped(value, reg, self.profile)
         table = self._words[reg.table]
         for offset, word in enumerate(words):
@@ -125,7 +138,7 @@ class ServedDevice:
 
     def override(self, name: str, value: Value | None) -> None:
         """Pin register ``name`` to ``value`` whatever the plant does; None releases it."""
-        self.profile.get(name)  # KeyError for a name the profile lacks
+        self.register(name)  # KeyError for a name the profile lacks
         if value is None:
             self._overrides.pop(name, None)
             return
@@ -135,9 +148,10 @@ class ServedDevice:
     def refresh(self, plant: Plant) -> None:
         """Copy the plant's present state into the read-only registers."""
         for name, value in self.model.produce(plant, self).items():
-            if name in self._overrides:
-                continue
-            if self.profile.get(name).writable:
+            reg = self._registers.get(name)
+            if reg is None or name in self._overrides:
+                continue  # a model may know registers this profile version lacks
+            if reg.writable:
                 continue  # the client owns what it wrote; defaults were set at start
             self.set_value(name, value)
 
@@ -268,8 +282,8 @@ def _gx_vebus(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
 
 
 def _gx_vebus_apply(p: Plant, dev: ServedDevice) -> None:
-    mode = dev.value("mode")
-    limit = dev.value("ac_in_current_limit")
+    mode = dev.value("mode") if dev.has("mode") else None
+    limit = dev.value("ac_in_current_limit") if dev.has("ac_in_current_limit") else None
     if isinstance(mode, int):
         p.inverter.mode = mode
     if isinstance(limit, int | float):
@@ -285,7 +299,7 @@ def _relay_board(_p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
 
 
 def _relay_board_apply(p: Plant, dev: ServedDevice) -> None:
-    for circuit in dev.circuits:
+    for circuit in dev.circuits:  # the config checked that every output exists
         p.switches[circuit.name] = bool(dev.value(circuit.output))
 
 

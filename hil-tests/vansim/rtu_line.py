@@ -69,6 +69,11 @@ class RtuLine:
         self._started = False  # only a line we started may remove the link paths
 
     @property
+    def pid(self) -> int | None:
+        """Process id of socat while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         """Whether socat is alive."""
         return self._proc is not None and self._proc.returncode is None
@@ -95,6 +100,8 @@ class RtuLine:
         deadline = loop.time() + timeout_s
         while not (self.supervisor_side.exists() and self.sim_side.exists()):
             if self._proc.returncode is not None:
+                with contextlib.suppress(TimeoutError):  # let it finish saying why
+                    await asyncio.wait_for(asyncio.shield(self._stderr_task), timeout=1.0)
                 await self.stop()
                 raise OSError(f"socat exited at start: {' | '.join(self._stderr)}")
             if loop.time() > deadline:

@@ -1,0 +1,187 @@
+"""The real supervisor process against the simulated van, seen from a remote MQTT monitor."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import Van
+from harness import BIN, DEMO_CONFIG, run, wait_until
+
+
+async def test_ready_and_battery_points_match_the_plant(van: Van) -> None:
+    mon, plant = van.monitor, van.sim.plant
+    status = mon.latest["status"]
+    assert status["state"] == "ready"
+    assert status["session"] >= 1
+    assert mon.latest["meta"]["vehicle"] == "demo"
+    await wait_until(lambda: mon.value("power/battery/soc") is not None, what="SOC")
+    assert mon.value("power/battery/soc") == pytest.approx(plant.battery.soc, abs=0.5)
+    assert mon.value("power/battery/voltage") == pytest.approx(plant.battery.voltage, abs=0.05)
+    assert mon.quality("power/battery/voltage") == "good"
+    assert mon.value("power/ac/source") == "none"
+    for device in ("gx_system", "battery", "multiplus", "room_climate", "relays"):
+        assert mon.latest[f"device/{device}/status"]["state"] == "online"
+
+    plant.shore_connected = True  # the crew plugs in shore power
+    await wait_until(lambda: mon.value("power/ac/source") == "shore", what="shore seen")
+    await wait_until(lambda: (mon.value("power/battery/current") or 0) > 0, what="charging")
+
+
+async def test_circuit_command_is_done_and_confirmed(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    await wait_until(lambda: mon.value("power/battery/current") is not None, what="current")
+    before = sim.plant.battery.current
+    result = await mon.command("power/circuit", {
+        "id": "hil-1", "args": {"circuit": "exterior_lights", "on": True}})
+    assert result == {"id": "hil-1", "status": "done", "code": "ok",
+                      "message": "exterior_lights on"}
+    assert sim.relay("relays", "relay_1") is True
+    await wait_until(lambda: mon.value("power/circuit/exterior_lights") is True,
+                     what="circuit state on")
+    # the lights draw their 6 A from the battery
+    assert sim.plant.battery.current == pytest.approx(before - 6.0, abs=0.5)
+    event = next(v for t, v, _ in mon.messages if t == "event" and v.get("id") == "hil-1")
+    assert event["kind"] == "command" and event["status"] == "done"
+
+
+async def test_bad_commands_are_rejected_and_nothing_switches(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    relays_before = [sim.relay("relays", f"relay_{i}") for i in range(1, 9)]
+    bad = [
+        ("power/circuit", b"{broken", None, "bad_json"),
+        ("power/circuit", {"id": "b1", "args": {"circuit": "exterior_lights", "on": "yes"}},
+         "b1", "wrong_type"),
+        ("power/circuit", {"id": "b2", "args": {"circuit": "reactor", "on": True}},
+         "b2", "out_of_range"),
+        ("power/teleport", {"id": "b3", "args": {}}, "b3", "unknown_action"),
+        ("power/circuit", {"id": "b4", "args": {"circuit": "fridge", "on": True},
+                           "expires": "2020-01-01T00:00:00Z"}, "b4", "expired"),
+    ]
+    for action, body, cid, code in bad:
+        result = await mon.command(action, body)
+        assert result["id"] == cid
+        assert result["code"] == code
+        assert result["status"] == ("expired" if code == "expired" else "rejected")
+    first = await mon.command("power/circuit", {"id": "d1", "args": {"circuit": "fridge",
+                                                                    "on": False}})
+    again = await mon.command("power/circuit", {"id": "d1", "args": {"circuit": "fridge",
+                                                                    "on": True}})
+    assert (first["status"], again["status"]) == ("done", "duplicate")
+    assert [sim.relay("relays", f"relay_{i}") for i in range(1, 9)] == relays_before
+
+
+async def test_silent_rtu_device_goes_offline_while_the_rest_keeps_updating(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    await wait_until(lambda: mon.quality("climate/room/temperature") == "good", what="temp")
+    sim.set_silent("room_climate", True)
+    await wait_until(lambda: mon.latest["device/room_climate/status"]["state"] == "offline",
+                     what="sensor offline")
+    await wait_until(lambda: mon.quality("climate/room/temperature") == "stale", what="stale")
+    assert mon.latest["status"]["state"] == "degraded"
+    assert mon.latest["device/room_climate/status"]["errors"]["timeout"] >= 3
+    # the relay board on the same bus and the GX keep working
+    seen = len(mon.messages)
+    result = await mon.command("power/circuit", {"id": "s1", "args": {
+        "circuit": "interior_lights", "on": True}})
+    assert result["status"] == "done"
+    await wait_until(lambda: any(t.startswith("state/power/battery/") for t, _, _ in
+                                 mon.messages[seen:]), what="battery still updating")
+    assert mon.latest["device/relays/status"]["state"] == "online"
+
+    sim.set_silent("room_climate", False)  # the cable is plugged back
+    await wait_until(lambda: mon.quality("climate/room/temperature") == "good", timeout=60,
+                     what="sensor back")
+    await wait_until(lambda: mon.latest["status"]["state"] == "ready", what="ready again")
+
+
+async def test_garbage_on_the_rtu_line_is_survived(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    for _ in range(5):
+        await sim.inject_garbage("rs485", 200)
+    result = await mon.command("power/circuit", {"id": "g1", "args": {
+        "circuit": "fridge", "on": True}})
+    if result["status"] != "done":  # a write may hit the garbage: the crew retries once
+        result = await mon.command("power/circuit", {"id": "g2", "args": {
+            "circuit": "fridge", "on": True}})
+    assert result["status"] == "done"
+    assert sim.relay("relays", "relay_4") is True
+    await wait_until(lambda: mon.latest["device/relays/status"]["state"] == "online",
+                     what="relay board online")
+    await wait_until(lambda: mon.latest["device/room_climate/status"]["state"] == "online",
+                     what="sensor online")
+    assert van.supervisor.proc is not None and van.supervisor.proc.poll() is None
+
+
+async def test_broker_restart_republishes_everything(van: Van) -> None:
+    mon = van.monitor
+    await wait_until(lambda: mon.value("climate/room/humidity") is not None, what="humidity")
+    session = mon.latest["status"]["session"]
+    await van.broker.stop()  # no persistence: every retained message is gone
+    mon.latest.clear()
+    van.sim.plant.shore_connected = True  # changes while the broker is down
+    await van.broker.start()
+    await wait_until(lambda: (mon.latest.get("status") or {}).get("session") == session + 1,
+                     timeout=60, what="new session")
+    assert mon.latest["status"]["state"] == "ready"
+    await wait_until(lambda: mon.value("power/ac/source") == "shore", what="shore state")
+    for topic in ("meta", "state/power/battery/soc", "state/climate/room/humidity",
+                  "state/power/circuit/comms", "device/relays/status"):
+        assert mon.latest.get(topic) is not None, topic
+
+
+async def test_sigterm_leaves_every_output_in_its_safe_state(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    for circuit, on in (("exterior_lights", True), ("comms", False)):
+        result = await mon.command("power/circuit", {"id": f"t-{circuit}", "args": {
+            "circuit": circuit, "on": on}})
+        assert result["status"] == "done"
+    await wait_until(lambda: sim.output_active("status_lamp") is True, what="lamp on")
+    assert await van.supervisor.stop(signal.SIGTERM) == 0
+    # declared safe states: lights off, comms ON (HQ must reach the van), lamp dark
+    assert sim.relay("relays", "relay_1") is False
+    assert sim.relay("relays", "relay_3") is True
+    assert sim.output_active("status_lamp") is False
+    await wait_until(lambda: mon.latest["status"]["state"] == "offline", what="offline")
+    events = [line.get("event") for line in van.supervisor.log_lines()]
+    assert "safe_states_applied" in events and "supervisor_stopped" in events
+
+
+async def test_killed_supervisor_is_reported_lost_by_the_broker(van: Van) -> None:
+    assert await van.supervisor.stop(signal.SIGKILL) == -signal.SIGKILL
+    await wait_until(lambda: van.monitor.latest["status"]["state"] == "lost", timeout=90,
+                     what="last will")
+
+
+async def test_bad_config_refuses_to_start_and_touches_nothing(
+    van: Van, tmp_path: Path
+) -> None:
+    sim = van.sim
+    result = await van.monitor.command("power/circuit", {"id": "c1", "args": {
+        "circuit": "exterior_lights", "on": True}})
+    assert result["status"] == "done"
+    assert await van.supervisor.stop() == 0
+    sim.override("relays", "relay_1", True)  # someone left the lights on by hand
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEMO_CONFIG.read_text().replace("unit = 2", "unit = 1"))
+    proc = await run([str(BIN / "mcw-supervisor"), "--config", str(bad)])
+    assert proc.returncode == 2
+    assert f"{bad}: device[4].unit: unit id 1 is used twice on bus 'rs485'" in proc.stderr
+    assert sim.relay("relays", "relay_1") is True  # untouched
+
+
+async def test_mcwctl_status_shows_devices_and_failures(van: Van) -> None:
+    van.sim.set_silent("room_climate", True)
+    await wait_until(lambda: van.monitor.latest["device/room_climate/status"]["state"]
+                     == "offline", what="offline")
+    proc = await run([str(BIN / "mcwctl"), "status", "--config", str(DEMO_CONFIG)])
+    assert proc.returncode == 3, proc.stderr  # not ready
+    out = proc.stdout
+    assert "supervisor: degraded" in out
+    line = next(ln for ln in out.splitlines() if "room_climate" in ln)
+    assert "offline" in line and "timeout" in line
+    assert "power/battery/soc" in out
+    raw = await run([str(BIN / "mcwctl"), "status", "--json", "--config", str(DEMO_CONFIG)])
+    assert json.loads(raw.stdout)["status"]["state"] == "degraded"
