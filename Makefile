@@ -32,7 +32,7 @@ demo: system-deps $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy drivers supervisor hil-tests/vansim tests hil-tests bench
+	$(VENV)/bin/mypy drivers supervisor tests hil-tests bench
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests

@@ -18,9 +18,9 @@ from harness import (
     van_env,
     wait_until,
 )
+from vansim.van import SimulatedVan
 
 from supervisor.config import load_config
-from vansim.van import SimulatedVan
 
 
 @dataclass

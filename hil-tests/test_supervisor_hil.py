@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Van
@@ -50,7 +51,7 @@ async def test_circuit_command_is_done_and_confirmed(van: Van) -> None:
 async def test_bad_commands_are_rejected_and_nothing_switches(van: Van) -> None:
     mon, sim = van.monitor, van.sim
     relays_before = [sim.relay("relays", f"relay_{i}") for i in range(1, 9)]
-    bad = [
+    bad: list[tuple[str, dict[str, Any] | bytes, str | None, str]] = [
         ("power/circuit", b"{broken", None, "bad_json"),
         ("power/circuit", {"id": "b1", "args": {"circuit": "exterior_lights", "on": "yes"}},
          "b1", "wrong_type"),

@@ -5,7 +5,7 @@ from drivers.profile import Register, load_profile
 
 
 def reg(name: str, address: int, type_: str = "u16", table: str = "holding") -> Register:
-    return Register(name=name, address=address, table=table, type=type_)  # type: ignore[arg-type]
+    return Register(name=name, address=address, table=table, type=type_)
 
 
 def test_adjacent_registers_merge_into_one_request() -> None:
