@@ -125,9 +125,10 @@ class SupervisorProcess:
             env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
         )
 
-    async def stop(self, sig: int = signal.SIGTERM) -> int:
+    async def stop(self, sig: int = signal.SIGTERM) -> int | None:
         """Signal the supervisor and wait for its exit without blocking the simulator."""
-        assert self.proc is not None
+        if self.proc is None:
+            return None
         return await asyncio.to_thread(stop_process, self.proc, sig)
 
     def log_lines(self) -> list[dict[str, Any]]:
@@ -175,7 +176,7 @@ class Monitor:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with suppress(asyncio.CancelledError):
+            with suppress(asyncio.CancelledError, Exception):
                 await self._task
 
     def value(self, point: str) -> Any:

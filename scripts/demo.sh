@@ -42,15 +42,17 @@ allow_anonymous true
 persistence false
 CONF
 if [ "$(id -u)" = 0 ]; then echo "user root" >> "$MCW_RUN_DIR/mosquitto.conf"; fi
-mosquitto -c "$MCW_RUN_DIR/mosquitto.conf" >"$MCW_RUN_DIR/mosquitto.log" 2>&1 &
+# Each child runs in its own session (setsid): Ctrl-C reaches only this script, whose trap
+# stops them in order - the supervisor first (safe states, "offline"), the broker last.
+setsid mosquitto -c "$MCW_RUN_DIR/mosquitto.conf" >"$MCW_RUN_DIR/mosquitto.log" 2>&1 &
 pids+=($!)
 wait_for "mosquitto on port $MCW_MQTT_PORT" bash -c "exec 3<>/dev/tcp/127.0.0.1/$MCW_MQTT_PORT"
 
-"$BIN/mcw-sim" --config "$CONFIG" >"$MCW_RUN_DIR/sim.log" 2>&1 &
+setsid "$BIN/mcw-sim" --config "$CONFIG" >"$MCW_RUN_DIR/sim.log" 2>&1 &
 pids+=($!)
 wait_for "the simulated van" test -S "$MCW_RUN_DIR/gpio.sock"
 
-"$BIN/mcw-supervisor" --config "$CONFIG" >"$MCW_RUN_DIR/supervisor.log" 2>&1 &
+setsid "$BIN/mcw-supervisor" --config "$CONFIG" >"$MCW_RUN_DIR/supervisor.log" 2>&1 &
 pids+=($!)
 
 cat <<TXT

@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-soc", type=float, default=80.0,
                         help="house battery state of charge at start, %% (default 80)")
     parser.add_argument("--shore", action="store_true", help="start with shore power connected")
+    parser.add_argument("--load-wander", type=float, default=0.8, metavar="A",
+                        help="amplitude of the base load's wander in amps (0: steady)")
     parser.add_argument("--verbose", action="store_true", help="log debug messages")
     return parser
 
@@ -62,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mcw-sim: {exc}", file=sys.stderr)
         return 2
     van = SimulatedVan(config, speed=args.speed, start_soc=args.start_soc, shore=args.shore)
+    van.plant.load_wander_a = args.load_wander
     try:
         asyncio.run(_serve(van))
     except OSError as exc:

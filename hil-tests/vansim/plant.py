@@ -210,6 +210,9 @@ class Plant:
     loads: dict[str, float] = field(default_factory=dict)
     switches: dict[str, bool] = field(default_factory=dict)
     base_load_a: float = 2.5
+    # Amplitude of the base load's slow wander (pumps, fans, chargers coming and going); 0 in
+    # tests that compare currents, a little in the demo so the van looks alive.
+    load_wander_a: float = 0.0
     ac_load_w: float = 0.0
     shore_connected: bool = False
     time_s: float = 0.0
@@ -238,7 +241,11 @@ class Plant:
     @property
     def dc_load_a(self) -> float:
         """Current drawn by the DC loads: the base load plus every circuit switched on."""
-        return self.base_load_a + sum(
+        wander = self.load_wander_a * (
+            0.7 * math.sin(2 * math.pi * self.time_s / 47.0)
+            + 0.3 * math.sin(2 * math.pi * self.time_s / 11.0)
+        )
+        return self.base_load_a + wander + sum(
             amps for name, amps in self.loads.items() if self.switches.get(name, False)
         )
 
