@@ -27,6 +27,7 @@ from drivers.register_codec import CodecError, Value, decode, encode
 log = structlog.get_logger("drivers.bus")
 T = TypeVar("T")
 IDLE_WAKE_S = 1.0
+RETRY_UNSUPPORTED_S = 300.0
 
 
 class ReadingSink(Protocol):
@@ -64,6 +65,7 @@ class _Device:
     blocks: list[Block] = field(default_factory=list)
     due: dict[Block, float] = field(default_factory=dict)
     unsupported: set[str] = field(default_factory=set)
+    retry_unsupported_at: float = float("inf")
 
     def replan(self, now: float) -> None:
         regs = [
@@ -96,6 +98,7 @@ class BusWorker:
         devices: Sequence[DeviceSpec],
         sink: ReadingSink,
         frame_gap_s: float = 0.0,
+        retry_unsupported_s: float = RETRY_UNSUPPORTED_S,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -103,6 +106,7 @@ class BusWorker:
         self.link = link
         self.sink = sink
         self.frame_gap_s = frame_gap_s
+        self.retry_unsupported_s = retry_unsupported_s
         self._mono = monotonic
         self._wall = wall
         self._devices = {
@@ -165,6 +169,10 @@ class BusWorker:
         best: tuple[_Device, Block] | None = None
         best_due = float("inf")
         for dev in self._devices.values():
+            if dev.retry_unsupported_at <= now:
+                dev.unsupported.clear()
+                dev.retry_unsupported_at = float("inf")
+                dev.replan(now)
             if not dev.blocks:
                 continue
             if dev.health.state == "offline":
@@ -240,6 +248,8 @@ class BusWorker:
         else:
             names = [r.name for r in block.registers]
             dev.unsupported.update(names)
+            # firmware may be updated or a service (re)appear on the GX: ask again later
+            dev.retry_unsupported_at = self._mono() + self.retry_unsupported_s
             self.log.warning("register_unsupported", device=dev.spec.id, registers=names)
             self.sink.unavailable(dev.spec.id, names, "invalid")
         dev.replan(self._mono())

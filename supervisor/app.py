@@ -42,6 +42,7 @@ TICK_S = 1.0
 SAFE_STATE_TIMEOUT_S = 5.0
 RESTART_BACKOFF_MAX_S = 30.0
 WORKER_STALL_S = 10.0
+DEVICE_STATUS_REFRESH_S = 10.0
 ALL_ROLES = frozenset({"hq", "crew", "technician"})
 
 try:
@@ -309,16 +310,26 @@ class Supervisor:
     async def _ticker(self) -> None:
         """Once a second: age points, time-based rules, the systemd watchdog."""
         ping_every = watchdog_interval()
-        last_ping = 0.0
+        last_ping = last_refresh = 0.0
         while True:
             now = self.wall()
             self.store.sweep(now)
             self.power.evaluate(now)
             mono = time.monotonic()
+            if mono - last_refresh >= DEVICE_STATUS_REFRESH_S:
+                self._refresh_device_status()
+                last_refresh = mono
             if ping_every is not None and mono - last_ping >= ping_every and self._workers_alive():
                 notify("WATCHDOG=1")
                 last_ping = mono
             await asyncio.sleep(TICK_S)  # the tick period
+
+    def _refresh_device_status(self) -> None:
+        """Publish health counts and last_ok between transitions (transitions go at once)."""
+        for device, worker in self.worker_of.items():
+            snapshot = worker.health(device).snapshot()
+            if device in self.devices.status and snapshot != self.devices.status[device]:
+                self.devices.health(device, snapshot)
 
     def _workers_alive(self) -> bool:
         """True while every bus worker keeps turning its loop (a hung worker stops the pings)."""
