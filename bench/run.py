@@ -44,6 +44,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
 import aiomqtt  # noqa: E402
+
 from harness import (  # noqa: E402
     DEMO_CONFIG,
     Broker,
@@ -53,9 +54,8 @@ from harness import (  # noqa: E402
     van_env,
     wait_until,
 )
-from vansim.van import SimulatedVan  # noqa: E402
-
 from supervisor.config import load_config  # noqa: E402
+from vansim.van import SimulatedVan  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEVICES = ("gx_system", "battery", "multiplus", "room_climate", "relays")

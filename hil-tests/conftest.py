@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from harness import (
     DEMO_CONFIG,
     Broker,
@@ -19,9 +20,8 @@ from harness import (
     van_env,
     wait_until,
 )
-from vansim.van import SimulatedVan
-
 from supervisor.config import load_config
+from vansim.van import SimulatedVan
 
 
 @dataclass

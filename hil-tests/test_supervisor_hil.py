@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import Van
 from harness import BIN, DEMO_CONFIG, run, wait_until
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
-from vansim.main import main
-from vansim.plant import BatteryState, InverterMode, InverterState, Plant
-from vansim.van import SimulatedVan
 
 from drivers.profile import load_profile
 from drivers.register_codec import Value, decode
 from supervisor.config import SupervisorConfig, load_config
+from vansim.main import main
+from vansim.plant import BatteryState, InverterMode, InverterState, Plant
+from vansim.van import SimulatedVan
 
 GX_SYSTEM, GX_BATTERY, GX_VEBUS = 100, 226, 227
 CLIMATE_UNIT, RELAY_UNIT = 1, 2

@@ -19,8 +19,8 @@ and writes the :class:`~vansim.modbus_devices.ServedDevice` images directly:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, TypeVar
 
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
@@ -42,6 +42,7 @@ _FC_TABLE: dict[int, Table] = {
 # What a request to a unit id nobody serves gets: silence on RS-485 (nobody is there to
 # answer), "gateway target failed to respond" (11) from a Victron GX ("unit id not mapped").
 UnknownUnit = Literal["silent", "gateway"]
+T = TypeVar("T")
 
 
 class _UnitsDatastore(ModbusServerContext):
@@ -63,26 +64,34 @@ class _UnitsDatastore(ModbusServerContext):
             raise _Refused(ExcCodes.GATEWAY_NO_RESPONSE)
         return dev
 
-    async def async_getValues(
-        self, device_id: int, func_code: int, address: int, count: int = 1
-    ) -> list[int] | list[bool] | ExcCodes:
-        """Read for a request PDU: words, bits, or an exception code."""
+    def _serve(
+        self, device_id: int, func_code: int, op: Callable[[ServedDevice, Table], T]
+    ) -> T | ExcCodes:
+        """Run ``op`` on the addressed device; Modbus exceptions become codes, silence stays."""
         table = _FC_TABLE.get(func_code)
         try:
             dev = self._device(device_id)
             if table is None:
                 dev.check_answering()
                 return ExcCodes.ILLEGAL_FUNCTION
-            words = dev.read(table, address, count)
+            return op(dev, table)
         except _Refused as exc:
             return exc.code
         except ModbusError as exc:
             return ExcCodes(exc.code.value)
         except Silent as exc:
             raise NoSuchIdException(f"unit {device_id} is silent") from exc
-        if table in ("coil", "discrete"):
-            return [bool(w) for w in words]
-        return words
+
+    async def async_getValues(
+        self, device_id: int, func_code: int, address: int, count: int = 1
+    ) -> list[int] | list[bool] | ExcCodes:
+        """Read for a request PDU: words, bits, or an exception code."""
+
+        def read(dev: ServedDevice, table: Table) -> list[int] | list[bool]:
+            words = dev.read(table, address, count)
+            return [bool(w) for w in words] if table in ("coil", "discrete") else words
+
+        return self._serve(device_id, func_code, read)
 
     async def async_setValues(
         self,
@@ -92,20 +101,11 @@ class _UnitsDatastore(ModbusServerContext):
         values: Sequence[int] | Sequence[bool],
     ) -> ExcCodes | None:
         """Write for a request PDU: None when accepted, else an exception code."""
-        table = _FC_TABLE.get(func_code)
-        try:
-            dev = self._device(device_id)
-            if table is None:
-                dev.check_answering()
-                return ExcCodes.ILLEGAL_FUNCTION
+
+        def write(dev: ServedDevice, table: Table) -> None:
             dev.write(table, address, [int(v) for v in values])
-        except _Refused as exc:
-            return exc.code
-        except ModbusError as exc:
-            return ExcCodes(exc.code.value)
-        except Silent as exc:
-            raise NoSuchIdException(f"unit {device_id} is silent") from exc
-        return None
+
+        return self._serve(device_id, func_code, write)
 
     def device_ids(self) -> list[int]:
         """Unit ids served (pymodbus asks for them on broadcasts)."""
