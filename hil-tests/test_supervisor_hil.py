@@ -187,3 +187,28 @@ async def test_mcwctl_status_shows_devices_and_failures(van: Van) -> None:
     assert "power/battery/soc" in out
     raw = await run([str(BIN / "mcwctl"), "status", "--json", "--config", str(DEMO_CONFIG)])
     assert json.loads(raw.stdout)["status"]["state"] == "degraded"
+
+
+async def test_low_battery_alarm_is_raised_acknowledged_and_cleared(van: Van) -> None:
+    mon, plant = van.monitor, van.sim.plant
+    plant.battery.soc = 12.0  # a long day on battery
+    await wait_until(lambda: (mon.latest.get("alarm/power/critical_soc") or {}).get("active"),
+                     what="critical SOC alarm")
+    alarm = mon.latest["alarm/power/critical_soc"]
+    assert alarm["severity"] == "critical" and alarm["acked"] is False
+    assert mon.latest["alarm/power/low_soc"]["active"] is True
+    await wait_until(lambda: van.sim.output_active("status_lamp") is False,
+                     what="status lamp dark on a critical alarm")
+    plant.battery.soc = 60.0  # shore power charged it back
+    await wait_until(lambda: mon.latest.get("alarm/power/low_soc", "x") is None,
+                     what="warning cleared (not latching)")
+    assert mon.latest["alarm/power/critical_soc"]["active"] is False  # latched: still shown
+    result = await mon.command("alarm/ack", {"id": "ack-1", "args": {
+        "alarm": "power/critical_soc"}})
+    assert result["status"] == "done"
+    await wait_until(lambda: mon.latest.get("alarm/power/critical_soc", "x") is None,
+                     what="alarm gone once cleared and acknowledged")
+    kinds = [(v["alarm"], v["what"]) for t, v, _ in mon.messages
+             if t == "event" and v.get("kind") == "alarm"]
+    assert ("power/critical_soc", "raised") in kinds
+    assert ("power/critical_soc", "acknowledged") in kinds

@@ -27,7 +27,13 @@ from drivers.register_codec import Value
 from supervisor.alarms import AlarmDef, AlarmManager, AlarmState
 from supervisor.climate import bind_climate
 from supervisor.commands import ActionSpec, ArgSpec, CommandFailed, CommandRouter, Result
-from supervisor.config import ConfigError, RtuBus, SupervisorConfig, load_config
+from supervisor.config import (
+    ConfigError,
+    RtuBus,
+    SupervisorConfig,
+    check_on_target,
+    load_config,
+)
 from supervisor.device_points import DevicePoints
 from supervisor.logs import setup_logging
 from supervisor.mqtt_bridge import MqttBridge, dumps, iso
@@ -406,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config)
+        check_on_target(cfg, args.config)
     except ConfigError as exc:
         print(f"mcw-supervisor: config error: {exc}", file=sys.stderr)
         return 2

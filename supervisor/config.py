@@ -215,6 +215,17 @@ def load_config(path: Path | str) -> SupervisorConfig:
     return config
 
 
+def check_on_target(cfg: SupervisorConfig, path: Path | str) -> None:
+    """Checks that only make sense on the machine that runs the supervisor (files exist)."""
+    secret = cfg.mqtt.password_file
+    if secret is not None:
+        try:
+            secret.read_text()
+        except OSError as exc:
+            raise ConfigError(path, "mqtt.password_file",
+                              f"cannot read {secret}: {exc.strerror}") from exc
+
+
 def _cross_check(cfg: SupervisorConfig, path: Path) -> None:
     """Rules that span several keys: references, duplicates, profile facts."""
     buses = {b.name: (i, b) for i, b in enumerate(cfg.bus)}

@@ -93,9 +93,9 @@ class MqttBridge:
         while True:
             try:
                 await self._session()
-            except aiomqtt.MqttError as exc:
+            except* aiomqtt.MqttError as group:  # from connect, or from the session's tasks
                 if self.connected:
-                    log.warning("mqtt_disconnected", error=str(exc))
+                    log.warning("mqtt_disconnected", error=str(group.exceptions[0]))
                     delay = self.cfg.reconnect_min_s
                 self.connected = False
             wait = delay * (0.5 + random.random())  # jitter: a fleet must not reconnect in step
