@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -363,7 +364,9 @@ class Supervisor:
                 tg.create_task(supervised("gpio", self.gpio.run), name="gpio")
                 tg.create_task(supervised("mqtt", self.mqtt.run), name="mqtt")
                 tg.create_task(supervised("ticker", self._ticker), name="ticker")
-                tg.create_task(self.apply_safe_states("start"), name="safe-start")
+                # READY once the outputs are confirmed in their safe states (or given up on)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.apply_safe_states("start"), SAFE_STATE_TIMEOUT_S)
                 self._drive_lamps()
                 notify("READY=1")
                 log.info(
