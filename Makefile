@@ -44,7 +44,7 @@ test: system-deps $(STAMP) lint
 	$(VENV)/bin/pytest -q
 
 bench: system-deps $(STAMP)
-	$(PY) bench/run.py
+	PYTHONPATH=hil-tests $(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -14,38 +14,33 @@ Figures:
   4. MQTT command -> ``done`` result: ``power/circuit`` (RTU relay board, write + read-back at
      9600 baud over a pty) and ``system/republish`` (no device I/O).
 
-Usage: ``.venv/bin/python bench/run.py [--duration 60] [--json PATH]`` (or ``make bench``).
+Usage: ``make bench`` (or ``PYTHONPATH=hil-tests .venv/bin/python bench/run.py [--duration 60]
+[--json PATH]``).
 Every process is stopped by its own pid and the temporary directory removed, also on failure.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
 import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "hil-tests"))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import random  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
-
-import aiomqtt  # noqa: E402
-
-from harness import (  # noqa: E402
+from harness import (
     DEMO_CONFIG,
     Broker,
     Monitor,
@@ -54,8 +49,8 @@ from harness import (  # noqa: E402
     van_env,
     wait_until,
 )
-from supervisor.config import load_config  # noqa: E402
-from vansim.van import SimulatedVan  # noqa: E402
+from supervisor.config import load_config
+from vansim.van import SimulatedVan
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEVICES = ("gx_system", "battery", "multiplus", "room_climate", "relays")
@@ -84,28 +79,7 @@ class TimedMonitor(Monitor):
 
     waiters: list[tuple[Match, asyncio.Future[float]]] = field(default_factory=list)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with aiomqtt.Client("127.0.0.1", self.port) as client:
-                    await client.subscribe(f"{self.prefix}/#", qos=1)
-                    self.client = client
-                    async for msg in client.messages:
-                        arrived = time.perf_counter()
-                        raw = msg.payload if isinstance(msg.payload, bytes | str) else b""
-                        topic = msg.topic.value.removeprefix(self.prefix + "/")
-                        try:
-                            value = json.loads(raw) if raw else None
-                        except ValueError:
-                            value = raw
-                        self.latest[topic] = value
-                        self.messages.append((topic, value, bool(msg.retain)))
-                        self._match(topic, value, arrived)
-            except aiomqtt.MqttError:
-                self.client = None
-                await asyncio.sleep(0.2)  # reconnect pause
-
-    def _match(self, topic: str, value: Any, arrived: float) -> None:
+    def on_message(self, topic: str, value: Any, arrived: float) -> None:
         if not self.waiters:
             return
         keep = []

@@ -162,6 +162,7 @@ class Monitor:
                     await client.subscribe(f"{self.prefix}/#", qos=1)
                     self.client = client
                     async for msg in client.messages:
+                        arrived = time.perf_counter()
                         raw = msg.payload if isinstance(msg.payload, bytes | str) else b""
                         topic = msg.topic.value.removeprefix(self.prefix + "/")
                         try:
@@ -170,9 +171,13 @@ class Monitor:
                             value = raw
                         self.latest[topic] = value
                         self.messages.append((topic, value, bool(msg.retain)))
+                        self.on_message(topic, value, arrived)
             except aiomqtt.MqttError:
                 self.client = None
                 await asyncio.sleep(0.2)  # the broker is being restarted by the test
+
+    def on_message(self, topic: str, value: Any, arrived: float) -> None:
+        """Hook for subclasses (the benchmark stamps arrivals); ``arrived`` is perf_counter."""
 
     async def stop(self) -> None:
         if self._task is not None:
