@@ -43,6 +43,7 @@ class BlockPlanner:
 
     transport: str
     max_block: int = MAX_REGISTERS_PER_READ
+    align: int = 1
     barriers: set[tuple[Table, int]] = field(default_factory=set)
 
     def plan(self, registers: Iterable[Register]) -> list[Block]:
@@ -69,15 +70,24 @@ class BlockPlanner:
             if current:
                 start, end = current[0].address, max(r.end for r in current)
                 gap = reg.address - end
-                fits = reg.end - start <= limit
+                lo, hi = self._aligned(start, reg.end)
+                fits = hi - lo <= limit
                 if gap <= hole_cost and fits and (table, reg.address) not in self.barriers:
                     current.append(reg)
                     continue
-                blocks.append(_block(table, current))
+                blocks.append(self._block(table, current))
             current = [reg]
         if current:
-            blocks.append(_block(table, current))
+            blocks.append(self._block(table, current))
         return blocks
+
+    def _aligned(self, start: int, end: int) -> tuple[int, int]:
+        a = self.align
+        return start - start % a, end + (-end) % a
+
+    def _block(self, table: Table, regs: list[Register]) -> Block:
+        start, end = self._aligned(regs[0].address, max(r.end for r in regs))
+        return Block(table=table, start=start, count=end - start, registers=tuple(regs))
 
     def split(self, block: Block) -> bool:
         """Remember that ``block`` was refused; return False when it cannot be split further.
@@ -93,9 +103,3 @@ class BlockPlanner:
             if cut_all or reg.address > prev.end:
                 self.barriers.add((block.table, reg.address))
         return True
-
-
-def _block(table: Table, regs: list[Register]) -> Block:
-    start = regs[0].address
-    end = max(r.end for r in regs)
-    return Block(table=table, start=start, count=end - start, registers=tuple(regs))

@@ -110,7 +110,12 @@ class BusWorker:
         self._mono = monotonic
         self._wall = wall
         self._devices = {
-            d.id: _Device(d, BlockPlanner(link.settings.kind, d.profile.device.max_block))
+            d.id: _Device(
+                d,
+                BlockPlanner(
+                    link.settings.kind, d.profile.device.max_block, d.profile.device.align
+                ),
+            )
             for d in devices
         }
         self._writes: asyncio.Queue[_WriteRequest] = asyncio.Queue()

@@ -84,6 +84,8 @@ class DeviceInfo(BaseModel):
     default_unit: int = Field(ge=0, le=255)
     word_order: WordOrder = "big"
     max_block: int = Field(default=MAX_REGISTERS_PER_READ, ge=1, le=MAX_BITS_PER_READ)
+    # Requests must start on a multiple of this and span a multiple of it (Eastron meters: 2).
+    align: int = Field(default=1, ge=1, le=4)
 
 
 class Profile(BaseModel):

@@ -170,7 +170,7 @@ async def test_bad_config_refuses_to_start_and_touches_nothing(
     bad.write_text(DEMO_CONFIG.read_text().replace("unit = 2", "unit = 1"))
     proc = await run([str(BIN / "mcw-supervisor"), "--config", str(bad)])
     assert proc.returncode == 2
-    assert f"{bad}: device[4].unit: unit id 1 is used twice on bus 'rs485'" in proc.stderr
+    assert f"{bad}: device[5].unit: unit id 1 is used twice on bus 'rs485'" in proc.stderr
     assert sim.relay("relays", "relay_1") is True  # untouched
 
 

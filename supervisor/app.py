@@ -106,8 +106,10 @@ class Supervisor:
             for spec in specs:
                 self.worker_of[spec.id] = worker
 
+        ignition = next((ln.name for ln in cfg.gpio.line if ln.role == "ignition"), None)
         self.power = PowerSubsystem(
-            cfg.power, cfg.vehicle, self.store, self.devices, self.alarms, self.write, wall
+            cfg.power, cfg.vehicle, self.store, self.devices, self.alarms, self.write, wall,
+            self.storage, self.emit_event, self._set_gpio, ignition,
         )
         bind_climate(cfg.climate, self.store, self.devices)
         self.gpio = GpioBridge(
@@ -203,11 +205,22 @@ class Supervisor:
 
     def _on_point(self, pdef: PointDef, pv: PointValue) -> None:
         self.mqtt.retain(f"state/{pdef.id}", self._state_payload(pv))
-        self.power.evaluate(self.wall())
 
     @staticmethod
     def _state_payload(pv: PointValue) -> bytes:
         return dumps({"v": pv.value, "q": pv.quality, "ts": iso(pv.ts)})
+
+    def emit_event(self, data: dict[str, Any]) -> None:
+        """An event for the log, the SQLite event table and the MQTT ``event`` topic."""
+        now = self.wall()
+        event = {**data, "ts": iso(now)}
+        self.storage.add_event(now, str(data.get("kind", "event")), event)
+        self.mqtt.event(event)
+
+    def _set_gpio(self, name: str, active: bool) -> None:
+        if self.gpio.output(name) != active:
+            self.gpio.set_output(name, active)
+        self.store.update(f"io/{name}", active, self.wall())
 
     def _on_input(self, name: str, active: bool) -> None:
         self.store.update(f"io/{name}", active, self.wall())
@@ -221,19 +234,11 @@ class Supervisor:
         return dumps({**status, "last_ok": iso(status.get("last_ok"))})
 
     def _on_alarm(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
-        now = self.wall()
         payload = b"" if state is None else self._alarm_payload(adef, state)
         self.mqtt.retain(f"alarm/{adef.id}", payload)
-        event = {
-            "kind": "alarm",
-            "alarm": adef.id,
-            "what": what,
-            "severity": adef.severity,
-            "text": adef.text_en,
-            "ts": iso(now),
-        }
-        self.mqtt.event(event)
-        self.storage.add_event(now, "alarm", event)
+        self.emit_event({"kind": "alarm", "alarm": adef.id, "what": what,
+                         "severity": adef.severity, "text": adef.text_en,
+                         "text_pl": adef.text_pl, "detail": "" if state is None else state.detail})
         self._drive_lamps()
 
     @staticmethod
@@ -321,7 +326,6 @@ class Supervisor:
         while True:
             now = self.wall()
             self.store.sweep(now)
-            self.power.evaluate(now)
             mono = time.monotonic()
             if mono - last_refresh >= DEVICE_STATUS_REFRESH_S:
                 self._refresh_device_status()
@@ -367,6 +371,9 @@ class Supervisor:
                 # READY once the outputs are confirmed in their safe states (or given up on)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.apply_safe_states("start"), SAFE_STATE_TIMEOUT_S)
+                tg.create_task(self.power.apply_settings(), name="settings")
+                # then the crew's circuits come on, staggered (start-up sequencing)
+                power = tg.create_task(supervised("power", self.power.run), name="power")
                 self._drive_lamps()
                 notify("READY=1")
                 log.info(
@@ -379,6 +386,7 @@ class Supervisor:
                 await stop.wait()
                 notify("STOPPING=1")
                 log.info("supervisor_stopping")
+                power.cancel()  # nothing may switch a circuit back on from here
                 self.gpio.apply_safe_states()
                 await asyncio.wait_for(self.apply_safe_states("shutdown"), SAFE_STATE_TIMEOUT_S)
                 self.mqtt.retain("status", self._status_payload("offline"))

@@ -51,3 +51,15 @@ def test_shipped_profiles_plan_to_few_requests() -> None:
     blocks = BlockPlanner("tcp").plan(r for r in profile.registers if r.readable)
     assert len(blocks) == 1
     assert len(blocks[0].registers) == len(profile.registers)
+
+
+def test_eastron_alignment_even_start_and_count() -> None:
+    planner = BlockPlanner("rtu", max_block=80, align=2)
+    blocks = planner.plan([reg("a", 3), reg("b", 6, "f32")])
+    assert [(b.start, b.count) for b in blocks] == [(2, 6)]
+    profile = load_profile("eastron_sdm120")
+    blocks = BlockPlanner("rtu", profile.device.max_block, profile.device.align).plan(
+        profile.registers)
+    assert all(b.start % 2 == 0 and b.count % 2 == 0 and b.count <= 80 for b in blocks)
+    # voltage..power (0..13) and frequency/energy (70..73) are two requests: the hole is too big
+    assert [(b.start, b.count) for b in blocks] == [(0, 14), (70, 4)]

@@ -8,6 +8,7 @@ from supervisor.config import load_config
 from supervisor.device_points import DevicePoints
 from supervisor.points import PointStore
 from supervisor.power import PowerSubsystem
+from supervisor.storage import Storage
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 
@@ -16,11 +17,12 @@ async def no_write(device: str, register: str, value: Value) -> Value | None:
     raise AssertionError("the rules must not write")
 
 
-def power() -> tuple[PowerSubsystem, DevicePoints, AlarmManager]:
+def power(tmp_path: Path) -> tuple[PowerSubsystem, DevicePoints, AlarmManager]:
     cfg = load_config(DEMO)
     store, alarms = PointStore(), AlarmManager()
     devices = DevicePoints(store)
-    sub = PowerSubsystem(cfg.power, cfg.vehicle, store, devices, alarms, no_write, lambda: 0.0)
+    sub = PowerSubsystem(cfg.power, cfg.vehicle, store, devices, alarms, no_write, lambda: 0.0,
+                         Storage(tmp_path / "db.sqlite"), lambda e: None, lambda n, on: None)
     return sub, devices, alarms
 
 
@@ -28,8 +30,8 @@ def feed(devices: DevicePoints, t: float, soc: float, volts: float = 12.6) -> No
     devices.values("battery", {"soc": soc, "voltage": volts, "current": -5.0}, t)
 
 
-def test_low_soc_warning_with_hysteresis_against_chatter() -> None:
-    sub, devices, alarms = power()
+def test_low_soc_warning_with_hysteresis_against_chatter(tmp_path: Path) -> None:
+    sub, devices, alarms = power(tmp_path)
     for t, soc in enumerate([35, 29.9, 31, 29.5, 32.9, 33.1]):
         feed(devices, t, soc)
         sub.evaluate(t)
@@ -40,8 +42,8 @@ def test_low_soc_warning_with_hysteresis_against_chatter() -> None:
     assert "power/low_soc" not in alarms.states
 
 
-def test_critical_soc_latches_until_acknowledged() -> None:
-    sub, devices, alarms = power()
+def test_critical_soc_latches_until_acknowledged(tmp_path: Path) -> None:
+    sub, devices, alarms = power(tmp_path)
     feed(devices, 0, 14)
     sub.evaluate(0)
     assert set(alarms.active()) == {"power/low_soc", "power/critical_soc"}
@@ -54,8 +56,8 @@ def test_critical_soc_latches_until_acknowledged() -> None:
     assert alarms.states == {}
 
 
-def test_low_voltage_needs_two_minutes_below_the_threshold() -> None:
-    sub, devices, alarms = power()
+def test_low_voltage_needs_two_minutes_below_the_threshold(tmp_path: Path) -> None:
+    sub, devices, alarms = power(tmp_path)
     feed(devices, 0, 60, volts=11.7)
     sub.evaluate(0)
     sub.evaluate(119)
@@ -70,8 +72,8 @@ def test_low_voltage_needs_two_minutes_below_the_threshold() -> None:
     assert "power/low_voltage" in alarms.active()
 
 
-def test_stale_battery_data_raises_nothing() -> None:
-    sub, devices, alarms = power()
+def test_stale_battery_data_raises_nothing(tmp_path: Path) -> None:
+    sub, devices, alarms = power(tmp_path)
     feed(devices, 0, 5, volts=10.0)
     devices.unavailable("battery", ["soc", "voltage", "current"], "stale")
     sub.evaluate(1000)

@@ -1,8 +1,27 @@
 """Physical model of the van's electrical system and consultation room.
 
 Pure logic, no I/O and no clock of its own: the caller advances it with :meth:`Plant.step`
-and an explicit time step in simulated seconds, so a test can run an hour of battery
-discharge in a millisecond and the simulator can run faster than real time.
+and an explicit time step in simulated seconds, so a test can run a day of deployment in a
+few milliseconds and the simulator can run faster than real time. The plant still knows the
+simulated local time of day (:attr:`Plant.clock`, for the sun), which moves with those steps.
+
+What it models:
+
+* the house battery (LiFePO4, 12 V): SOC integrates current, terminal voltage sags with load;
+* DC loads: a base load (with an optional slow wander) plus the DC circuits switched on;
+* AC loads: the AC circuits switched on plus a base AC load, fed by the MultiPlus from its
+  AC input (shore or generator) or, without one, inverted from the battery; above the input
+  current limit the inverter "power assists" from the battery;
+* chargers on the DC bus, filled in the order a Victron system gives them priority: the MPPT
+  solar charger, the alternator's DC-DC charger while the ignition is on, then the MultiPlus
+  charger from whatever the AC input limit leaves; together they aim for the battery's
+  acceptance (bulk, absorption taper, float);
+* a generator started by a held "run" signal: cranks, runs, spins down, may fail to start;
+* the consultation room's air temperature and humidity.
+
+Without Modbus the plant is driven through attributes: ``plant.switches[name] = True``,
+``plant.shore_connected``, ``plant.ignition``, ``plant.generator.run_requested``,
+``plant.solar_peak_w``, ``plant.inverter.mode`` ...; then ``plant.step(dt)``.
 
 Sign convention (Victron's): battery current is positive while charging, negative while
 discharging.
@@ -14,7 +33,8 @@ import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
+from datetime import date, datetime, timedelta
+from enum import Enum, IntEnum
 
 # LiFePO4 12 V (4 cells) rest voltage against state of charge: the long flat middle and the
 # knees at both ends are what make SOC, not voltage, the useful measure.
@@ -36,10 +56,15 @@ _OCV_SOC = [soc for soc, _ in _OCV_TABLE]
 
 # Below this magnitude the battery counts as idle (Victron's /Dc/Battery/State 0).
 IDLE_CURRENT_A = 0.05
-# The charger leaves bulk (constant current) for absorption (tapering current) here.
+# The chargers leave bulk (constant current) for absorption (tapering current) here.
 ABSORPTION_SOC = 90.0
 # Smallest absorption current, so that the model does reach 100 % in finite time.
 MIN_ABSORPTION_A = 2.0
+# Nominal AC voltage: AC circuits' nominal currents are at this voltage.
+AC_NOMINAL_V = 230.0
+# Phase transitions of the generator land within this of their due time.
+_EPS_S = 1e-9
+_J_PER_KWH = 3.6e6
 
 
 def open_circuit_voltage(soc: float) -> float:
@@ -52,12 +77,50 @@ def open_circuit_voltage(soc: float) -> float:
     return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
 
 
+def sun_fraction(clock: datetime) -> float:
+    """Share of peak irradiance at local time ``clock``: a sine arch from 06:00 to 18:00."""
+    hour = clock.hour + clock.minute / 60 + (clock.second + clock.microsecond / 1e6) / 3600
+    return max(0.0, math.sin(math.pi * (hour - 6.0) / 12.0))
+
+
 class BatteryState(IntEnum):
     """Victron ``/Dc/Battery/State``."""
 
     IDLE = 0
     CHARGING = 1
     DISCHARGING = 2
+
+
+class ChargeStage(IntEnum):
+    """Charge stage the battery's SOC calls for (Victron's charger state numbers)."""
+
+    BULK = 3
+    ABSORPTION = 4
+    FLOAT = 5
+
+
+def charge_stage(soc: float) -> ChargeStage:
+    """Bulk below :data:`ABSORPTION_SOC`, absorption up to full, float at 100 %."""
+    if soc >= 100.0:
+        return ChargeStage.FLOAT
+    if soc >= ABSORPTION_SOC:
+        return ChargeStage.ABSORPTION
+    return ChargeStage.BULK
+
+
+def charge_acceptance_a(soc: float, bulk_a: float) -> float:
+    """Net battery current the chargers together aim for at ``soc``.
+
+    Unlimited in bulk, tapering from ``bulk_a`` down to :data:`MIN_ABSORPTION_A` in
+    absorption, none in float (the chargers then only carry the loads).
+    """
+    stage = charge_stage(soc)
+    if stage is ChargeStage.FLOAT:
+        return 0.0
+    if stage is ChargeStage.ABSORPTION:
+        taper = bulk_a * (100.0 - soc) / (100.0 - ABSORPTION_SOC)
+        return max(MIN_ABSORPTION_A, taper)
+    return math.inf
 
 
 class InverterMode(IntEnum):
@@ -73,10 +136,44 @@ class InverterState(IntEnum):
     """Victron VE.Bus ``/State`` values the model produces."""
 
     OFF = 0
+    FAULT = 2
     BULK = 3
     ABSORPTION = 4
     FLOAT = 5
     INVERTING = 9
+    POWER_ASSIST = 10
+
+
+class AcSource(IntEnum):
+    """Victron ``/Ac/ActiveIn/Source``: what feeds the AC input."""
+
+    GENERATOR = 2
+    SHORE = 3
+    NONE = 240
+
+
+class SolarState(IntEnum):
+    """Victron solar charger ``/State`` values the model produces."""
+
+    OFF = 0
+    BULK = 3
+    ABSORPTION = 4
+    FLOAT = 5
+
+
+class SolarMode(IntEnum):
+    """Victron solar charger ``/Mode`` (written by the supervisor)."""
+
+    ON = 1
+    OFF = 4
+
+
+class AlarmLevel(IntEnum):
+    """Victron alarm register values."""
+
+    OK = 0
+    WARNING = 1
+    ALARM = 2
 
 
 @dataclass
@@ -138,14 +235,22 @@ class Battery:
 
 @dataclass
 class InverterCharger:
-    """MultiPlus inverter/charger: settings come from the supervisor, flows from the plant."""
+    """MultiPlus inverter/charger: settings come from the supervisor, flows from the plant.
+
+    ``inverter_power_w`` is the AC power the inverter itself makes from the battery (all of
+    the AC load while inverting, the share above the input limit while power-assisting, none
+    while passing AC input through); the overload alarm compares it with ``nominal_w``.
+    """
 
     mode: int = InverterMode.ON
     ac_in_current_limit_a: float = 16.0
     charger_max_a: float = 30.0
     efficiency: float = 0.9
-    ac_voltage_v: float = 230.0
+    ac_voltage_v: float = AC_NOMINAL_V
     ac_frequency_hz: float = 50.0
+    nominal_w: float = 2400.0
+    warning_fraction: float = 0.9  # overload warning above this share of nominal_w
+    high_temperature: bool = False  # set by tests: the unit reports a high temperature alarm
     # outputs, recomputed by Plant at every step
     state: InverterState = InverterState.OFF
     ac_input_active: bool = False
@@ -153,16 +258,153 @@ class InverterCharger:
     dc_current_a: float = 0.0  # into the battery bus; negative while inverting
     ac_in_power_w: float = 0.0
     ac_out_power_w: float = 0.0
+    inverter_power_w: float = 0.0
+    charger_current_a: float = 0.0  # DC amps the charger delivers (0 unless on AC input)
 
     @property
     def accepts_ac_input(self) -> bool:
-        """Whether the mode lets the unit use shore power."""
+        """Whether the mode lets the unit use its AC input."""
         return self.mode in (InverterMode.CHARGER_ONLY, InverterMode.ON)
 
     @property
     def may_invert(self) -> bool:
         """Whether the mode lets the unit make AC from the battery."""
         return self.mode in (InverterMode.INVERTER_ONLY, InverterMode.ON)
+
+    @property
+    def load_fraction(self) -> float:
+        """Inverter output as a share of its nominal power."""
+        return self.inverter_power_w / self.nominal_w if self.nominal_w > 0 else 0.0
+
+    @property
+    def overload_alarm(self) -> AlarmLevel:
+        """Warning above ``warning_fraction`` of nominal power, alarm above 100 %."""
+        if self.load_fraction > 1.0:
+            return AlarmLevel.ALARM
+        if self.load_fraction > self.warning_fraction:
+            return AlarmLevel.WARNING
+        return AlarmLevel.OK
+
+    @property
+    def high_temperature_alarm(self) -> AlarmLevel:
+        """Alarm while ``high_temperature`` is set."""
+        return AlarmLevel.ALARM if self.high_temperature else AlarmLevel.OK
+
+
+@dataclass
+class SolarCharger:
+    """MPPT solar charger: PV power from the time of day, the panel's peak and the clouds.
+
+    ``peak_w`` is the array's output at noon under a clear sky (0: night or thick overcast
+    all day). Clouds come and go deterministically: the cloud factor wanders between
+    ``1 - cloud_depth`` and 1 (``cloud_depth = 0``: clear sky, exact figures for tests).
+    """
+
+    peak_w: float = 300.0
+    efficiency: float = 0.97
+    max_current_a: float = 30.0  # a 100/30 MPPT
+    cloud_depth: float = 0.4
+    mpp_voltage_v: float = 18.0  # panel voltage at the maximum power point, by day
+    mode: int = SolarMode.ON  # written by the supervisor: 1 on, 4 off
+    # outputs, recomputed by Plant at every step
+    available_w: float = 0.0  # what the panels could give now
+    pv_power_w: float = 0.0  # what the charger takes from them
+    pv_voltage_v: float = 0.0
+    current_a: float = 0.0  # charger output into the battery bus
+    state: SolarState = SolarState.OFF
+    yield_today_kwh: float = 0.0  # charger output energy since local midnight
+    yield_day: date | None = None
+
+    def cloud_factor(self, time_s: float) -> float:
+        """Share of the clear-sky power the clouds let through at plant time ``time_s``."""
+        drift = 0.6 * math.sin(2 * math.pi * time_s / 1800.0) + 0.4 * math.sin(
+            2 * math.pi * time_s / 420.0 + 1.3
+        )  # within -1..1
+        return 1.0 - self.cloud_depth * (0.5 + 0.5 * drift)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the mode lets it charge."""
+        return self.mode != SolarMode.OFF
+
+
+class GeneratorPhase(Enum):
+    """Where the generator is in its start/stop cycle."""
+
+    STOPPED = "stopped"
+    CRANKING = "cranking"
+    RUNNING = "running"
+    SPINNING_DOWN = "spinning_down"
+
+
+@dataclass
+class Generator:
+    """Generator with a two-wire start: runs while ``run_requested`` is held.
+
+    On a request it cranks for ``crank_s`` and then runs (an AC source of ``capacity_a``);
+    when the request drops it stops feeding AC at once and its running signal goes off after
+    ``spin_down_s``. With ``fails_to_start`` it cranks for as long as it is asked and never
+    runs. The simulated van copies the supervisor's GPIO start output into ``run_requested``
+    at every tick; without Modbus and GPIO, set it directly.
+    """
+
+    capacity_a: float = 16.0
+    crank_s: float = 5.0
+    spin_down_s: float = 2.0
+    fails_to_start: bool = False
+    run_requested: bool = False
+    # state
+    phase: GeneratorPhase = GeneratorPhase.STOPPED
+    phase_s: float = 0.0  # time spent in the present phase
+    starts: int = 0  # crank attempts
+    run_seconds: float = 0.0  # total time running
+
+    @property
+    def running(self) -> bool:
+        """Whether it is running and feeding AC."""
+        return self.phase is GeneratorPhase.RUNNING
+
+    @property
+    def running_signal(self) -> bool:
+        """Its "running" contact: on while running and while it spins down."""
+        return self.phase in (GeneratorPhase.RUNNING, GeneratorPhase.SPINNING_DOWN)
+
+    def update(self) -> None:
+        """React to the run request (and to due phase changes) without time passing."""
+        if self.run_requested:
+            if self.phase in (GeneratorPhase.STOPPED, GeneratorPhase.SPINNING_DOWN):
+                self._enter(GeneratorPhase.CRANKING)
+                self.starts += 1
+            if (self.phase is GeneratorPhase.CRANKING and not self.fails_to_start
+                    and self.phase_s >= self.crank_s - _EPS_S):
+                self._enter(GeneratorPhase.RUNNING)
+        else:
+            if self.phase is GeneratorPhase.CRANKING:
+                self._enter(GeneratorPhase.STOPPED)
+            elif self.phase is GeneratorPhase.RUNNING:
+                self._enter(GeneratorPhase.SPINNING_DOWN)
+            if (self.phase is GeneratorPhase.SPINNING_DOWN
+                    and self.phase_s >= self.spin_down_s - _EPS_S):
+                self._enter(GeneratorPhase.STOPPED)
+
+    def next_event_s(self) -> float:
+        """Simulated seconds until the next phase change due by itself (inf: none)."""
+        if self.phase is GeneratorPhase.CRANKING and not self.fails_to_start:
+            return max(0.0, self.crank_s - self.phase_s)
+        if self.phase is GeneratorPhase.SPINNING_DOWN:
+            return max(0.0, self.spin_down_s - self.phase_s)
+        return math.inf
+
+    def advance(self, dt_s: float) -> None:
+        """Let ``dt_s`` seconds pass in the present phase, then change phase if due."""
+        if self.running:
+            self.run_seconds += dt_s
+        self.phase_s += dt_s
+        self.update()
+
+    def _enter(self, phase: GeneratorPhase) -> None:
+        self.phase = phase
+        self.phase_s = 0.0
 
 
 @dataclass
@@ -196,26 +438,44 @@ class RoomClimate:
         self.time_s += dt_s
 
 
+def _local_now() -> datetime:
+    return datetime.now()
+
+
 @dataclass
 class Plant:
-    """The van: house battery, DC loads on relay circuits, shore power, inverter/charger, room.
+    """The van: battery, DC and AC loads, shore, generator, solar, alternator, inverter, room.
 
-    ``loads`` maps each switchable circuit name to its nominal current; ``switches`` holds
-    which of them are on (the simulator copies the relay coils into it).
+    ``loads`` maps each switchable DC circuit to its nominal current (DC amps) and
+    ``ac_loads`` each AC circuit to its nominal AC current at 230 V; ``switches`` holds which
+    of them are on (the simulator copies the relay coils into it). ``start_time`` is the
+    local clock time at plant time 0; :attr:`clock` is the local time now.
     """
 
     battery: Battery = field(default_factory=Battery)
     inverter: InverterCharger = field(default_factory=InverterCharger)
+    solar: SolarCharger = field(default_factory=SolarCharger)
+    generator: Generator = field(default_factory=Generator)
     room: RoomClimate = field(default_factory=RoomClimate)
     loads: dict[str, float] = field(default_factory=dict)
+    ac_loads: dict[str, float] = field(default_factory=dict)
     switches: dict[str, bool] = field(default_factory=dict)
     base_load_a: float = 2.5
     # Amplitude of the base load's slow wander (pumps, fans, chargers coming and going); 0 in
     # tests that compare currents, a little in the demo so the van looks alive.
     load_wander_a: float = 0.0
-    ac_load_w: float = 0.0
+    ac_base_load_w: float = 0.0
     shore_connected: bool = False
+    ignition: bool = False  # engine running: the alternator charges through a DC-DC charger
+    alternator_a: float = 20.0
+    # Small wander of the AC input voltage around nominal (source impedance, the grid).
+    ac_voltage_wander_v: float = 2.0
+    start_time: datetime = field(default_factory=_local_now)
     time_s: float = 0.0
+    ac_in_energy_kwh: float = 0.0  # energy taken from the AC input (the meter's import)
+    # outputs, recomputed at every step
+    ac_source: AcSource = AcSource.NONE  # what is live on the AC input cable
+    alternator_current_a: float = 0.0
     # Longer steps are cut into pieces so that a fast simulator stays accurate.
     max_step_s: float = 5.0
 
@@ -230,17 +490,48 @@ class Plant:
         start_soc: float = 80.0,
         shore: bool = False,
         loads: Mapping[str, float] | None = None,
+        ac_loads: Mapping[str, float] | None = None,
+        start_time: datetime | None = None,
+        solar_peak_w: float = 300.0,
     ) -> Plant:
-        """A plant with the usual parameters; all switchable loads start off."""
+        """A plant with the usual parameters; all switchable loads start off.
+
+        ``start_time`` defaults to the local time now; ``solar_peak_w = 0`` is a van
+        without solar panels.
+        """
         return cls(
             battery=Battery(capacity_ah=capacity_ah, soc=start_soc),
+            solar=SolarCharger(peak_w=solar_peak_w),
             loads=dict(loads or {}),
+            ac_loads=dict(ac_loads or {}),
             shore_connected=shore,
+            start_time=start_time if start_time is not None else _local_now(),
         )
+
+    # -- inputs and derived quantities --------------------------------------------------------
+
+    @property
+    def clock(self) -> datetime:
+        """Simulated local time now."""
+        return self.start_time + timedelta(seconds=self.time_s)
+
+    @clock.setter
+    def clock(self, value: datetime) -> None:
+        """Jump to another time of day (the plant's own time keeps running from here)."""
+        self.start_time = value - timedelta(seconds=self.time_s)
+
+    @property
+    def solar_peak_w(self) -> float:
+        """Solar array's clear-sky output at noon (0: night or overcast all day)."""
+        return self.solar.peak_w
+
+    @solar_peak_w.setter
+    def solar_peak_w(self, value: float) -> None:
+        self.solar.peak_w = value
 
     @property
     def dc_load_a(self) -> float:
-        """Current drawn by the DC loads: the base load plus every circuit switched on."""
+        """Current drawn by the DC loads: the base load plus every DC circuit switched on."""
         wander = self.load_wander_a * (
             0.7 * math.sin(2 * math.pi * self.time_s / 47.0)
             + 0.3 * math.sin(2 * math.pi * self.time_s / 11.0)
@@ -249,56 +540,133 @@ class Plant:
             amps for name, amps in self.loads.items() if self.switches.get(name, False)
         )
 
+    @property
+    def ac_load_w(self) -> float:
+        """AC power the loads want: the base AC load plus every AC circuit switched on."""
+        return self.ac_base_load_w + AC_NOMINAL_V * sum(
+            amps for name, amps in self.ac_loads.items() if self.switches.get(name, False)
+        )
+
+    @property
+    def ac_in_limit_a(self) -> float:
+        """Current the AC input may take now: the MultiPlus limit, and the generator's size."""
+        limit = self.inverter.ac_in_current_limit_a
+        if self.ac_source is AcSource.GENERATOR:
+            limit = min(limit, self.generator.capacity_a)
+        return max(0.0, limit)
+
+    @property
+    def ac_in_voltage_v(self) -> float:
+        """Voltage on the AC input cable (0 without a source)."""
+        if self.ac_source is AcSource.NONE:
+            return 0.0
+        t = self.time_s
+        wander = 0.7 * math.sin(2 * math.pi * t / 97.0) + 0.3 * math.sin(2 * math.pi * t / 23.0)
+        return self.inverter.ac_voltage_v + self.ac_voltage_wander_v * wander
+
+    @property
+    def ac_in_current_a(self) -> float:
+        """Current taken from the AC input."""
+        volts = self.ac_in_voltage_v
+        return self.inverter.ac_in_power_w / volts if volts > 0 else 0.0
+
+    @property
+    def active_input_source(self) -> AcSource:
+        """The AC source the MultiPlus is using (NONE when it does not take its input)."""
+        return self.ac_source if self.inverter.ac_input_active else AcSource.NONE
+
+    # -- time ---------------------------------------------------------------------------------
+
     def step(self, dt_s: float) -> None:
         """Advance the plant by ``dt_s`` simulated seconds."""
         if dt_s < 0:
             raise ValueError("time does not run backwards")
         remaining = dt_s
         while remaining > 0:
-            h = min(remaining, self.max_step_s)
             self.settle()
-            self.battery.integrate(h)
-            self.room.advance(h)
-            self.time_s += h
+            # cut at the generator's phase changes so the result does not depend on the tick
+            h = min(remaining, self.max_step_s, self.generator.next_event_s())
+            self._integrate(h)
             remaining -= h
         self.settle()
 
+    def _integrate(self, h: float) -> None:
+        """Let ``h`` seconds pass at the flows :meth:`settle` computed."""
+        bat, solar = self.battery, self.solar
+        bat.integrate(h)
+        self.room.advance(h)
+        self.generator.advance(h)
+        solar.yield_today_kwh += solar.current_a * bat.open_circuit_voltage * h / _J_PER_KWH
+        self.ac_in_energy_kwh += self.inverter.ac_in_power_w * h / _J_PER_KWH
+        self.time_s += h
+
+    # -- flows --------------------------------------------------------------------------------
+
     def settle(self) -> None:
         """Recompute every current and power for the present state, without time passing."""
-        inv, bat = self.inverter, self.battery
-        dc_load = self.dc_load_a
+        inv, bat, gen, solar = self.inverter, self.battery, self.generator, self.solar
+        gen.update()
+        today = self.clock.date()
+        if solar.yield_day != today:
+            solar.yield_day, solar.yield_today_kwh = today, 0.0
         # The rest voltage avoids a circular voltage <-> current dependency; close enough.
         dc_v = bat.open_circuit_voltage
-        inv.ac_input_active = self.shore_connected and inv.accepts_ac_input
+        dc_load = self.dc_load_a
+        ac_load_w = self.ac_load_w
+        if self.shore_connected:  # shore wins over a running generator
+            self.ac_source = AcSource.SHORE
+        elif gen.running:
+            self.ac_source = AcSource.GENERATOR
+        else:
+            self.ac_source = AcSource.NONE
+        inv.ac_input_active = self.ac_source is not AcSource.NONE and inv.accepts_ac_input
+
+        # AC side: what passes through from the input, what the inverter makes, what the
+        # charger may still take from the input
+        passthrough_w = inverter_w = charger_budget_w = 0.0
         if inv.ac_input_active:
-            target, inv.state = self._charge_target()
-            # shore power left after the AC loads it feeds through, converted to DC amps
-            budget_w = max(0.0, inv.ac_in_current_limit_a * inv.ac_voltage_v - self.ac_load_w)
-            charger_a = min(inv.charger_max_a, budget_w * inv.efficiency / dc_v, target + dc_load)
-            inv.dc_current_a = charger_a
+            limit_w = self.ac_in_limit_a * AC_NOMINAL_V
+            if ac_load_w > limit_w and inv.may_invert:
+                passthrough_w, inverter_w = limit_w, ac_load_w - limit_w
+                inv.state = InverterState.POWER_ASSIST
+            else:
+                passthrough_w = ac_load_w
+                charger_budget_w = max(0.0, limit_w - ac_load_w)
+                inv.state = InverterState(charge_stage(bat.soc))
             inv.ac_output_live = True
-            inv.ac_out_power_w = self.ac_load_w
-            inv.ac_in_power_w = self.ac_load_w + charger_a * dc_v / inv.efficiency
         elif inv.may_invert:
+            inverter_w = ac_load_w
             inv.state = InverterState.INVERTING
-            inv.dc_current_a = -self.ac_load_w / inv.efficiency / dc_v
             inv.ac_output_live = True
-            inv.ac_out_power_w = self.ac_load_w
-            inv.ac_in_power_w = 0.0
         else:
             inv.state = InverterState.OFF
-            inv.dc_current_a = 0.0
             inv.ac_output_live = False
-            inv.ac_out_power_w = 0.0
-            inv.ac_in_power_w = 0.0
-        bat.current = inv.dc_current_a - dc_load
+        inv.ac_out_power_w = ac_load_w if inv.ac_output_live else 0.0
+        inv.inverter_power_w = inverter_w
+        inverter_draw_a = inverter_w / inv.efficiency / dc_v
 
-    def _charge_target(self) -> tuple[float, InverterState]:
-        """Net battery current the charger aims for, and the charge stage it is in."""
-        soc, max_a = self.battery.soc, self.inverter.charger_max_a
-        if soc >= 100.0:
-            return 0.0, InverterState.FLOAT
-        if soc >= ABSORPTION_SOC:
-            taper = max_a * (100.0 - soc) / (100.0 - ABSORPTION_SOC)
-            return max(MIN_ABSORPTION_A, taper), InverterState.ABSORPTION
-        return max_a, InverterState.BULK
+        # DC side: the chargers fill the loads plus what the battery accepts, solar first
+        room_a = dc_load + inverter_draw_a + charge_acceptance_a(bat.soc, inv.charger_max_a)
+        solar.available_w = solar.peak_w * sun_fraction(self.clock) * solar.cloud_factor(
+            self.time_s
+        )
+        solar_max_a = solar.available_w * solar.efficiency / dc_v if solar.enabled else 0.0
+        solar.current_a = min(solar.max_current_a, solar_max_a, room_a)
+        room_a -= solar.current_a
+        self.alternator_current_a = min(self.alternator_a if self.ignition else 0.0, room_a)
+        room_a -= self.alternator_current_a
+        charger_max = min(inv.charger_max_a, charger_budget_w * inv.efficiency / dc_v)
+        inv.charger_current_a = max(0.0, min(charger_max, room_a))
+
+        inv.dc_current_a = inv.charger_current_a - inverter_draw_a
+        inv.ac_in_power_w = (
+            passthrough_w + inv.charger_current_a * dc_v / inv.efficiency
+            if inv.ac_input_active else 0.0
+        )
+        solar.pv_power_w = solar.current_a * dc_v / solar.efficiency
+        solar.pv_voltage_v = solar.mpp_voltage_v if solar.available_w > 0 else 0.0
+        if solar.enabled and solar.available_w > 0:
+            solar.state = SolarState(charge_stage(bat.soc))
+        else:
+            solar.state = SolarState.OFF
+        bat.current = solar.current_a + self.alternator_current_a + inv.dc_current_a - dc_load

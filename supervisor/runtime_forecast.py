@@ -1,0 +1,47 @@
+"""Runtime forecast: how long the battery lasts, now and "what if" a load is added.
+
+Time-to-go comes from the battery monitor where it is trusted (fresh, positive); otherwise from
+the usable charge down to the floor SOC and a smoothed net load. "What if" adds a load to the
+smoothed net load: "6 h 20 min; 1 h 40 min with A/C".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SMOOTHING_S = 300.0  # time constant of the load average: a kettle does not halve the runtime
+
+
+@dataclass
+class RuntimeForecast:
+    capacity_ah: float
+    floor_soc: float  # runtime is counted down to this SOC (the critical alarm level)
+    load_a: float | None = None  # smoothed net discharge current (negative when charging)
+    _last: float | None = None
+
+    def update(self, now: float, battery_current: float) -> None:
+        """Feed a battery current reading (A, negative when discharging)."""
+        net = -battery_current
+        if self.load_a is None or self._last is None:
+            self.load_a = net
+        else:
+            dt = max(0.0, now - self._last)
+            alpha = 1 - math.exp(-dt / SMOOTHING_S)
+            self.load_a += alpha * (net - self.load_a)
+        self._last = now
+
+    def usable_ah(self, soc: float) -> float:
+        return max(0.0, (soc - self.floor_soc) / 100 * self.capacity_ah)
+
+    def runtime_s(self, soc: float | None, monitor_ttg_s: float | None = None,
+                  extra_a: float = 0.0) -> float | None:
+        """Seconds until the floor SOC; None while charging faster than the load (no limit)."""
+        if extra_a == 0 and monitor_ttg_s is not None and monitor_ttg_s > 0:
+            return monitor_ttg_s
+        if soc is None or self.load_a is None:
+            return None
+        load = self.load_a + extra_a
+        if load <= 0.05:
+            return None
+        return self.usable_ah(soc) / load * 3600
