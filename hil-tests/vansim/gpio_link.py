@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from supervisor.config import GpioLine
@@ -43,6 +43,8 @@ class GpioLink:
             line.name: False for line in lines if line.direction == "input"
         }
         self._outputs: dict[str, bool] = {}
+        # called with (line name, logical state) whenever the supervisor reports an output
+        self.on_output: Callable[[str, bool], None] | None = None
         self._clients: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -136,7 +138,10 @@ class GpioLink:
             log.warning("GPIO link: pin %s is not an output line; ignored", pin)
             return
         # the inverse of physical_level(): active-low lines are active when low
-        self._outputs[line.name] = level if line.active == "high" else not level
+        active = level if line.active == "high" else not level
+        self._outputs[line.name] = active
+        if self.on_output is not None:
+            self.on_output(line.name, active)
 
 
 def _encode(pin: int, level: bool) -> bytes:

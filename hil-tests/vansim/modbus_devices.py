@@ -67,6 +67,8 @@ class ServedDevice:
     Each table is served over the span from its lowest to its highest register (holes read
     as 0); outside it, and in tables the profile does not use, reads are refused with
     ILLEGAL DATA ADDRESS, as a real device does. Only writable registers can be written.
+    A profile with ``align`` > 1 (Eastron meters: 2) refuses, with ILLEGAL DATA ADDRESS too,
+    requests whose start address or count is not a multiple of it.
     """
 
     def __init__(
@@ -174,6 +176,7 @@ class ServedDevice:
         span = self._spans.get(table)
         if span is None or count < 1 or address < span[0] or address + count > span[1]:
             raise ModbusError(ExceptionCode.ILLEGAL_DATA_ADDRESS)
+        self._check_aligned(address, count)
         words = self._words[table]
         return [words.get(a, 0) for a in range(address, address + count)]
 
@@ -185,11 +188,18 @@ class ServedDevice:
         addresses = range(address, address + len(values))
         if not values or any(a not in self._writable[table] for a in addresses):
             raise ModbusError(ExceptionCode.ILLEGAL_DATA_ADDRESS)
+        self._check_aligned(address, len(values))
         words = self._words[table]
         for a, v in zip(addresses, values, strict=True):
             words[a] = int(v) & 0xFFFF
         if self.on_write is not None:
             self.on_write(self)
+
+    def _check_aligned(self, address: int, count: int) -> None:
+        """Refuse requests off the profile's alignment (Eastron meters: even address and count)."""
+        align = self.profile.device.align
+        if address % align or count % align:
+            raise ModbusError(ExceptionCode.ILLEGAL_DATA_ADDRESS)
 
 
 def _encode_clamped(value: Value, reg: Register, profile: Profile) -> list[int]:
@@ -232,9 +242,9 @@ def _gx_system(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
         "battery_soc": b.soc,
         "battery_state": int(b.state),
         "battery_time_to_go": b.time_to_go_s,
-        "active_input_source": 3 if p.inverter.ac_input_active else 240,
+        "active_input_source": int(p.active_input_source),
         "ac_consumption_l1": p.inverter.ac_out_power_w,
-        "pv_power": 0,
+        "pv_power": p.solar.pv_power_w,
         "dc_system_power": p.dc_load_a * b.voltage,
     }
 
@@ -260,8 +270,9 @@ def _gx_battery(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
 
 def _gx_vebus(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
     inv, b = p.inverter, p.battery
-    ac_in_v = inv.ac_voltage_v if inv.ac_input_active else 0.0
-    ac_out_v = inv.ac_voltage_v if inv.ac_output_live else 0.0
+    ac_in_v = p.ac_in_voltage_v if inv.ac_input_active else 0.0
+    # passing the input through, the output follows its voltage; inverting, it is nominal
+    ac_out_v = (ac_in_v or inv.ac_voltage_v) if inv.ac_output_live else 0.0
     return {
         "ac_in_voltage": ac_in_v,
         "ac_in_current": inv.ac_in_power_w / ac_in_v if ac_in_v else 0.0,
@@ -275,9 +286,9 @@ def _gx_vebus(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
         "active_input": 0 if inv.ac_input_active else 240,
         "state": int(inv.state),
         "error": 0,
-        "high_temperature_alarm": 0,
+        "high_temperature_alarm": int(inv.high_temperature_alarm),
         "low_battery_alarm": 0,
-        "overload_alarm": 0,
+        "overload_alarm": int(inv.overload_alarm),
     }
 
 
@@ -288,6 +299,38 @@ def _gx_vebus_apply(p: Plant, dev: ServedDevice) -> None:
         p.inverter.mode = mode
     if isinstance(limit, int | float):
         p.inverter.ac_in_current_limit_a = float(limit)
+
+
+def _gx_solarcharger(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
+    s = p.solar
+    return {
+        "battery_voltage": p.battery.voltage,
+        "battery_current": s.current_a,
+        "state": int(s.state),
+        "pv_voltage": s.pv_voltage_v,
+        "yield_today": s.yield_today_kwh,
+        "pv_power": s.pv_power_w,
+    }
+
+
+def _gx_solarcharger_apply(p: Plant, dev: ServedDevice) -> None:
+    mode = dev.value("mode") if dev.has("mode") else None
+    if isinstance(mode, int):
+        p.solar.mode = mode
+
+
+def _eastron_sdm120(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
+    # the meter sits on the AC input cable: it sees the source's voltage even when the
+    # MultiPlus does not take it
+    volts = p.ac_in_voltage_v
+    live = volts > 0
+    return {
+        "voltage": volts,
+        "current": p.ac_in_current_a,
+        "active_power": p.inverter.ac_in_power_w,
+        "frequency": p.inverter.ac_frequency_hz if live else 0.0,
+        "import_active_energy": p.ac_in_energy_kwh,
+    }
 
 
 def _xy_md02(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
@@ -313,6 +356,10 @@ DEVICE_MODELS: dict[str, DeviceModel] = {
         apply=_gx_vebus_apply,
         defaults={"mode": 3, "ac_in_current_limit": 16.0},
     ),
+    "victron_gx_solarcharger": DeviceModel(
+        produce=_gx_solarcharger, apply=_gx_solarcharger_apply, defaults={"mode": 1}
+    ),
+    "eastron_sdm120": DeviceModel(produce=_eastron_sdm120),
     "xy_md02": DeviceModel(produce=_xy_md02),
     "waveshare_relay_8ch": DeviceModel(produce=_relay_board, apply=_relay_board_apply),
 }

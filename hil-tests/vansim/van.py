@@ -3,6 +3,15 @@
 Built from the same vehicle config file as the supervisor, it serves exactly the buses and
 devices the config declares. HIL tests run it in-process (in the pytest event loop) and use
 its inspection and fault-injection methods; ``mcw-sim`` runs it for the demo.
+
+The config also wires the plant: DC and AC circuits (``kind``) become the plant's DC and AC
+loads, a van without a solar charger device has no panels, and the GPIO lines with the roles
+``ignition``, ``generator_start`` and ``generator_running`` connect the plant's ignition and
+generator to the supervisor. At every tick (and at once when the supervisor changes an
+output, or a test an input) the van copies the ignition input and the generator start output
+into the plant (``plant.ignition``, ``plant.generator.run_requested``) and drives the
+generator's running input from ``plant.generator.running_signal``: with a GPIO link those
+plant attributes belong to the link, set the lines instead.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -38,17 +48,25 @@ class SimulatedVan:
         start_soc: float = 80.0,
         shore: bool = False,
         capacity_ah: float = 200.0,
+        start_time: datetime | None = None,
     ) -> None:
+        """``start_time`` is the simulated local time at start (default: the time now)."""
         if speed <= 0 or tick_s <= 0:
             raise ValueError("speed and tick_s must be positive")
         self.config = config
         self.speed = speed
         self.tick_s = tick_s
+        circuits = config.power.circuit
+        has_solar = any(d.profile == SOLAR_PROFILE for d in config.device)
         self.plant = Plant.create(
             capacity_ah=capacity_ah,
             start_soc=start_soc,
             shore=shore,
-            loads={c.name: c.nominal_current_a for c in config.power.circuit},
+            loads={c.name: c.nominal_current_a for c in circuits if c.kind == "dc"},
+            ac_loads={c.name: c.nominal_current_a for c in circuits if c.kind == "ac"},
+            start_time=start_time,
+            solar_peak_w=Plant.create.__defaults__ if False else _DEFAULT_PEAK_W if has_solar
+            else 0.0,
         )
         self.devices: dict[str, ServedDevice] = {}
         for dev in config.device:
