@@ -437,6 +437,9 @@ def _check_power(cfg: SupervisorConfig, path: Path) -> None:
                 and step.restore_soc <= step.shed_soc:
             raise ConfigError(path, f"{key}.restore_soc", "must be above shed_soc (hysteresis)")
     for i, circuit in enumerate(power.circuit):
+        lock = circuit.lock or ""
+        if lock.startswith("io/") and lock.removeprefix("io/") not in lines:
+            raise ConfigError(path, f"power.circuit[{i}].lock", f"no gpio.line for {lock}")
         if circuit.priority and circuit.priority not in priorities:
             raise ConfigError(path, f"power.circuit[{i}].priority",
                               f"no power.shedding.step for priority {circuit.priority}")

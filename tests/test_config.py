@@ -39,6 +39,16 @@ def write(tmp_path: Path, text: str) -> Path:
         (('battery_monitor = "battery"', 'battery_monitor = "room_climate"'),
          "power.battery_monitor", "lacks current, soc, voltage"),
         (('id = "demo"', 'id = "Demo Van"'), "vehicle.id", "String should match pattern"),
+        (("priority = 6\nallowed", "priority = 5\nallowed"), "power.circuit[0].priority",
+         "no power.shedding.step for priority 5"),
+        (('output = "relay_4"', 'output = "relay_4"\nlock = "io/heater_run_on"'),
+         "power.circuit[3].lock", "no gpio.line for io/heater_run_on"),
+        (("restore_soc = 60", "restore_soc = 40"), "power.shedding.step[0].restore_soc",
+         "must be above shed_soc"),
+        (('running_input = "generator_running"', 'running_input = "ignition"'),
+         "power.generator.running_input", "role generator_running"),
+        (("stop_value = 80", "stop_value = 20"), "power.generator.condition[0].stop_value",
+         "must be above start_value for soc"),
     ],
 )
 def test_bad_config_names_file_key_and_rule(

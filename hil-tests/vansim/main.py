@@ -1,6 +1,7 @@
 """``mcw-sim``: run the simulated van for the demo or for a supervisor under test.
 
     mcw-sim --config config/demo.toml [--speed 60] [--start-soc 50] [--shore]
+            [--start-time 11:30] [--solar-peak-w 300]
 
 Serves until SIGINT or SIGTERM, then stops cleanly (socat gone, socket removed).
 """
@@ -13,6 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from supervisor.config import ConfigError, load_config
 from vansim.van import SimulatedVan
@@ -30,8 +32,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--shore", action="store_true", help="start with shore power connected")
     parser.add_argument("--load-wander", type=float, default=0.8, metavar="A",
                         help="amplitude of the base load's wander in amps (0: steady)")
+    parser.add_argument("--start-time", type=_clock_time, default=None, metavar="HH:MM",
+                        help="simulated local time of day at start (default: now)")
+    parser.add_argument("--solar-peak-w", type=float, default=None, metavar="W",
+                        help="solar array output at a clear noon (default 300 W if the config "
+                             "has a solar charger; 0: overcast)")
     parser.add_argument("--verbose", action="store_true", help="log debug messages")
     return parser
+
+
+def _clock_time(text: str) -> datetime:
+    """``HH:MM`` today, local time (argparse type)."""
+    try:
+        at = datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time of day HH:MM") from None
+    return datetime.combine(datetime.now().date(), at)
 
 
 async def _serve(van: SimulatedVan) -> None:
@@ -58,13 +74,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.speed <= 0:
         print("mcw-sim: --speed must be positive", file=sys.stderr)
         return 2
+    if args.solar_peak_w is not None and args.solar_peak_w < 0:
+        print("mcw-sim: --solar-peak-w must not be negative", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"mcw-sim: {exc}", file=sys.stderr)
         return 2
-    van = SimulatedVan(config, speed=args.speed, start_soc=args.start_soc, shore=args.shore)
+    van = SimulatedVan(config, speed=args.speed, start_soc=args.start_soc, shore=args.shore,
+                       start_time=args.start_time)
     van.plant.load_wander_a = args.load_wander
+    if args.solar_peak_w is not None:
+        van.plant.solar_peak_w = args.solar_peak_w
     try:
         asyncio.run(_serve(van))
     except OSError as exc:

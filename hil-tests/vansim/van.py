@@ -35,6 +35,9 @@ from vansim.rtu_line import RtuLine
 
 log = logging.getLogger(__name__)
 
+# Profile of the solar charger: a van without a device of it has no panels.
+SOLAR_PROFILE = "victron_gx_solarcharger"
+
 
 class SimulatedVan:
     """The whole simulated vehicle; ``async with SimulatedVan(config) as van: ...``."""
@@ -65,13 +68,19 @@ class SimulatedVan:
             loads={c.name: c.nominal_current_a for c in circuits if c.kind == "dc"},
             ac_loads={c.name: c.nominal_current_a for c in circuits if c.kind == "ac"},
             start_time=start_time,
-            solar_peak_w=Plant.create.__defaults__ if False else _DEFAULT_PEAK_W if has_solar
-            else 0.0,
         )
+        if not has_solar:
+            self.plant.solar_peak_w = 0.0  # no charger: no panels
+        lines = config.gpio.line
+        gen = config.power.generator
+        # GPIO lines wired to the plant (line names; None where the van has none)
+        self._ignition_lines = [ln.name for ln in lines if ln.role == "ignition"]
+        self._gen_start_line = gen.start_output if gen is not None else None
+        self._gen_running_line = gen.running_input if gen is not None else None
         self.devices: dict[str, ServedDevice] = {}
         for dev in config.device:
-            circuits = [c for c in config.power.circuit if c.device == dev.id]
-            served = ServedDevice(dev, load_profile(dev.profile), circuits)
+            wired = [c for c in circuits if c.device == dev.id]
+            served = ServedDevice(dev, load_profile(dev.profile), wired)
             served.on_write = self._on_write
             self.devices[dev.id] = served
         self.lines: dict[str, RtuLine] = {
@@ -80,6 +89,7 @@ class SimulatedVan:
         self.gpio: GpioLink | None = None
         if config.gpio.backend == "sim" and config.gpio.sim_socket is not None:
             self.gpio = GpioLink(config.gpio.sim_socket, config.gpio.line)
+            self.gpio.on_output = self._on_gpio_output
         self._servers: list[BusServer] = []
         self._ticker: asyncio.Task[None] | None = None
         self._rng = random.Random(0)  # garbage is reproducible from run to run
@@ -155,19 +165,43 @@ class SimulatedVan:
             last = now
 
     def _sync(self, dt_s: float = 0.0) -> None:
-        """Registers the client wrote -> plant; advance the plant; plant -> served registers."""
+        """Client's registers and GPIO -> plant; advance the plant; plant -> registers, GPIO."""
         for dev in self.devices.values():
             dev.apply(self.plant)
+        self._gpio_to_plant()
         if dt_s > 0:
             self.plant.step(dt_s)
         else:
             self.plant.settle()
+        self._plant_to_gpio()
         for dev in self.devices.values():
             dev.refresh(self.plant)
+
+    def _gpio_to_plant(self) -> None:
+        """The supervisor's generator start output and the ignition input reach the plant."""
+        if self.gpio is None:
+            return
+        if self._ignition_lines:
+            self.plant.ignition = any(self.gpio.input_active(n) for n in self._ignition_lines)
+        if self._gen_start_line is not None:
+            # never reported (no supervisor yet) is "not running"
+            self.plant.generator.run_requested = bool(self.gpio.output_active(self._gen_start_line))
+
+    def _plant_to_gpio(self) -> None:
+        """The generator's running contact reaches the supervisor."""
+        if self.gpio is not None and self._gen_running_line is not None:
+            self.gpio.set_input(self._gen_running_line, self.plant.generator.running_signal)
 
     def _on_write(self, _device: ServedDevice) -> None:
         # A relay switched or a setting changed: the loads follow at once, not a tick later.
         self._sync()
+
+    def _on_gpio_output(self, _line: str, _active: bool) -> None:
+        # The generator start line changed: the generator reacts at once, not a tick later.
+        try:
+            self._sync()
+        except Exception:  # a model bug must not drop the supervisor's GPIO connection
+            log.exception("plant update after a GPIO output change failed")
 
     # -- inspection -------------------------------------------------------------------------
 
@@ -190,8 +224,13 @@ class SimulatedVan:
     # -- GPIO -------------------------------------------------------------------------------
 
     def set_input(self, line: str, active: bool) -> None:
-        """Drive GPIO input ``line`` to the logical state ``active``."""
+        """Drive GPIO input ``line`` to the logical state ``active`` (the plant follows now).
+
+        The generator's running input is the plant's to drive: a level set here lasts only
+        until the next tick.
+        """
         self._gpio().set_input(line, active)
+        self._sync()
 
     def output_active(self, line: str) -> bool | None:
         """Logical state of GPIO output ``line`` as last reported by the supervisor."""
