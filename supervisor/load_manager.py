@@ -164,7 +164,7 @@ class LoadManager:
         if self.timing.use_soc and inp.soc is not None and spec.shed_soc is not None \
                 and spec.restore_soc is not None:
             return (inp.soc < spec.shed_soc, inp.soc >= spec.restore_soc,
-                    f"SOC {inp.soc:.0f} %")
+                    f"SOC {inp.soc:.1f} %")
         if inp.voltage is None or inp.current is None:
             return None
         volts = inp.voltage - inp.current * self.timing.compensation_ohm

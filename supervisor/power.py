@@ -382,12 +382,13 @@ class PowerSubsystem:
         while True:
             now = self._wall()
             self.evaluate(now)
-            await self._actuate(now)
+            await self.actuate(now)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), LOOP_S)
 
-    async def _actuate(self, now: float) -> None:
+    async def actuate(self, now: float) -> None:
+        """Switch circuits towards what the load manager wants: offs first, ons staggered."""
         actual = {name: self._actual(name) for name in self.circuits}
         desired = self.loads.desired(self.wanted, actual, self._load_inputs(now))
         for name, on in desired.items():  # offs first, all at once: cutting is always safe
