@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +33,32 @@ class Van:
     run_dir: Path
 
 
+# Power timings shortened from minutes to seconds for the power scenarios (same rules).
+FAST_POWER = {
+    "MCW_SHED_DELAY_S": "2", "MCW_SHED_MIN_OFF_S": "4", "MCW_SHED_RESTORE_HOLD_S": "2",
+    "MCW_STAGGER_S": "0.3", "MCW_LVD_DELAY_S": "2", "MCW_AC_INPUT_DELAY_S": "2",
+    "MCW_GEN_START_TIMEOUT_S": "8", "MCW_GEN_RETRY_PAUSE_S": "1", "MCW_GEN_MIN_RUN_S": "3",
+    "MCW_GEN_WARM_UP_S": "2", "MCW_GEN_COOL_DOWN_S": "2", "MCW_GEN_DWELL_S": "1",
+}
+
+
 @pytest.fixture
 async def van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
-    """The whole van, with the supervisor reported ready on MQTT."""
+    """The whole van, with the supervisor ready and its start-up switching done."""
+    async with start_van(monkeypatch, {}) as whole:
+        yield whole
+
+
+@pytest.fixture
+async def fast_van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
+    """The van with the power rules' minutes shortened to seconds."""
+    async with start_van(monkeypatch, FAST_POWER) as whole:
+        yield whole
+
+
+@asynccontextmanager
+async def start_van(monkeypatch: pytest.MonkeyPatch,
+                    extra_env: dict[str, str]) -> AsyncIterator[Van]:
     # short path: Unix socket paths are limited to 107 bytes
     run_dir = Path(tempfile.mkdtemp(prefix="mcw-hil-"))
     async with AsyncExitStack() as stack:
@@ -44,10 +67,11 @@ async def van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
         broker = Broker(run_dir)
         stack.push_async_callback(broker.stop)
         await broker.start()
-        env = van_env(run_dir, broker.port, free_port())
+        env = {**van_env(run_dir, broker.port, free_port()), **extra_env}
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        sim = SimulatedVan(load_config(DEMO_CONFIG))
+        cfg = load_config(DEMO_CONFIG)
+        sim = SimulatedVan(cfg)
         stack.push_async_callback(sim.stop)
         await sim.start()
         monitor = Monitor(broker.port)
@@ -57,11 +81,21 @@ async def van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
         stack.callback(_keep_log, supervisor.log_path)
         stack.push_async_callback(supervisor.stop)
         supervisor.start()
-        await wait_until(lambda: (monitor.latest.get("status") or {}).get("state") == "ready",
-                         what="status ready")
-        # start-up safe states applied (comms is declared on when the supervisor is away)
-        await wait_until(lambda: monitor.value("power/circuit/comms") is True, what="safe")
-        yield Van(broker, sim, supervisor, monitor, run_dir)
+        whole = Van(broker, sim, supervisor, monitor, run_dir)
+        await settled(whole)
+        yield whole
+
+
+async def settled(van: Van) -> None:
+    """Ready on MQTT, and every circuit in the state the crew chose (start-up sequencing)."""
+    mon = van.monitor
+    await wait_until(lambda: (mon.latest.get("status") or {}).get("state") == "ready",
+                     what="status ready")
+    names = [c.name for c in van.sim.config.power.circuit]
+    await wait_until(lambda: all(
+        mon.value(f"power/circuit/{n}/wanted") is not None
+        and mon.value(f"power/circuit/{n}") == mon.value(f"power/circuit/{n}/wanted")
+        for n in names), what="circuits switched as wanted")
 
 
 def _keep_log(path: Path) -> None:

@@ -27,6 +27,7 @@ from drivers.register_codec import Value
 from supervisor.alarms import AlarmManager
 from supervisor.config import SupervisorConfig, load_config
 from supervisor.device_points import DevicePoints
+from supervisor.logs import setup_logging
 from supervisor.points import PointDef, PointStore
 from supervisor.power import PowerSubsystem
 from supervisor.storage import Storage
@@ -197,6 +198,7 @@ def simulate_day(hours: float = 24, step_s: float = 5.0, start_soc: float = 70.0
 
 
 def main() -> None:
+    setup_logging("warning")  # the report, not the supervisor's info log
     print("\n".join(simulate_day().lines()))
 
 

@@ -67,9 +67,9 @@ async def test_bad_commands_are_rejected_and_nothing_switches(van: Van) -> None:
         assert result["id"] == cid
         assert result["code"] == code
         assert result["status"] == ("expired" if code == "expired" else "rejected")
-    first = await mon.command("power/circuit", {"id": "d1", "args": {"circuit": "fridge",
+    first = await mon.command("power/circuit", {"id": "d1", "args": {"circuit": "sockets_12v",
                                                                     "on": False}})
-    again = await mon.command("power/circuit", {"id": "d1", "args": {"circuit": "fridge",
+    again = await mon.command("power/circuit", {"id": "d1", "args": {"circuit": "sockets_12v",
                                                                     "on": True}})
     assert (first["status"], again["status"]) == ("done", "duplicate")
     assert [sim.relay("relays", f"relay_{i}") for i in range(1, 9)] == relays_before

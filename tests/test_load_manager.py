@@ -61,7 +61,7 @@ def test_steps_shed_one_at_a_time_after_their_delay_in_priority_order() -> None:
     events = run(lm, [soc_at(t, 20) for t in range(0, 400)])
     assert [(t, ev.step) for t, ev in events if ev.kind == "shed"] == [
         (60, 8), (121, 7), (182, 6), (243, 4)]
-    assert "SOC 20 % below 50 %" in events[0][1].reason
+    assert "SOC 20.0 % below 50 %" in events[0][1].reason
     assert "below 35 %" in events[1][1].reason  # step 7 went because of step 6's rule
 
 

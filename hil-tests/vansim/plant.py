@@ -80,7 +80,9 @@ def open_circuit_voltage(soc: float) -> float:
 def sun_fraction(clock: datetime) -> float:
     """Share of peak irradiance at local time ``clock``: a sine arch from 06:00 to 18:00."""
     hour = clock.hour + clock.minute / 60 + (clock.second + clock.microsecond / 1e6) / 3600
-    return max(0.0, math.sin(math.pi * (hour - 6.0) / 12.0))
+    if not 6.0 < hour < 18.0:
+        return 0.0  # exactly: sin(pi) is not quite 0 in floating point
+    return math.sin(math.pi * (hour - 6.0) / 12.0)
 
 
 class BatteryState(IntEnum):

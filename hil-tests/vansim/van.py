@@ -277,4 +277,4 @@ class SimulatedVan:
             text += f"; {bus.name} {where}"
         if self.gpio is not None:
             text += f"; GPIO socket {self.gpio.socket_path}"
-        return text
+        return text + f"; simulated clock {self.plant.clock:%H:%M} at x{self.speed:g}"
