@@ -6,6 +6,7 @@ themselves, and their minute-long defaults, are tested in virtual time in tests/
 
 from __future__ import annotations
 
+import signal
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,7 +113,7 @@ async def test_quiet_hours_raise_the_bar_for_the_generator(
                          what="started below the quiet-hours threshold")
 
 
-async def test_crew_settings_survive_a_restart(fast_van: Van) -> None:
+async def test_crew_settings_survive_a_power_cut(fast_van: Van) -> None:
     van, mon, plant = fast_van, fast_van.monitor, fast_van.sim.plant
     result = await mon.command("power/shore/current_limit", {"id": "l1", "args": {"amps": 10}})
     assert result["status"] == "done"
@@ -120,14 +121,22 @@ async def test_crew_settings_survive_a_restart(fast_van: Van) -> None:
     result = await mon.command("power/circuit", {"id": "e1", "args": {
         "circuit": "exterior_lights", "on": True}})
     assert result["status"] == "done"
+    result = await mon.command("power/inverter/mode", {"id": "m1", "args": {
+        "mode": "charger_only"}})
+    assert result["status"] == "done"
+    assert plant.inverter.mode == 1
     bad = await mon.command("power/shore/current_limit", {"id": "l2", "args": {"amps": 99}})
     assert (bad["status"], bad["code"]) == ("rejected", "out_of_range")
-    assert await van.supervisor.stop() == 0
-    assert van.sim.relay("relays", "relay_1") is False  # safe state while it is away
-    plant.inverter.ac_in_current_limit_a = 16.0  # the MultiPlus was reset meanwhile
+    # the controller loses power without warning; meanwhile the MultiPlus is reset and the
+    # relay board powers up with every relay off
+    assert await van.supervisor.stop(signal.SIGKILL) == -signal.SIGKILL
+    plant.inverter.ac_in_current_limit_a = 16.0
+    van.sim.override("relays", "relay_1", False)
+    van.sim.override("relays", "relay_1", None)
     van.supervisor.start()
     await settled(van)
     await wait_until(lambda: plant.inverter.ac_in_current_limit_a == pytest.approx(10),
                      what="limit re-applied")
     assert van.sim.relay("relays", "relay_1") is True  # the crew's choice came back
     assert mon.value("power/shore/current_limit") == 10
+    assert mon.value("power/inverter/mode_setting") == "charger_only"
