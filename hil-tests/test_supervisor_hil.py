@@ -27,6 +27,11 @@ async def test_ready_and_battery_points_match_the_plant(van: Van) -> None:
     for device in ("gx_system", "battery", "multiplus", "room_climate", "relays"):
         assert mon.latest[f"device/{device}/status"]["state"] == "online"
 
+    # the runtime forecast and its "what if" the panel shows ("6 h 20 min; 1 h 40 min with A/C")
+    await wait_until(lambda: mon.value("power/runtime/with_climate") is not None, what="fc")
+    assert 0 < mon.value("power/runtime/with_climate") < mon.value("power/runtime")
+    assert mon.value("power/runtime/with/water_heater") < mon.value("power/runtime")
+
     plant.shore_connected = True  # the crew plugs in shore power
     await wait_until(lambda: mon.value("power/ac/source") == "shore", what="shore seen")
     await wait_until(lambda: (mon.value("power/battery/current") or 0) > 0, what="charging")

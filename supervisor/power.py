@@ -244,11 +244,11 @@ class PowerSubsystem:
         put("power/load/average_current", _rounded(self.forecast.load_a, 1), now)
         for name, circuit in self.circuits.items():
             extra = 0.0 if self._actual(name) else self._dc_amps(circuit)
-            put(f"power/runtime/with/{name}", _rounded(_capped(
-                self.forecast.runtime_s(soc, extra_a=extra), runtime)), now)
+            put(f"power/runtime/with/{name}",
+                _rounded(self.forecast.runtime_s(soc, ttg, extra_a=extra)), now)
         if self.cfg.climate_load_a:
-            put("power/runtime/with_climate", _rounded(_capped(
-                self.forecast.runtime_s(soc, extra_a=self.cfg.climate_load_a), runtime)), now)
+            put("power/runtime/with_climate",
+                _rounded(self.forecast.runtime_s(soc, ttg, extra_a=self.cfg.climate_load_a)), now)
 
     def _dc_amps(self, circuit: Circuit) -> float:
         """Battery current a circuit adds: AC loads through the inverter (90 % efficient)."""
@@ -561,9 +561,3 @@ class PowerSubsystem:
 def _rounded(value: float | None, digits: int = 0) -> float | None:
     return None if value is None else round(value, digits)
 
-
-def _capped(what_if: float | None, now: float | None) -> float | None:
-    """A what-if with more load never shows a longer runtime than now."""
-    if what_if is None or now is None:
-        return what_if
-    return min(what_if, now)

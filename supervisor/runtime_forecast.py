@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+MIN_LOAD_A = 0.05  # below this the battery is not really being drained
 SMOOTHING_S = 300.0  # time constant of the load average: a kettle does not halve the runtime
 
 
@@ -36,12 +37,20 @@ class RuntimeForecast:
 
     def runtime_s(self, soc: float | None, monitor_ttg_s: float | None = None,
                   extra_a: float = 0.0) -> float | None:
-        """Seconds until the floor SOC; None while charging faster than the load (no limit)."""
-        if extra_a == 0 and monitor_ttg_s is not None and monitor_ttg_s > 0:
-            return monitor_ttg_s
-        if soc is None or self.load_a is None:
+        """Seconds until the floor SOC; None while charging faster than the load (no limit).
+
+        With the monitor's time-to-go, a what-if scales it by the load ratio, so "now" and
+        "with A/C" always come from the same base.
+        """
+        smoothed = self.load_a
+        if monitor_ttg_s is not None and monitor_ttg_s > 0:
+            if extra_a == 0:
+                return monitor_ttg_s
+            if smoothed is not None and smoothed > MIN_LOAD_A:
+                return monitor_ttg_s * smoothed / (smoothed + extra_a)
+        if soc is None or smoothed is None:
             return None
-        load = self.load_a + extra_a
-        if load <= 0.05:
+        load = smoothed + extra_a
+        if load <= MIN_LOAD_A:
             return None
         return self.usable_ah(soc) / load * 3600

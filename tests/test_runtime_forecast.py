@@ -28,6 +28,8 @@ def test_trusted_monitor_time_to_go_is_used_and_charging_has_no_limit() -> None:
     fc = RuntimeForecast(capacity_ah=200, floor_soc=15)
     fc.update(0, -10.0)
     assert fc.runtime_s(80, monitor_ttg_s=20000) == 20000
+    # what-if from the same base: 10 A now, 30 A more -> a quarter of the monitor's figure
+    assert fc.runtime_s(80, monitor_ttg_s=20000, extra_a=30) == pytest.approx(5000)
     assert fc.runtime_s(80, monitor_ttg_s=0) == pytest.approx(13 * 3600, rel=0.01)
     charging = RuntimeForecast(capacity_ah=200, floor_soc=15)
     charging.update(0, 15.0)
