@@ -107,7 +107,8 @@ class Broker:
 def van_env(run_dir: Path, broker_port: int, gx_port: int) -> dict[str, str]:
     """The environment that points config/demo.toml at this test's ports and paths."""
     return {"MCW_MQTT_PORT": str(broker_port), "MCW_GX_PORT": str(gx_port),
-            "MCW_RUN_DIR": str(run_dir), "MCW_LOG_LEVEL": "info"}
+            "MCW_RUN_DIR": str(run_dir), "MCW_LOG_LEVEL": "info",
+            "MCW_PANEL_PORT": str(free_port())}
 
 
 @dataclass

@@ -36,8 +36,10 @@ from supervisor.config import (
     load_config,
 )
 from supervisor.device_points import DevicePoints
+from supervisor.history import History
 from supervisor.logs import setup_logging
 from supervisor.mqtt_bridge import MqttBridge, dumps, iso
+from supervisor.panel import Panel
 from supervisor.points import PointDef, PointStore, PointValue
 from supervisor.power import CREW_ROLES, PowerSubsystem
 from supervisor.storage import Storage
@@ -132,6 +134,11 @@ class Supervisor:
             self.store.define(PointDef(f"io/{line.name}", "bool", description=line.label))
         self.lamps = [ln.name for ln in cfg.gpio.line if ln.role == "status_lamp"]
 
+        self.panel: Panel | None = None
+        if cfg.panel is not None and cfg.panel.enabled:
+            history = History(self.storage, self.store, cfg.panel.history_days * 86400, wall)
+            self.panel = Panel(cfg.panel, self.router, self.storage, history,
+                               self.panel_hello, self.panel_snapshot)
         self.mqtt = MqttBridge(cfg.mqtt, cfg.vehicle.id, self.storage, self.router, self.snapshot)
         self._register_actions()
         self.store.subscribe(self._on_point)
@@ -205,6 +212,8 @@ class Supervisor:
 
     def _on_point(self, pdef: PointDef, pv: PointValue) -> None:
         self.mqtt.retain(f"state/{pdef.id}", self._state_payload(pv))
+        if self.panel is not None:
+            self.panel.broadcast({"type": "point", "id": pdef.id, **pv.as_dict()})
 
     @staticmethod
     def _state_payload(pv: PointValue) -> bytes:
@@ -227,6 +236,8 @@ class Supervisor:
 
     def _on_health(self, device: str, status: dict[str, Any]) -> None:
         self.mqtt.retain(f"device/{device}/status", self._device_payload(status))
+        if self.panel is not None:
+            self.panel.broadcast({"type": "device", "id": device, "status": status})
         self._update_state()
 
     @staticmethod
@@ -236,6 +247,9 @@ class Supervisor:
     def _on_alarm(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
         payload = b"" if state is None else self._alarm_payload(adef, state)
         self.mqtt.retain(f"alarm/{adef.id}", payload)
+        if self.panel is not None:
+            self.panel.broadcast({"type": "alarm", "id": adef.id,
+                                  "alarm": None if state is None else state.as_dict(adef)})
         self.emit_event({"kind": "alarm", "alarm": adef.id, "what": what,
                          "severity": adef.severity, "text": adef.text_en,
                          "text_pl": adef.text_pl, "detail": "" if state is None else state.detail})
@@ -265,6 +279,8 @@ class Supervisor:
             self.state = new
             log.info("supervisor_state", state=new)
             self.mqtt.retain("status", self._status_payload())
+            if self.panel is not None:
+                self.panel.broadcast({"type": "status", "state": new})
 
     def _drive_lamps(self) -> None:
         ok = not self.alarms.active("critical")
@@ -304,6 +320,20 @@ class Supervisor:
                 {"id": d.id, "profile": d.profile, "bus": d.bus, "unit": d.unit, "label": d.label}
                 for d in self.cfg.device
             ],
+        }
+
+    def panel_hello(self) -> dict[str, Any]:
+        return {"vehicle": {"id": self.cfg.vehicle.id, "name": self.cfg.vehicle.name},
+                "meta": self.meta()}
+
+    def panel_snapshot(self) -> dict[str, Any]:
+        """Everything a freshly opened panel page needs, with epoch-second timestamps."""
+        return {
+            "points": {pid: pv.as_dict() for pid, pv in self.store.values.items()},
+            "alarms": {aid: st.as_dict(self.alarms.defs[aid])
+                       for aid, st in self.alarms.states.items()},
+            "devices": self.devices.status,
+            "status": {"state": self.state, "version": VERSION},
         }
 
     def snapshot(self) -> dict[str, bytes]:
@@ -368,6 +398,8 @@ class Supervisor:
                 tg.create_task(supervised("gpio", self.gpio.run), name="gpio")
                 tg.create_task(supervised("mqtt", self.mqtt.run), name="mqtt")
                 tg.create_task(supervised("ticker", self._ticker), name="ticker")
+                if self.panel is not None:
+                    tg.create_task(supervised("panel", self.panel.run), name="panel")
                 # READY once the outputs are confirmed in their safe states (or given up on)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.apply_safe_states("start"), SAFE_STATE_TIMEOUT_S)

@@ -214,6 +214,28 @@ class PowerConfig(_Strict):
     circuit: tuple[Circuit, ...] = ()
 
 
+PIN_HASH = r"^pbkdf2_sha256\$[0-9]+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"
+PinHash = Annotated[str, Field(pattern=PIN_HASH)]
+
+
+class PanelConfig(_Strict):
+    """The crew's touch panel, served by the supervisor itself."""
+
+    enabled: bool = True
+    # The crew network only (the kiosk on the controller uses 127.0.0.1); never all interfaces
+    # by default.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    crew_pin_hash: PinHash  # `mcwctl hash-pin` makes one
+    technician_pin_hash: PinHash
+    idle_lock_s: float = Field(default=300.0, ge=30, le=86400)
+    session_s: float = Field(default=12 * 3600.0, ge=60, le=7 * 86400)
+    max_attempts: int = Field(default=5, ge=1, le=20)  # wrong PINs before a lockout
+    lockout_s: float = Field(default=60.0, ge=5, le=3600)
+    history_interval_s: float = Field(default=60.0, ge=1, le=3600)
+    history_days: float = Field(default=7.0, gt=0, le=90)
+
+
 class ClimateSensor(_Strict):
     name: Name
     device: Name
@@ -233,6 +255,7 @@ class SupervisorConfig(_Strict):
     device: tuple[DeviceConfig, ...] = ()
     power: PowerConfig = PowerConfig()
     climate: ClimateConfig = ClimateConfig()
+    panel: PanelConfig | None = None
 
     def device_by_id(self, device_id: str) -> DeviceConfig:
         return next(d for d in self.device if d.id == device_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import aiomqtt
 
 from supervisor.config import ConfigError, load_config
+from supervisor.pin import hash_pin
 
 QUIET_S = 0.5  # retained messages arrive in one burst; this much silence ends it
 MAX_WAIT_S = 5.0
@@ -83,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--host", help="broker host (default: from the config)")
     status.add_argument("--port", type=int, help="broker port (default: from the config)")
     status.add_argument("--json", action="store_true", help="print the raw retained state")
+    sub.add_parser("hash-pin", help="hash a panel PIN (read from stdin) for the config file")
     args = parser.parse_args(argv)
+    if args.command == "hash-pin":
+        return _hash_pin()
 
     try:
         cfg = load_config(args.file if args.command == "check-config" else args.config)
@@ -103,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(retained, indent=2) if args.json else format_status(retained))
     status_state = (retained.get("status") or {}).get("state")
     return 0 if status_state == "ready" else 3
+
+
+def _hash_pin() -> int:
+    pin = (getpass.getpass("PIN: ") if sys.stdin.isatty() else sys.stdin.readline()).strip()
+    if not pin.isdigit() or not 4 <= len(pin) <= 8:
+        print("mcwctl: a PIN is 4 to 8 digits", file=sys.stderr)
+        return 2
+    print(hash_pin(pin))
+    return 0
 
 
 if __name__ == "__main__":

@@ -735,3 +735,24 @@ def test_mosquitto_bridge_section(tmp_path: Path) -> None:
             assert states == [b'{"v":80}']
         finally:
             hq.close()
+
+
+# --- the panel kiosk ----------------------------------------------------------------------------
+
+KIOSK = SYSTEMD_DIR / "mcw-panel-kiosk.service"
+
+
+def test_kiosk_unit_verifies_and_always_comes_back() -> None:
+    """Chromium in kiosk mode under cage, on the panel's default address, restarted always."""
+    for binary in ("cage", "chromium"):
+        require(binary)
+    assert verify_complaints(KIOSK) == []
+    kiosk = parse_unit(KIOSK.read_text(encoding="utf-8"))
+    assert single(kiosk, "Service", "Restart") == "always"
+    assert single(kiosk, "Service", "User") == "mcw-kiosk"
+    command = single(kiosk, "Service", "ExecStart")
+    assert command.startswith("/usr/bin/cage -s -- /usr/bin/chromium --kiosk")
+    assert command.endswith("http://127.0.0.1:8080/")
+    sysusers = SYSUSERS.read_text(encoding="utf-8")
+    for group in ("video", "render", "input"):
+        assert f"m mcw-kiosk {group}" in sysusers

@@ -1,0 +1,277 @@
+"""The crew's touch panel, served by the supervisor itself (aiohttp; no separate process).
+
+Static page + a WebSocket that pushes every change (no polling); commands from the page go
+through the same command router as MQTT (same validation, results and audit), with the role
+of the PIN that unlocked the session. It keeps working while the MQTT broker is down.
+
+Access: a crew PIN and a technician PIN (stored hashed); wrong PINs are counted per client and
+lock the keypad out after ``max_attempts``; sessions expire; the page locks itself when idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from supervisor.commands import CommandRouter
+from supervisor.config import PanelConfig
+from supervisor.history import History
+from supervisor.pin import verify_pin
+from supervisor.storage import Storage
+
+log = structlog.get_logger("supervisor.panel")
+
+COOKIE = "mcw_session"
+QUEUE_LIMIT = 2000  # a client that cannot keep up is dropped, not allowed to grow memory
+STATIC = Path(str(resources.files("supervisor").joinpath("panel_static")))
+LOCKED = json.dumps({"type": "locked"})
+
+
+@dataclass
+class Session:
+    role: str
+    created: float
+    clients: set[Client] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class Client:
+    ws: web.WebSocketResponse
+    session: Session
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+
+
+@dataclass
+class _Attempts:
+    failures: int = 0
+    locked_until: float = 0.0
+
+
+Snapshot = Callable[[], dict[str, Any]]
+
+
+class Panel:
+    def __init__(self, cfg: PanelConfig, router: CommandRouter, storage: Storage,
+                 history: History, hello: Snapshot, snapshot: Snapshot,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.router = router
+        self.storage = storage
+        self.history = history
+        self._hello = hello
+        self._snapshot = snapshot
+        self._mono = monotonic
+        self.sessions: dict[str, Session] = {}
+        self.clients: set[Client] = set()
+        self._attempts: dict[str, _Attempts] = {}
+        self.app = web.Application()
+        self.app.add_routes([
+            web.get("/", self._index),
+            web.get("/api/session", self._session),
+            web.post("/api/unlock", self._unlock),
+            web.post("/api/lock", self._lock),
+            web.get("/api/ws", self._ws),
+            web.get("/api/history", self._history),
+            web.get("/api/events", self._events),
+            web.static("/static", STATIC),
+        ])
+
+    # ---- running --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until cancelled; also samples the history and expires sessions."""
+        runner = web.AppRunner(self.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.cfg.host, self.cfg.port)
+        await site.start()
+        log.info("panel_listening", url=f"http://{self.cfg.host}:{self.cfg.port}/")
+        try:
+            while True:
+                self.history.sample()
+                self._expire_sessions()
+                await asyncio.sleep(self.cfg.history_interval_s)  # the sampling period
+        finally:
+            for client in list(self.clients):
+                await client.ws.close()
+            await runner.cleanup()
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        """Push one message to every connected page (called from point/alarm listeners)."""
+        if not self.clients:
+            return
+        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        for client in list(self.clients):
+            try:
+                client.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                log.warning("panel_client_too_slow")
+                self.clients.discard(client)
+                asyncio.get_running_loop().create_task(client.ws.close())
+
+    # ---- sessions -----------------------------------------------------------------------------
+
+    def _current(self, request: web.Request) -> Session | None:
+        token = request.cookies.get(COOKIE, "")
+        session = self.sessions.get(token)
+        if session is None:
+            return None
+        if self._mono() - session.created > self.cfg.session_s:
+            self._end(token)
+            return None
+        return session
+
+    def _end(self, token: str) -> None:
+        session = self.sessions.pop(token, None)
+        if session is None:
+            return
+        for client in list(session.clients):
+            with contextlib.suppress(asyncio.QueueFull):
+                client.queue.put_nowait(LOCKED)
+
+    def _expire_sessions(self) -> None:
+        now = self._mono()
+        for token, session in list(self.sessions.items()):
+            if now - session.created > self.cfg.session_s:
+                self._end(token)
+
+    def _session_body(self, session: Session) -> dict[str, Any]:
+        hello = self._hello()
+        return {"role": session.role, "idle_lock_s": self.cfg.idle_lock_s,
+                "vehicle": hello["vehicle"]}
+
+    # ---- handlers -------------------------------------------------------------------------------
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def _session(self, request: web.Request) -> web.Response:
+        session = self._current(request)
+        if session is None:
+            return web.json_response({"error": "locked"}, status=401)
+        return web.json_response(self._session_body(session))
+
+    async def _unlock(self, request: web.Request) -> web.Response:
+        peer = request.remote or "?"
+        attempts = self._attempts.setdefault(peer, _Attempts())
+        now = self._mono()
+        if attempts.locked_until > now:
+            return web.json_response(
+                {"error": "locked_out", "retry_after_s": round(attempts.locked_until - now)},
+                status=429)
+        try:
+            body = await request.json()
+            pin = str(body["pin"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "bad_request"}, status=400)
+        role = None
+        if verify_pin(pin, self.cfg.technician_pin_hash):
+            role = "technician"
+        elif verify_pin(pin, self.cfg.crew_pin_hash):
+            role = "crew"
+        if role is None:
+            attempts.failures += 1
+            left = self.cfg.max_attempts - attempts.failures
+            log.warning("panel_wrong_pin", peer=peer, attempts_left=max(left, 0))
+            if left <= 0:
+                attempts.failures = 0
+                attempts.locked_until = now + self.cfg.lockout_s
+                return web.json_response(
+                    {"error": "locked_out", "retry_after_s": round(self.cfg.lockout_s)},
+                    status=429)
+            return web.json_response({"error": "wrong_pin", "attempts_left": left}, status=401)
+        attempts.failures = 0
+        token = secrets.token_urlsafe(32)
+        session = Session(role, now)
+        self.sessions[token] = session
+        log.info("panel_unlocked", peer=peer, role=role)
+        response = web.json_response(self._session_body(session))
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict",
+                            max_age=int(self.cfg.session_s))
+        return response
+
+    async def _lock(self, request: web.Request) -> web.Response:
+        self._end(request.cookies.get(COOKIE, ""))
+        response = web.Response(status=204)
+        response.del_cookie(COOKIE)
+        return response
+
+    async def _history(self, request: web.Request) -> web.Response:
+        if self._current(request) is None:
+            return web.json_response({"error": "locked"}, status=401)
+        point = request.query.get("point", "")
+        try:
+            hours = min(max(float(request.query.get("hours", "24")), 0.1), 24 * 7)
+        except ValueError:
+            return web.json_response({"error": "bad_request"}, status=400)
+        times, values = self.history.query(point, hours)
+        return web.json_response({"point": point, "t": times, "v": values})
+
+    async def _events(self, request: web.Request) -> web.Response:
+        if self._current(request) is None:
+            return web.json_response({"error": "locked"}, status=401)
+        try:
+            limit = min(max(int(request.query.get("limit", "50")), 1), 500)
+        except ValueError:
+            return web.json_response({"error": "bad_request"}, status=400)
+        return web.json_response(self.storage.events(limit))
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        session = self._current(request)
+        if session is None:
+            return web.json_response({"error": "locked"}, status=401)
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        client = Client(ws, session)
+        await ws.send_json({"type": "hello", "role": session.role,
+                            "idle_lock_s": self.cfg.idle_lock_s, **self._hello()})
+        await ws.send_json({"type": "snapshot", **self._snapshot()})
+        self.clients.add(client)
+        session.clients.add(client)
+        writer = asyncio.create_task(self._writer(client))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._from_page(client, msg.data)
+        finally:
+            self.clients.discard(client)
+            session.clients.discard(client)
+            writer.cancel()
+        return ws
+
+    async def _writer(self, client: Client) -> None:
+        while True:
+            text = await client.queue.get()
+            await client.ws.send_str(text)
+            if text == LOCKED:
+                await client.ws.close()
+                return
+
+    async def _from_page(self, client: Client, data: str) -> None:
+        if client.session not in self.sessions.values():
+            client.queue.put_nowait(LOCKED)
+            return
+        try:
+            msg = json.loads(data)
+            action = str(msg["action"]) if msg.get("type") == "cmd" else None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            action = None
+        if action is None:
+            await client.ws.send_json({"type": "result", "id": None, "status": "rejected",
+                                       "code": "bad_request", "message": "not a command"})
+            return
+        payload = json.dumps({"id": msg.get("id") or str(uuid.uuid4()),
+                              "args": msg.get("args", {})})
+        result = await self.router.submit(action, payload, client.session.role, "panel")
+        await client.ws.send_json({"type": "result", **result.as_dict()})
