@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: a local Mosquitto, the simulated van and the supervisor, until Ctrl-C.
 # Ports and paths: MCW_MQTT_PORT (broker, default 1883), MCW_GX_PORT (simulated Victron GX,
-# default 5020), MCW_RUN_DIR (pty, sockets, logs, SQLite; default /tmp/mcw-demo).
+# default 5020), MCW_PANEL_PORT (crew panel, default 8080), MCW_RUN_DIR (pty, sockets, logs, SQLite; default /tmp/mcw-demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -17,6 +17,7 @@ pick_port() {  # $1 variable name, $2 default: keep an explicit choice, else avo
 
 export MCW_MQTT_PORT=$(pick_port MCW_MQTT_PORT 1883)
 export MCW_GX_PORT=$(pick_port MCW_GX_PORT 5020)
+export MCW_PANEL_PORT=$(pick_port MCW_PANEL_PORT 8080)
 export MCW_RUN_DIR=${MCW_RUN_DIR:-/tmp/mcw-demo}
 mkdir -p "$MCW_RUN_DIR"
 
@@ -61,6 +62,7 @@ cat <<TXT
   MCW demo is running: broker 127.0.0.1:$MCW_MQTT_PORT, simulated Victron GX on 127.0.0.1:$MCW_GX_PORT,
   RS-485 bus on the pty $MCW_RUN_DIR/ttyRS485. Logs in $MCW_RUN_DIR/.
 
+  Crew panel:           http://127.0.0.1:$MCW_PANEL_PORT/   (PIN crew 1234, technician 4321)
   Watch the van:        mosquitto_sub -h 127.0.0.1 -p $MCW_MQTT_PORT -t 'mcw/#' -v
   Technician view:      MCW_MQTT_PORT=$MCW_MQTT_PORT $BIN/mcwctl status --config $CONFIG
   Switch a circuit:     mosquitto_pub -h 127.0.0.1 -p $MCW_MQTT_PORT -t mcw/v1/demo/cmd/power/circuit \\
