@@ -1,0 +1,141 @@
+"""Panel HTTP/WebSocket API over real HTTP on 127.0.0.1 (aiohttp's test server)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from supervisor.commands import ActionSpec, ArgSpec, CommandRouter
+from supervisor.config import PanelConfig
+from supervisor.history import History
+from supervisor.panel import Panel
+from supervisor.pin import hash_pin
+from supervisor.points import PointDef, PointStore
+from supervisor.storage import Storage
+
+CREW, TECH = "1234", "4321"
+
+
+class Rig:
+    def __init__(self, tmp_path: Path) -> None:
+        self.now = 1_800_000_000.0
+        self.mono = 1000.0
+        self.storage = Storage(tmp_path / "db.sqlite")
+        self.store = PointStore()
+        self.store.define(PointDef("power/battery/soc", "number", "%"))
+        self.router = CommandRouter(self.storage, wall=lambda: self.now)
+        self.applied: list[dict[str, Any]] = []
+
+        async def switch(args: dict[str, Any]) -> str:
+            self.applied.append(args)
+            return "ok"
+
+        self.router.register(ActionSpec("power/circuit", switch, frozenset({"crew"}), {
+            "circuit": ArgSpec("enum", enum=("fridge",)), "on": ArgSpec("bool")}))
+        cfg = PanelConfig(crew_pin_hash=hash_pin(CREW, 1000),
+                          technician_pin_hash=hash_pin(TECH, 1000), max_attempts=3,
+                          lockout_s=60, session_s=3600)
+        self.history = History(self.storage, self.store, 86400, lambda: self.now)
+        self.panel = Panel(cfg, self.router, self.storage, self.history,
+                           lambda: {"vehicle": {"id": "demo", "name": "Demo"}, "meta": {}},
+                           lambda: {"points": {}, "alarms": {}, "devices": {}, "status": {}},
+                           monotonic=lambda: self.mono)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[tuple[Rig, TestClient[Any, Any]]]:
+    r = Rig(tmp_path)
+    async with TestClient(TestServer(r.panel.app)) as client:
+        yield r, client
+
+
+async def test_locked_until_a_pin_is_given(rig: tuple[Rig, TestClient[Any, Any]]) -> None:
+    _, client = rig
+    assert (await client.get("/api/session")).status == 401
+    assert (await client.get("/api/history?point=power/battery/soc")).status == 401
+    assert (await client.get("/api/ws")).status == 401
+    resp = await client.post("/api/unlock", json={"pin": CREW})
+    assert resp.status == 200 and (await resp.json())["role"] == "crew"
+    assert "HttpOnly" in resp.headers["Set-Cookie"]
+    assert (await (await client.get("/api/session")).json())["role"] == "crew"
+
+
+async def test_technician_pin_gives_the_technician_role(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    _, client = rig
+    assert (await (await client.post("/api/unlock", json={"pin": TECH})).json())["role"] == \
+        "technician"
+
+
+async def test_wrong_pins_are_rate_limited(rig: tuple[Rig, TestClient[Any, Any]]) -> None:
+    r, client = rig
+    first = await client.post("/api/unlock", json={"pin": "0000"})
+    assert first.status == 401 and (await first.json())["attempts_left"] == 2
+    await client.post("/api/unlock", json={"pin": "0000"})
+    locked = await client.post("/api/unlock", json={"pin": "0000"})
+    assert locked.status == 429 and (await locked.json())["retry_after_s"] == 60
+    assert (await client.post("/api/unlock", json={"pin": CREW})).status == 429
+    r.mono += 61  # the lockout is over
+    assert (await client.post("/api/unlock", json={"pin": CREW})).status == 200
+
+
+async def test_sessions_expire_and_lock_ends_them(rig: tuple[Rig, TestClient[Any, Any]]) -> None:
+    r, client = rig
+    await client.post("/api/unlock", json={"pin": CREW})
+    assert (await client.post("/api/lock")).status == 204
+    assert (await client.get("/api/session")).status == 401
+    await client.post("/api/unlock", json={"pin": CREW})
+    r.mono += 3601
+    assert (await client.get("/api/session")).status == 401
+
+
+async def test_websocket_pushes_and_routes_commands_with_the_session_role(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    r, client = rig
+    await client.post("/api/unlock", json={"pin": CREW})
+    async with client.ws_connect("/api/ws") as ws:
+        assert (await ws.receive_json())["type"] == "hello"
+        assert (await ws.receive_json())["type"] == "snapshot"
+        r.panel.broadcast({"type": "point", "id": "power/battery/soc", "v": 55.0})
+        assert (await ws.receive_json())["v"] == 55.0
+        await ws.send_json({"type": "cmd", "action": "power/circuit", "id": "p1",
+                            "args": {"circuit": "fridge", "on": True}})
+        assert (await ws.receive_json()) == {"type": "result", "id": "p1", "status": "done",
+                                             "code": "ok", "message": "ok"}
+        await ws.send_json({"type": "cmd", "action": "power/circuit", "id": "p2",
+                            "args": {"circuit": "oven", "on": True}})
+        assert (await ws.receive_json())["code"] == "out_of_range"
+        await ws.send_str("garbage")
+        assert (await ws.receive_json())["code"] == "bad_request"
+    assert r.applied == [{"circuit": "fridge", "on": True}]
+    audit = r.storage.db.execute("SELECT source, role FROM command WHERE id = 'p1'").fetchone()
+    assert audit == ("panel", "crew")
+
+
+async def test_locking_closes_open_pages(rig: tuple[Rig, TestClient[Any, Any]]) -> None:
+    _, client = rig
+    await client.post("/api/unlock", json={"pin": CREW})
+    async with client.ws_connect("/api/ws") as ws:
+        await ws.receive_json()
+        await ws.receive_json()
+        await client.post("/api/lock")
+        assert (await ws.receive_json()) == {"type": "locked"}
+
+
+async def test_history_is_downsampled_from_sqlite(rig: tuple[Rig, TestClient[Any, Any]]) -> None:
+    r, client = rig
+    for minute in range(0, 600):
+        r.now = 1_800_000_000.0 + minute * 60
+        r.store.update("power/battery/soc", 80 - minute / 20, r.now)
+        r.history.sample()
+    await client.post("/api/unlock", json={"pin": CREW})
+    body = await (await client.get("/api/history?point=power/battery/soc&hours=24")).json()
+    assert 100 < len(body["t"]) <= 288
+    assert body["v"][0] > body["v"][-1]
+    assert (await client.get("/api/history?point=x&hours=abc")).status == 400
