@@ -161,3 +161,14 @@ async def test_screenshots_of_every_screen(browser: Browser, van: Van, size: str
     await page.get_by_test_id("nav-home").click()
     await page.screenshot(path=str(SCREENS / f"home-night-{size}.png"))
     assert len(list(SCREENS.glob(f"*-{size}.png"))) >= 10
+
+
+async def test_panel_keeps_working_while_the_broker_is_down(browser: Browser, van: Van) -> None:
+    page = await unlocked(browser, van)
+    await van.broker.stop()
+    await page.get_by_test_id("nav-power").click()
+    button = page.get_by_test_id("circuit-sockets_12v")
+    await button.click()
+    await page.wait_for_function("el => el.dataset.state === 'on'",
+                                 arg=await button.element_handle())
+    assert van.sim.relay("relays", "relay_5") is True
