@@ -34,7 +34,9 @@ from supervisor.storage import Storage
 log = structlog.get_logger("supervisor.panel")
 
 COOKIE = "mcw_session"
-QUEUE_LIMIT = 2000  # a client that cannot keep up is dropped, not allowed to grow memory
+QUEUE_LIMIT = 2000
+HEARTBEAT_S = 10.0  # an app-level ping, so a page notices a silently dead Wi-Fi link
+PING = json.dumps({"type": "ping"})  # a client that cannot keep up is dropped, not allowed to grow memory
 STATIC = Path(str(resources.files("supervisor").joinpath("panel_static")))
 LOCKED = json.dumps({"type": "locked"})
 
@@ -235,7 +237,8 @@ class Panel:
         await ws.prepare(request)
         client = Client(ws, session)
         await ws.send_json({"type": "hello", "role": session.role,
-                            "idle_lock_s": self.cfg.idle_lock_s, **self._hello()})
+                            "idle_lock_s": self.cfg.idle_lock_s, "heartbeat_s": HEARTBEAT_S,
+                            "server_time": time.time(), **self._hello()})
         await ws.send_json({"type": "snapshot", **self._snapshot()})
         self.clients.add(client)
         session.clients.add(client)
@@ -252,7 +255,10 @@ class Panel:
 
     async def _writer(self, client: Client) -> None:
         while True:
-            text = await client.queue.get()
+            try:
+                text = await asyncio.wait_for(client.queue.get(), HEARTBEAT_S)
+            except TimeoutError:
+                text = PING
             await client.ws.send_str(text)
             if text == LOCKED:
                 await client.ws.close()

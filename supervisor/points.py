@@ -79,9 +79,11 @@ class PointStore:
         pv = self.values.get(point_id)
         return pv.value if pv is not None and pv.quality == "good" else None
 
-    def update(self, point_id: str, value: Scalar | None, ts: float) -> None:
-        """A new reading; ``None`` means the source says the value is invalid."""
-        quality: Quality = "good" if value is not None else "invalid"
+    def update(self, point_id: str, value: Scalar | None, ts: float,
+               none_is_valid: bool = False) -> None:
+        """A new reading; ``None`` means the source says the value is invalid, unless
+        ``none_is_valid`` (a derived point where "no value" is an answer: no runtime limit)."""
+        quality: Quality = "good" if value is not None or none_is_valid else "invalid"
         self._set(point_id, PointValue(value, quality, ts))
 
     def mark(self, point_id: str, quality: Quality) -> None:

@@ -187,7 +187,7 @@ class PowerSubsystem:
             self.store.define(PointDef(f"power/runtime/with/{c.name}", "number", "s",
                                        f"Runtime with {label} on", deadband=60))
         derived: list[tuple[str, PointType, str, str, float]] = [
-            ("power/runtime", "number", "s", "Runtime until the floor SOC (empty: charging)", 60),
+            ("power/runtime", "number", "s", "Runtime until the floor SOC (null: charging)", 60),
             ("power/load/average_current", "number", "A", "Smoothed net battery load", 0.1),
             ("power/shed/steps", "integer", "", "Shed priority steps", 0),
             ("power/shed/override", "bool", "", "Shedding suspended by the crew", 0),
@@ -239,16 +239,18 @@ class PowerSubsystem:
         soc = self._num("power/battery/soc")
         ttg = self._num("power/battery/time_to_go")
         runtime = self.forecast.runtime_s(soc, ttg)
+        known = soc is not None  # with a SOC, "no runtime" means charging: no limit
         put = self.store.update
-        put("power/runtime", _rounded(runtime), now)
+        put("power/runtime", _rounded(runtime), now, known)
         put("power/load/average_current", _rounded(self.forecast.load_a, 1), now)
         for name, circuit in self.circuits.items():
             extra = 0.0 if self._actual(name) else self._dc_amps(circuit)
             put(f"power/runtime/with/{name}",
-                _rounded(self.forecast.runtime_s(soc, ttg, extra_a=extra)), now)
+                _rounded(self.forecast.runtime_s(soc, ttg, extra_a=extra)), now, known)
         if self.cfg.climate_load_a:
             put("power/runtime/with_climate",
-                _rounded(self.forecast.runtime_s(soc, ttg, extra_a=self.cfg.climate_load_a)), now)
+                _rounded(self.forecast.runtime_s(soc, ttg, extra_a=self.cfg.climate_load_a)),
+                now, known)
 
     def _dc_amps(self, circuit: Circuit) -> float:
         """Battery current a circuit adds: AC loads through the inverter (90 % efficient)."""

@@ -49,7 +49,7 @@ const S = {
   role: null, vehicle: null, idleLockS: 0, unlocked: false, screen: 'home',
   meta: null, metaKey: '', pmeta: {}, actions: null, circuits: [],
   points: {}, alarms: {}, devices: {}, status: {},
-  connected: false, ever: false, retryAt: 0, bootAt: Date.now(),
+  connected: false, retryAt: 0, graceUntil: Date.now() + 1500,
   pending: new Map(), pendingKeys: new Map(), clockOffset: 0,
   hist: {}, events: null, eventsErr: false,
 };
@@ -192,7 +192,9 @@ function val(pid, opts = {}) {
   const u = h('span', { class: 'unit' });
   const a = h('span', { class: 'age' });
   const e = h('span', { class: 'val ' + (opts.cls || ''), tid: 'value-' + tid(pid) }, n, u, a);
-  sub(opts.scope || 'screen', ['p:' + pid, 'tick', 'conn'], () => {
+  const keys = ['p:' + pid, 'tick', 'conn'];
+  if (isRuntime(pid)) keys.push('p:power/battery/soc');
+  sub(opts.scope || 'screen', keys, () => {
     const p = S.points[pid];
     let q = shownQ(p);
     let text;
@@ -206,11 +208,13 @@ function val(pid, opts = {}) {
       [text, un] = opts.fmt ? opts.fmt(p.v) : autoFmt(pid, p.v);
     }
     setText(n, text);
-    setText(u, un);
-    setText(a, q !== 'good' && p && p.ts ? ago(p.ts) : q !== 'good' ? t('age.unknown') : '');
+    setText(u, un ? '\u00a0' + un : '');
+    setText(a, q === 'good' ? '' : ' ' + (p && p.ts ? ago(p.ts) : t('age.unknown')));
     e.dataset.quality = q;
+    e.dataset.ts = p && p.ts ? String(p.ts) : '';
     e.classList.toggle('stale', q === 'stale' || q === 'unknown');
     e.classList.toggle('invalid', q === 'invalid');
+    e.classList.toggle('txt', typeof p?.v === 'string' || charging(pid));
     if (opts.after) opts.after(e, p, q);
   });
   return e;
@@ -296,10 +300,12 @@ function disconnect() {
 function setConnected(on) {
   if (S.connected === on) return;
   S.connected = on;
-  if (on) S.ever = true;
+  if (!on) S.graceUntil = 0; // a real drop: tell the crew at once
   document.body.classList.toggle('disconnected', !on);
   emitAll();
 }
+// No banner during the first moments of a fresh connection (page load, unlock).
+const connDown = () => !S.connected && Date.now() > S.graceUntil;
 
 function onMessage(m) {
   switch (m.type) {
@@ -463,6 +469,8 @@ function lockUi(reason) {
   hideToast();
   S.screen = 'home';
   S.events = null;
+  clearInterval(screenTimer);
+  for (const f of leaving.splice(0)) f();
   if (S.ready) renderAll(reason);
 }
 function unlocked(s) {
@@ -471,6 +479,7 @@ function unlocked(s) {
   S.screen = 'home';
   lastActivity = Date.now();
   backoff = 500;
+  S.graceUntil = Date.now() + 1500;
   connect();
   if (S.ready) renderAll();
 }
@@ -540,7 +549,7 @@ function connBanner() {
     icon('off'), msg,
     h('button', { type: 'button', class: 'btn', tid: 'conn-retry', onclick: retryNow }, t('conn.retry_now')));
   sub('shell', ['conn', 'second'], () => {
-    const show = S.unlocked && !S.connected && (S.ever || Date.now() - S.bootAt > 1500);
+    const show = S.unlocked && connDown();
     b.hidden = !show;
     if (!show) return;
     const left = Math.ceil((S.retryAt - Date.now()) / 1000);
@@ -556,6 +565,7 @@ function go(name) {
 function renderScreen() {
   clearSubs('screen');
   clearInterval(screenTimer);
+  for (const f of leaving.splice(0)) f();
   const wrap = $('.screen-wrap');
   if (!wrap) return;
   emit('nav');
@@ -569,6 +579,7 @@ function renderScreen() {
   SCREENS[S.screen](sec);
 }
 let screenTimer = 0;
+const leaving = []; // clean-ups run when the screen is left
 
 async function switchLang() {
   const lang = S.lang === 'pl' ? 'en' : 'pl';
@@ -700,7 +711,7 @@ const SCREENS = {
     sub('screen', ['conn', 'devices', 'status', 'second'], () => {
       const off = offlineDevices();
       let text = '';
-      if (!S.connected) text = t('home.chip_conn');
+      if (connDown()) text = t('home.chip_conn');
       else if (off.length) text = t('home.chip_offline', { list: off.join(', ') });
       chip.hidden = !text;
       setText(chip.lastChild, text);
@@ -755,9 +766,10 @@ const SCREENS = {
       const list = shownAlarms();
       acard.dataset.severity = list[0]?.severity || 'none';
       if (!list.length) { alist.replaceChildren(h('div', { class: 'ok-line' }, icon('check'), t('alarms.none'))); return; }
-      alist.replaceChildren(...list.slice(0, 2).map((a) => h('div', { class: 'as-row sev-' + a.severity },
+      const max = innerHeight >= 700 ? 5 : 2;
+      alist.replaceChildren(...list.slice(0, max).map((a) => h('div', { class: 'as-row sev-' + a.severity },
         icon(a.severity === 'info' ? 'info' : 'warn'), h('span', null, alarmText(a)))),
-      ...(list.length > 2 ? [h('div', { class: 'as-more' }, t('home.more_alarms', { n: num(list.length - 2) }))] : []));
+      ...(list.length > max ? [h('div', { class: 'as-more' }, t('home.more_alarms', { n: num(list.length - max) }))] : []));
     });
 
     const modes = h('div', { class: 'modes' },
@@ -833,10 +845,12 @@ const SCREENS = {
     });
     const hist = h('div', { class: 'events' });
     sec.append(card('alarms.active', 'bell', empty, list), card('alarms.history', null, hist));
-    sub('screen', ['events', 'tick'], () => paintEvents(hist, (e) => e.kind !== 'command'));
+    sub('screen', ['events'], () => paintEvents(hist, (e) => e.kind !== 'command'));
     let timer = 0;
     sub('screen', ['alarms'], () => { clearTimeout(timer); timer = setTimeout(loadEvents, 800); });
+    leaving.push(() => clearTimeout(timer));
     loadEvents();
+    screenTimer = setInterval(loadEvents, 30000);
   },
 
   diagnostics(sec) {
@@ -861,7 +875,7 @@ const SCREENS = {
       }
     });
     const cmds = h('div', { class: 'events' });
-    sub('screen', ['events', 'tick'], () => paintEvents(cmds, (e) => e.kind === 'command'));
+    sub('screen', ['events'], () => paintEvents(cmds, (e) => e.kind === 'command'));
     sec.append(card('diag.status', 'pulse', st), card('diag.devices', null, table), card('diag.commands', null, cmds));
     loadEvents();
     screenTimer = setInterval(loadEvents, 30000);
@@ -960,7 +974,7 @@ function inverterCard() {
 // ---- charts ---------------------------------------------------------------------------------------
 const CHARTS = {
   soc: { point: 'power/battery/soc', title: 'chart.soc', yMin: 0, yMax: 100, ticks: [0, 25, 50, 75, 100], fmt: (v) => num(v) + unit('%') },
-  power: { point: 'power/battery/power', title: 'chart.power', split: true, fmt: (v) => num(v, 0, 'exceptZero') },
+  power: { point: 'power/battery/power', title: 'chart.power', split: true, minSpan: 200, fmt: (v) => num(v, 0, 'exceptZero') },
 };
 function chartCard(kind) {
   const c = CHARTS[kind];
@@ -973,12 +987,13 @@ function chartCard(kind) {
     setText(note, d.error ? t('chart.error') : t('chart.updated', { time: fmtTime(d.at / 1000, false) }));
     const to = nowS();
     lineChart(box, { t: d.t || [], v: d.v || [], from: to - 86400, to, yMin: c.yMin, yMax: c.yMax, ticks: c.ticks,
-      split: c.split, fmtY: c.fmt, fmtX: (e) => fmtTime(e, false), empty: t(d.error ? 'chart.error' : 'chart.empty'), title: t(c.title) });
+      split: c.split, minSpan: c.minSpan, fmtY: c.fmt, fmtX: (e) => fmtTime(e, false), empty: t(d.error ? 'chart.error' : 'chart.empty'), title: t(c.title) });
   };
   sub('screen', ['hist', 'chart'], draw);
   let w = 0;
-  const ro = new ResizeObserver(() => { if (box.clientWidth !== w) { w = box.clientWidth; draw(); } });
+  const ro = new ResizeObserver(() => { if (box.clientWidth && box.clientWidth !== w) { w = box.clientWidth; draw(); } });
   ro.observe(box);
+  leaving.push(() => ro.disconnect());
   return h('div', { class: 'card chart-card' },
     h('div', { class: 'card-head' }, h('h2', { class: 'card-title' }, t(c.title)),
       kind === 'power' ? h('div', { class: 'legend' }, h('span', { class: 'lg pos' }, t('chart.charging')), h('span', { class: 'lg neg' }, t('chart.discharging'))) : null),

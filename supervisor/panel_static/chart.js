@@ -18,7 +18,7 @@ function niceStep(span, count) {
   return 10 * mag;
 }
 
-// o: {t, v, from, to, yMin?, yMax?, ticks?, fmtY, fmtX, split?, empty, title}
+// o: {t, v, from, to, yMin?, yMax?, ticks?, minSpan?, fmtY, fmtX, split?, empty, title}
 export function lineChart(box, o) {
   const W = Math.max(240, Math.round(box.clientWidth || 600));
   const H = Math.max(120, Math.round(box.clientHeight || 180));
@@ -40,9 +40,10 @@ export function lineChart(box, o) {
   let ticks = o.ticks;
   if (lo == null || hi == null) {
     let a = vals.length ? Math.min(...vals) : 0;
-    let b = vals.length ? Math.max(...vals) : 1;
+    let b = vals.length ? Math.max(...vals) : 0;
     if (o.split) { a = Math.min(a, 0); b = Math.max(b, 0); }
-    if (a === b) { a -= 1; b += 1; }
+    const span = o.minSpan || 1; // a flat or empty series still gets a readable scale
+    if (b - a < span) { const mid = (a + b) / 2; a = mid - span / 2; b = mid + span / 2; }
     const step = niceStep(b - a, 4);
     lo = Math.floor(a / step) * step;
     hi = Math.ceil(b / step) * step;
