@@ -34,9 +34,9 @@ from supervisor.storage import Storage
 log = structlog.get_logger("supervisor.panel")
 
 COOKIE = "mcw_session"
-QUEUE_LIMIT = 2000
+QUEUE_LIMIT = 2000  # a client that cannot keep up is dropped, not allowed to grow memory
 HEARTBEAT_S = 10.0  # an app-level ping, so a page notices a silently dead Wi-Fi link
-PING = json.dumps({"type": "ping"})  # a client that cannot keep up is dropped, not allowed to grow memory
+PING = json.dumps({"type": "ping"})
 STATIC = Path(str(resources.files("supervisor").joinpath("panel_static")))
 LOCKED = json.dumps({"type": "locked"})
 
