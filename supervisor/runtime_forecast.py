@@ -19,11 +19,12 @@ class RuntimeForecast:
     capacity_ah: float
     floor_soc: float  # runtime is counted down to this SOC (the critical alarm level)
     load_a: float | None = None  # smoothed net discharge current (negative when charging)
+    net_a: float | None = None  # the latest net discharge current
     _last: float | None = None
 
     def update(self, now: float, battery_current: float) -> None:
         """Feed a battery current reading (A, negative when discharging)."""
-        net = -battery_current
+        net = self.net_a = -battery_current
         if self.load_a is None or self._last is None:
             self.load_a = net
         else:
@@ -39,15 +40,16 @@ class RuntimeForecast:
                   extra_a: float = 0.0) -> float | None:
         """Seconds until the floor SOC; None while charging faster than the load (no limit).
 
-        With the monitor's time-to-go, a what-if scales it by the load ratio, so "now" and
-        "with A/C" always come from the same base.
+        With the monitor's time-to-go, a what-if scales it by the load ratio (at the present
+        current, which the monitor's own figure follows), so "now" and "with A/C" always come
+        from the same base.
         """
         smoothed = self.load_a
         if monitor_ttg_s is not None and monitor_ttg_s > 0:
             if extra_a == 0:
                 return monitor_ttg_s
-            if smoothed is not None and smoothed > MIN_LOAD_A:
-                return monitor_ttg_s * smoothed / (smoothed + extra_a)
+            if self.net_a is not None and self.net_a > MIN_LOAD_A:
+                return monitor_ttg_s * self.net_a / (self.net_a + extra_a)
         if soc is None or smoothed is None:
             return None
         load = smoothed + extra_a
