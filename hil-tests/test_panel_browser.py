@@ -20,6 +20,13 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 SCREENS = Path(__file__).parent / "artifacts" / "screens"
 SIZES = {"800x480": (800, 480), "1280x800": (1280, 800)}
 TIMEOUT_MS = 20_000
+# every visible button, link and input a finger must hit: at least 48 x 48 CSS px
+SMALL_TARGETS_JS = """() => [...document.querySelectorAll('button, a, input, select')]
+  .filter(el => el.offsetParent !== null)
+  .map(el => [el.dataset.testid || el.textContent.trim().slice(0, 20),
+              el.getBoundingClientRect()])
+  .filter(([, r]) => r.width < 47.5 || r.height < 47.5)
+  .map(([name, r]) => `${name} ${Math.round(r.width)}x${Math.round(r.height)}`)"""
 
 pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason="no Chromium")
 
@@ -159,6 +166,8 @@ async def test_screenshots_of_every_screen(browser: Browser, van: Van, size: str
         await page.get_by_test_id(f"nav-{screen}").click()
         await page.get_by_test_id(f"screen-{screen}").wait_for()
         await page.screenshot(path=str(SCREENS / f"{screen}-{size}.png"))
+        small = await page.evaluate(SMALL_TARGETS_JS)
+        assert small == [], f"tap targets under 48 px on {screen} at {size}: {small}"
     await page.get_by_test_id("night-toggle").click()
     await page.get_by_test_id("nav-home").click()
     await page.screenshot(path=str(SCREENS / f"home-night-{size}.png"))
