@@ -119,9 +119,6 @@ class GpioBridge:
             dev.value = self._specs[name].safe_state
             self._send_level(name)
 
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
-
     def _physical(self, name: str) -> bool:
         spec = self._specs[name]
         return bool(self._outputs[name].value) == spec.active_high
@@ -133,9 +130,6 @@ class GpioBridge:
         self._writer.write((json.dumps(msg) + "\n").encode())
 
     # ---- inputs ---------------------------------------------------------------
-
-    def input(self, name: str) -> bool:
-        return self._accepted[name]
 
     def _edge_from_thread(self, name: str) -> None:
         # gpiozero's thread: hand over, never block here

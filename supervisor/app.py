@@ -154,12 +154,9 @@ class Supervisor:
         """Write a device register through its bus worker and return the read-back."""
         return await self.worker_of[device].write(device, register, value)
 
-    def safe_outputs(self) -> list[tuple[str, str, bool]]:
-        return self.power.safe_outputs()
-
     async def apply_safe_states(self, why: str) -> None:
         """Drive every bus output to its declared safe state and confirm it by read-back."""
-        outputs = self.safe_outputs()
+        outputs = self.power.safe_outputs()
         results = await asyncio.gather(
             *(self.write(dev, reg, value) for dev, reg, value in outputs),
             return_exceptions=True,

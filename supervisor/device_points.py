@@ -23,7 +23,6 @@ class DevicePoints:
     def __init__(self, store: PointStore) -> None:
         self.store = store
         self._bindings: dict[tuple[str, str], list[tuple[str, Transform | None]]] = {}
-        self.raw: dict[str, dict[str, Value | None]] = {}  # last values, for diagnostics
         self.status: dict[str, dict[str, Any]] = {}
         self._health_listeners: list[HealthListener] = []
 
@@ -38,7 +37,6 @@ class DevicePoints:
     # ---- ReadingSink ----------------------------------------------------------------
 
     def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
-        self.raw.setdefault(device, {}).update(values)
         for reg, value in values.items():
             for point_id, transform in self._bindings.get((device, reg), ()):
                 out = value if value is None or transform is None else transform(value)
