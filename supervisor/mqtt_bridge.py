@@ -63,6 +63,7 @@ class MqttBridge:
         self._results: deque[tuple[str, bytes]] = deque(maxlen=EVENT_BACKLOG)
         self._wake = asyncio.Event()
         self._republish = asyncio.Event()
+        self._drained = asyncio.Event()  # set by the sender whenever the outbox is empty
         self.connected = False
         self.session = int(storage.get("mqtt_session", 0))
         self.published = 0
@@ -105,12 +106,14 @@ class MqttBridge:
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait until everything queued is on the broker (False if not within the time)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self._retained or self._events or self._results:
-            if not self.connected or loop.time() > deadline:
-                return False
-            await asyncio.sleep(0.02)  # polling the outbox, bounded by the deadline
+        if not self.connected:
+            return False
+        self._drained.clear()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout_s)
+        except TimeoutError:
+            return False
         return True
 
     async def _session(self) -> None:
@@ -165,6 +168,8 @@ class MqttBridge:
             while self._events:
                 await client.publish(f"{self.prefix}/event", self._events[0], qos=QOS)
                 self._events.popleft()
+            if not self._wake.is_set():
+                self._drained.set()
 
     async def _command(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value

@@ -236,21 +236,25 @@ class Panel:
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         client = Client(ws, session)
-        await ws.send_json({"type": "hello", "role": session.role,
-                            "idle_lock_s": self.cfg.idle_lock_s, "heartbeat_s": HEARTBEAT_S,
-                            "server_time": time.time(), **self._hello()})
-        await ws.send_json({"type": "snapshot", **self._snapshot()})
+        # registered before the snapshot is taken: changes from here on queue up behind it
         self.clients.add(client)
         session.clients.add(client)
-        writer = asyncio.create_task(self._writer(client))
+        writer: asyncio.Task[None] | None = None
         try:
+            await ws.send_json({"type": "hello", "role": session.role,
+                                "idle_lock_s": self.cfg.idle_lock_s,
+                                "heartbeat_s": HEARTBEAT_S, "server_time": time.time(),
+                                **self._hello()})
+            await ws.send_json({"type": "snapshot", **self._snapshot()})
+            writer = asyncio.create_task(self._writer(client))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._from_page(client, msg.data)
         finally:
             self.clients.discard(client)
             session.clients.discard(client)
-            writer.cancel()
+            if writer is not None:
+                writer.cancel()
         return ws
 
     async def _writer(self, client: Client) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -119,13 +118,6 @@ def _enum(table: dict[int, str]) -> Transform:
     return lambda v: table.get(int(v), f"code_{int(v)}")
 
 
-@dataclass
-class _Pending:
-    """A circuit write that failed: not retried before ``retry_at``."""
-
-    retry_at: float
-
-
 class PowerSubsystem:
     def __init__(self, cfg: PowerConfig, vehicle: VehicleConfig, store: PointStore,
                  devices: DevicePoints, alarms: AlarmManager, write: Writer,
@@ -157,7 +149,7 @@ class PowerSubsystem:
                 cfg.generator, auto_enabled=bool(storage.get("setting/generator_auto",
                                                              cfg.generator.auto_start)))
         self.forecast = RuntimeForecast(cfg.capacity_ah, cfg.low_soc_critical)
-        self._pending: dict[str, _Pending] = {}
+        self._retry_at: dict[str, float] = {}  # circuits whose last write failed
         self._last_on = float("-inf")
         self._wake = asyncio.Event()
         self._define_points(devices)
@@ -406,8 +398,7 @@ class PowerSubsystem:
         await self._enforce_inverter_mode()
 
     def _may_write(self, name: str, now: float) -> bool:
-        pending = self._pending.get(name)
-        return pending is None or now >= pending.retry_at
+        return now >= self._retry_at.get(name, now)
 
     async def _switch(self, name: str, on: bool, now: float) -> None:
         circuit = self.circuits[name]
@@ -417,9 +408,9 @@ class PowerSubsystem:
             back = None
             log.warning("circuit_write_failed", circuit=name, error=str(exc))
         if back is on:
-            self._pending.pop(name, None)
+            self._retry_at.pop(name, None)
         else:
-            self._pending[name] = _Pending(now + WRITE_RETRY_S)
+            self._retry_at[name] = now + WRITE_RETRY_S
 
     async def _enforce_inverter_mode(self) -> None:
         if self.cfg.inverter is None:
