@@ -20,11 +20,11 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 
 from harness import DEMO_CONFIG, Broker, SupervisorProcess, free_port, van_env, wait_until
-from supervisor.config import load_config
+from supervisor.core.config import load_config
 from vansim.van import SimulatedVan
 
 ROOT = Path(__file__).resolve().parents[1]
-STATIC = ROOT / "supervisor" / "panel_static"
+STATIC = ROOT / "supervisor" / "interfaces" / "panel_static"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]

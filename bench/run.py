@@ -49,7 +49,7 @@ from harness import (
     van_env,
     wait_until,
 )
-from supervisor.config import load_config
+from supervisor.core.config import load_config
 from vansim.van import SimulatedVan
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -20,7 +20,7 @@ from harness import (
     van_env,
     wait_until,
 )
-from supervisor.config import load_config
+from supervisor.core.config import load_config
 from vansim.van import SimulatedVan
 
 

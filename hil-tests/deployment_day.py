@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from drivers.register_codec import Value
-from supervisor.alarms import AlarmManager
-from supervisor.config import SupervisorConfig, load_config
-from supervisor.device_points import DevicePoints
-from supervisor.logs import setup_logging
-from supervisor.points import PointDef, PointStore
-from supervisor.power import PowerSubsystem
-from supervisor.storage import Storage
+from supervisor.core.alarms import AlarmManager
+from supervisor.core.config import SupervisorConfig, load_config
+from supervisor.core.device_points import DevicePoints
+from supervisor.core.logs import setup_logging
+from supervisor.core.points import PointDef, PointStore
+from supervisor.core.storage import Storage
+from supervisor.power.subsystem import PowerSubsystem
 from vansim.plant import Plant
 
 ROOT = Path(__file__).resolve().parents[1]

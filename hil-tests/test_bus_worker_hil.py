@@ -15,8 +15,8 @@ from drivers.modbus_link import LinkSettings, ModbusLink
 from drivers.profile import load_profile
 from drivers.register_codec import Value
 from harness import DEMO_CONFIG, free_port, van_env, wait_until
-from supervisor.app import rtu_frame_gap
-from supervisor.config import RtuBus, SupervisorConfig, load_config
+from supervisor.core.app import rtu_frame_gap
+from supervisor.core.config import RtuBus, SupervisorConfig, load_config
 from vansim.van import SimulatedVan
 
 

@@ -1,7 +1,7 @@
 """Point quality and change detection; alarm latching and acknowledgement."""
 
-from supervisor.alarms import AlarmDef, AlarmManager, AlarmState
-from supervisor.points import PointDef, PointStore, PointValue
+from supervisor.core.alarms import AlarmDef, AlarmManager, AlarmState
+from supervisor.core.points import PointDef, PointStore, PointValue
 
 
 def test_deadband_suppresses_noise_but_not_quality_changes() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from supervisor.commands import ActionSpec, ArgSpec, CommandFailed, CommandRouter
-from supervisor.storage import Storage
+from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed, CommandRouter
+from supervisor.core.storage import Storage
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config import ConfigError, load_config
+from supervisor.core.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = (ROOT / "config" / "demo.toml").read_text()

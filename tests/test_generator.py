@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from supervisor.config import GeneratorCondition, GeneratorConfig, QuietHours
-from supervisor.generator import GeneratorController, GenEvent, GenInputs, in_quiet_hours
+from supervisor.core.config import GeneratorCondition, GeneratorConfig, QuietHours
+from supervisor.power.generator import GeneratorController, GenEvent, GenInputs, in_quiet_hours
 
 NOON = datetime(2026, 11, 29, 12, 0)
 

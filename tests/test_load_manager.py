@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import pairwise
 
-from supervisor.config import Circuit, SheddingConfig, ShedStep
-from supervisor.load_manager import LoadEvent, LoadInputs, LoadManager
+from supervisor.core.config import Circuit, SheddingConfig, ShedStep
+from supervisor.power.load_manager import LoadEvent, LoadInputs, LoadManager
 
 CIRCUITS = (
     Circuit(name="comms", device="r", output="relay_1", priority=0, nominal_current_a=1.5),

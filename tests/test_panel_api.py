@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from supervisor.commands import ActionSpec, ArgSpec, CommandRouter
-from supervisor.config import PanelConfig
-from supervisor.history import History
-from supervisor.panel import Panel
-from supervisor.pin import hash_pin
-from supervisor.points import PointDef, PointStore
-from supervisor.storage import Storage
+from supervisor.core.commands import ActionSpec, ArgSpec, CommandRouter
+from supervisor.core.config import PanelConfig
+from supervisor.core.history import History
+from supervisor.core.points import PointDef, PointStore
+from supervisor.core.storage import Storage
+from supervisor.interfaces.panel import Panel
+from supervisor.interfaces.pin import hash_pin
 
 CREW, TECH = "1234", "4321"
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from supervisor.pin import hash_pin, verify_pin
+from supervisor.interfaces.pin import hash_pin, verify_pin
 
 
 def test_hash_verifies_only_the_right_pin_and_is_salted() -> None:

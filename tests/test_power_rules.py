@@ -3,12 +3,12 @@
 from pathlib import Path
 
 from drivers.register_codec import Value
-from supervisor.alarms import AlarmManager
-from supervisor.config import load_config
-from supervisor.device_points import DevicePoints
-from supervisor.points import PointStore
-from supervisor.power import PowerSubsystem
-from supervisor.storage import Storage
+from supervisor.core.alarms import AlarmManager
+from supervisor.core.config import load_config
+from supervisor.core.device_points import DevicePoints
+from supervisor.core.points import PointStore
+from supervisor.core.storage import Storage
+from supervisor.power.subsystem import PowerSubsystem
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from supervisor.runtime_forecast import RuntimeForecast
+from supervisor.power.runtime_forecast import RuntimeForecast
 
 
 def test_runtime_from_capacity_soc_and_smoothed_load() -> None:

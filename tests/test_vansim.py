@@ -20,7 +20,7 @@ from pymodbus.exceptions import ModbusException
 
 from drivers.profile import load_profile
 from drivers.register_codec import Value, decode
-from supervisor.config import SupervisorConfig, load_config
+from supervisor.core.config import SupervisorConfig, load_config
 from vansim.main import main
 from vansim.plant import (
     AC_NOMINAL_V,

@@ -21,7 +21,7 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from supervisor.config import GpioLine
+from supervisor.core.config import GpioLine
 
 log = logging.getLogger(__name__)
 

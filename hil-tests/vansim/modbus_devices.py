@@ -17,7 +17,7 @@ from enum import IntEnum
 
 from drivers.profile import Profile, Register, Table
 from drivers.register_codec import CodecError, Value, decode, encode
-from supervisor.config import Circuit, DeviceConfig
+from supervisor.core.config import Circuit, DeviceConfig
 from vansim.plant import Plant
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from types import TracebackType
 
 from drivers.profile import load_profile
 from drivers.register_codec import Value
-from supervisor.config import RtuBus, SupervisorConfig, TcpBus
+from supervisor.core.config import RtuBus, SupervisorConfig, TcpBus
 from vansim.gpio_link import GpioLink
 from vansim.modbus_devices import ExceptionCode, ServedDevice
 from vansim.modbus_server import BusServer, start_rtu_server, start_tcp_server

@@ -17,8 +17,8 @@ from typing import Any
 
 import aiomqtt
 
-from supervisor.config import ConfigError, load_config
-from supervisor.pin import hash_pin
+from supervisor.core.config import ConfigError, load_config
+from supervisor.interfaces.pin import hash_pin
 
 QUIET_S = 0.5  # retained messages arrive in one burst; this much silence ends it
 MAX_WAIT_S = 5.0

@@ -25,19 +25,19 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 
-from supervisor.commands import CommandRouter
-from supervisor.config import PanelConfig
-from supervisor.history import History
-from supervisor.pin import verify_pin
-from supervisor.storage import Storage
+from supervisor.core.commands import CommandRouter
+from supervisor.core.config import PanelConfig
+from supervisor.core.history import History
+from supervisor.core.storage import Storage
+from supervisor.interfaces.pin import verify_pin
 
-log = structlog.get_logger("supervisor.panel")
+log = structlog.get_logger("supervisor.interfaces.panel")
 
 COOKIE = "mcw_session"
 QUEUE_LIMIT = 2000  # a client that cannot keep up is dropped, not allowed to grow memory
 HEARTBEAT_S = 10.0  # an app-level ping, so a page notices a silently dead Wi-Fi link
 PING = json.dumps({"type": "ping"})
-STATIC = Path(str(resources.files("supervisor").joinpath("panel_static")))
+STATIC = Path(str(resources.files("supervisor.interfaces").joinpath("panel_static")))
 LOCKED = json.dumps({"type": "locked"})
 
 

@@ -25,25 +25,25 @@ from drivers.gpio import GpioBridge, LineSpec
 from drivers.modbus_link import LinkSettings, ModbusLink
 from drivers.profile import load_profile
 from drivers.register_codec import Value
-from supervisor.alarms import AlarmDef, AlarmManager, AlarmState
-from supervisor.climate import bind_climate
-from supervisor.commands import ActionSpec, ArgSpec, CommandFailed, CommandRouter, Result
-from supervisor.config import (
+from supervisor.climate.subsystem import bind_climate
+from supervisor.core.alarms import AlarmDef, AlarmManager, AlarmState
+from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed, CommandRouter, Result
+from supervisor.core.config import (
     ConfigError,
     RtuBus,
     SupervisorConfig,
     check_on_target,
     load_config,
 )
-from supervisor.device_points import DevicePoints
-from supervisor.history import History
-from supervisor.logs import setup_logging
-from supervisor.mqtt_bridge import MqttBridge, dumps, iso
-from supervisor.panel import Panel
-from supervisor.points import PointDef, PointStore, PointValue
-from supervisor.power import CREW_ROLES, PowerSubsystem
-from supervisor.storage import Storage
-from supervisor.systemd_notify import notify, watchdog_interval
+from supervisor.core.device_points import DevicePoints
+from supervisor.core.history import History
+from supervisor.core.logs import setup_logging
+from supervisor.core.points import PointDef, PointStore, PointValue
+from supervisor.core.storage import Storage
+from supervisor.core.systemd_notify import notify, watchdog_interval
+from supervisor.interfaces.mqtt_bridge import MqttBridge, dumps, iso
+from supervisor.interfaces.panel import Panel
+from supervisor.power.subsystem import CREW_ROLES, PowerSubsystem
 
 log = structlog.get_logger("supervisor")
 

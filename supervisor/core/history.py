@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from supervisor.points import PointStore
-from supervisor.storage import Storage
+from supervisor.core.points import PointStore
+from supervisor.core.storage import Storage
 
 RECORDED = ("power/battery/soc", "power/battery/power", "power/battery/voltage",
             "power/solar/power", "climate/room/temperature")

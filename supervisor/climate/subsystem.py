@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from supervisor.config import ClimateConfig
-from supervisor.device_points import DevicePoints
-from supervisor.points import PointDef, PointStore
+from supervisor.core.config import ClimateConfig
+from supervisor.core.device_points import DevicePoints
+from supervisor.core.points import PointDef, PointStore
 
 SENSOR_MAX_AGE_S = 15.0
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from drivers.register_codec import Value
-from supervisor.points import PointStore, Quality, Scalar
+from supervisor.core.points import PointStore, Quality, Scalar
 
 Transform = Callable[[Value], Scalar | None]
 HealthListener = Callable[[str, dict[str, Any]], None]

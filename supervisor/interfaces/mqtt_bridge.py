@@ -20,9 +20,9 @@ from typing import Any
 import aiomqtt
 import structlog
 
-from supervisor.commands import CommandRouter
-from supervisor.config import MqttConfig
-from supervisor.storage import Storage
+from supervisor.core.commands import CommandRouter
+from supervisor.core.config import MqttConfig
+from supervisor.core.storage import Storage
 
 log = structlog.get_logger("supervisor.mqtt")
 

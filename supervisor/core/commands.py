@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import structlog
 
-from supervisor.storage import Storage
+from supervisor.core.storage import Storage
 
-log = structlog.get_logger("supervisor.commands")
+log = structlog.get_logger("supervisor.core.commands")
 
 Status = Literal["done", "rejected", "failed", "expired", "duplicate"]
 ArgType = Literal["number", "integer", "bool", "string", "enum"]

@@ -24,17 +24,17 @@ import structlog
 
 from drivers.errors import WriteError
 from drivers.register_codec import Value
-from supervisor.alarms import AlarmDef, AlarmManager
-from supervisor.commands import ActionSpec, ArgSpec, CommandFailed, CommandRouter
-from supervisor.config import Circuit, PowerConfig, VehicleConfig
-from supervisor.device_points import DevicePoints, Transform
-from supervisor.generator import GEN_STATES, GeneratorController, GenEvent, GenInputs
-from supervisor.load_manager import LoadEvent, LoadInputs, LoadManager
-from supervisor.points import PointDef, PointStore, PointType, Scalar
-from supervisor.runtime_forecast import RuntimeForecast
-from supervisor.storage import Storage
+from supervisor.core.alarms import AlarmDef, AlarmManager
+from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed, CommandRouter
+from supervisor.core.config import Circuit, PowerConfig, VehicleConfig
+from supervisor.core.device_points import DevicePoints, Transform
+from supervisor.core.points import PointDef, PointStore, PointType, Scalar
+from supervisor.core.storage import Storage
+from supervisor.power.generator import GEN_STATES, GeneratorController, GenEvent, GenInputs
+from supervisor.power.load_manager import LoadEvent, LoadInputs, LoadManager
+from supervisor.power.runtime_forecast import RuntimeForecast
 
-log = structlog.get_logger("supervisor.power")
+log = structlog.get_logger("supervisor.power.subsystem")
 
 Writer = Callable[[str, str, Value], Awaitable[Value | None]]
 EventSink = Callable[[dict[str, Any]], None]
