@@ -7,8 +7,9 @@
   ``systemd-tmpfiles`` to a throw-away root directory.
 * ``mosquitto-mcw.conf`` / ``mosquitto-mcw.acl``: a real Mosquitto started with them (ports and
   file paths rewritten to temporary ones), checked over MQTT: authentication on both listeners,
-  the ACL, persistence of retained state across a restart, and the HQ bridge section (uncommented,
-  pointed at a second local Mosquitto playing headquarters).
+  the ACL (the whole login x topic write matrix, and who reads what), persistence of retained
+  state across a restart, and the HQ bridge section (uncommented, pointed at a second local
+  Mosquitto playing headquarters, letting in only this van's HQ commands).
 
 Tests that need a tool skip only when the binary is missing; ``make test`` installs them.
 """
@@ -556,7 +557,12 @@ def mqtt(port: int, client_id: str, username: str, password: str) -> Iterator[Mi
         client.close()
 
 
-USERS = {"supervisor": "s3cret-sup", "hq": "s3cret-hq", "crew": "s3cret-crew"}
+USERS = {
+    "supervisor": "s3cret-sup",
+    "hq": "s3cret-hq",
+    "crew": "s3cret-crew",
+    "technician": "s3cret-tech",
+}
 
 
 @dataclass(frozen=True)
@@ -612,11 +618,15 @@ def build_broker(tmp_path: Path, fragment: str) -> Broker:
     return Broker(config, tmp_path / "mosquitto.log", local_port, lan_port)
 
 
-def test_mosquitto_fragment_auth_acl_and_persistence(tmp_path: Path) -> None:
-    """The real broker accepts the fragment; auth, ACL and retained persistence work."""
+def test_mosquitto_fragment_auth_reads_and_persistence(tmp_path: Path) -> None:
+    """The real broker accepts the fragment; login, reading and retained persistence work.
+
+    Who may *write* what is the matrix of ``test_mosquitto_acl_write_matrix``.
+    """
     broker = build_broker(tmp_path, MOSQUITTO_CONF.read_text(encoding="utf-8"))
     ports = [broker.local_port, broker.lan_port]
     status = "mcw/v1/van1/status"
+    sys_version = "$SYS/broker/version"  # retained by the broker itself from its start
     with running_mosquitto(broker.config, ports, broker.log) as proc:
         assert proc.poll() is None
         for port in ports:
@@ -631,30 +641,22 @@ def test_mosquitto_fragment_auth_acl_and_persistence(tmp_path: Path) -> None:
         finally:
             wrong.close()
 
-        with (
-            mqtt(broker.local_port, "sup", "supervisor", USERS["supervisor"]) as sup,
-            mqtt(broker.lan_port, "hq", "hq", USERS["hq"]) as hq,
-            mqtt(broker.lan_port, "crew", "crew", USERS["crew"]) as crew,
-        ):
-            sup.subscribe("mcw/v1/#")
-            # Refused writes are silent in MQTT; each allowed publish follows the refused ones
-            # on the same connection, so had they passed they would arrive before it.
-            hq.publish("mcw/v1/van1/state/power/battery/soc", b'{"v":1}')
-            hq.publish(status, b'{"state":"lost"}')
-            hq.publish("mcw/v1/van1/cmd/lighting/scene", b'{"id":"a1"}')
-            seen = sup.receive_until("mcw/v1/van1/cmd/lighting/scene")
-            assert [m.topic for m in seen] == ["mcw/v1/van1/cmd/lighting/scene"]
-            crew.publish("mcw/v1/van1/alarm/panic", b"{}")
-            crew.publish("mcw/v1/van1/cmd/climate/room/setpoint", b'{"id":"c1"}')
-            seen = sup.receive_until("mcw/v1/van1/cmd/climate/room/setpoint")
-            assert [m.topic for m in seen] == ["mcw/v1/van1/cmd/climate/room/setpoint"]
-
-            # The supervisor publishes state (retained), and the others may read it.
-            hq.subscribe("mcw/v1/#")
-            crew.subscribe("mcw/v1/#")
+        with contextlib.ExitStack() as stack:
+            sup = stack.enter_context(
+                mqtt(broker.local_port, "sup", "supervisor", USERS["supervisor"])
+            )
+            # The supervisor publishes state (retained); every login reads it, and only the
+            # technician also reads the broker's $SYS tree. Retained messages are sent in the
+            # order of the subscriptions, so an allowed $SYS message comes before the status.
             sup.publish(status, b'{"state":"ready"}', retain=True)
-            for reader in (hq, crew):
-                assert reader.receive_until(status)[-1].payload == b'{"state":"ready"}'
+            for login in ("hq", "crew", "technician"):
+                reader = stack.enter_context(mqtt(broker.lan_port, login, login, USERS[login]))
+                reader.subscribe(sys_version)
+                reader.subscribe("mcw/v1/#")
+                seen = reader.receive_until(status)
+                assert seen[-1].payload == b'{"state":"ready"}', login
+                topics = [m.topic for m in seen]
+                assert (sys_version in topics) == (login == "technician"), (login, topics)
 
     # Retained state survives a broker restart (persistence true, saved on SIGTERM).
     with (
@@ -668,6 +670,111 @@ def test_mosquitto_fragment_auth_acl_and_persistence(tmp_path: Path) -> None:
             b'{"state":"ready"}',
             True,
         )
+
+
+# The ACL's write matrix: one topic per kind under mcw/v1/van1/ (action ids with two levels, so
+# a `+` where the ACL needs `#` shows), and for each login whether its QoS 1 publish there is
+# delivered ("yes") or refused ("-"). Changing one cell of the ACL must change this table.
+ACL_TOPICS = {
+    "cmd/crew": "cmd/crew/power/circuit",
+    "cmd/technician": "cmd/technician/system/republish",
+    "cmd/hq": "cmd/hq/power/circuit",
+    "result/crew": "result/crew/power/circuit",
+    "state": "state/power/battery/soc",
+    "status": "status",
+    "meta": "meta",
+    "device": "device/gx/status",
+    "alarm": "alarm/battery_low",
+    "event": "event",
+}
+EXPECTED_WRITES = """
+            cmd/crew  cmd/technician  cmd/hq  result/crew  state  status  meta  device  alarm  event
+supervisor  yes       yes             yes     yes          yes    yes     yes   yes     yes    yes
+crew        yes       -               -       -            -      -       -     -       -      -
+technician  -         yes             -       -            -      -       -     -       -      -
+hq          -         -               yes     -            -      -       -     -       -      -
+"""
+ACL_DEADLINE_S = 5.0
+
+WriteMatrix = dict[str, dict[str, bool]]
+
+
+def parse_write_matrix(table: str) -> WriteMatrix:
+    """``{login: {kind: delivered}}`` from a table like ``EXPECTED_WRITES``."""
+    header, *rows = (line.split() for line in table.strip().splitlines())
+    assert header == list(ACL_TOPICS), header
+    matrix: WriteMatrix = {}
+    for login, *cells in rows:
+        assert len(cells) == len(header) and set(cells) <= {"yes", "-"}, (login, cells)
+        matrix[login] = {kind: cell == "yes" for kind, cell in zip(header, cells, strict=True)}
+    return matrix
+
+
+def format_write_matrix(matrix: WriteMatrix) -> str:
+    """The matrix as a table in the layout of ``EXPECTED_WRITES`` (for failure messages)."""
+    lines = ["login       " + "  ".join(ACL_TOPICS)]
+    for login, row in matrix.items():
+        cells = [("yes" if row[kind] else "-").ljust(len(kind)) for kind in ACL_TOPICS]
+        lines.append((login.ljust(12) + "  ".join(cells)).rstrip())
+    return "\n".join(lines)
+
+
+def receive_until_deadline(client: MiniMqtt, topic: str, deadline: float) -> list[Message]:
+    """Messages up to and including the first on ``topic``, failing at a monotonic deadline."""
+    seen: list[Message] = []
+    try:
+        while not seen or seen[-1].topic != topic:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            client.sock.settimeout(remaining)
+            seen.append(client.receive())
+    except TimeoutError:
+        pytest.fail(f"{topic} not received in time; received {[m.topic for m in seen]}")
+    finally:
+        client.sock.settimeout(MQTT_TIMEOUT_S)
+    return seen
+
+
+def test_mosquitto_acl_write_matrix(tmp_path: Path) -> None:
+    """Each login may publish exactly the cells of ``EXPECTED_WRITES``, on the real broker.
+
+    A watcher logged in as ``supervisor`` (which reads everything) subscribes to mcw/v1/#. Each
+    login publishes once per topic kind with QoS 1; ``publish`` returns on the PUBACK, which the
+    broker sends (for refused messages too) only after it has queued the message to the
+    watcher. Then the supervisor login publishes a marker: once the watcher has the marker,
+    every allowed message has arrived before it and a refused one will never come.
+    """
+    expected = parse_write_matrix(EXPECTED_WRITES)
+    broker = build_broker(tmp_path, MOSQUITTO_CONF.read_text(encoding="utf-8"))
+    prefix, marker = "mcw/v1/van1/", "mcw/v1/van1/test/acl-marker"
+    with (
+        running_mosquitto(broker.config, [broker.local_port, broker.lan_port], broker.log),
+        contextlib.ExitStack() as stack,
+    ):
+        deadline = time.monotonic() + ACL_DEADLINE_S
+        watcher = stack.enter_context(
+            mqtt(broker.local_port, "acl-watcher", "supervisor", USERS["supervisor"])
+        )
+        watcher.subscribe("mcw/v1/#")
+        for login in expected:
+            port = broker.local_port if login == "supervisor" else broker.lan_port
+            with mqtt(port, f"acl-{login}", login, USERS[login]) as client:
+                for kind, topic in ACL_TOPICS.items():
+                    client.publish(prefix + topic, f"{login} {kind}".encode())
+        with mqtt(broker.local_port, "acl-marker", "supervisor", USERS["supervisor"]) as sup:
+            sup.publish(marker, b"end")
+        seen = receive_until_deadline(watcher, marker, deadline)
+
+    delivered = {m.payload.decode(): m.topic for m in seen[:-1]}
+    assert len(delivered) == len(seen) - 1, [m.payload for m in seen]
+    measured = {
+        login: {kind: f"{login} {kind}" in delivered for kind in ACL_TOPICS} for login in expected
+    }
+    for cell, topic in delivered.items():
+        login, kind = cell.split()
+        assert topic == prefix + ACL_TOPICS[kind], (cell, topic)
+    assert measured == expected, "delivered publishes:\n" + format_write_matrix(measured)
 
 
 def enable_bridge(fragment: str, hq_port: int) -> str:
@@ -723,13 +830,20 @@ def test_mosquitto_bridge_section(tmp_path: Path) -> None:
             sup.publish("mcw/v1/van1/state/power/battery/soc", b'{"v":80}', retain=True)
             seen = hq.receive_until("mcw/v1/van1/state/power/battery/soc")
             assert seen[-1].payload == b'{"v":80}'
-            # In: only this van's commands; another van's commands and forged state stay at HQ.
-            hq.publish("mcw/v1/van2/cmd/lighting/scene", b'{"id":"x"}')
+            # In: only this van's HQ commands. Another van's commands, commands in another
+            # role's name, forged results and forged state stay at HQ.
+            refused = [
+                "mcw/v1/van2/cmd/hq/lighting/scene",
+                "mcw/v1/van1/cmd/crew/lighting/scene",
+                "mcw/v1/van1/result/hq/lighting/scene",
+            ]
+            for topic in refused:
+                hq.publish(topic, b'{"id":"x"}')
             hq.publish("mcw/v1/van1/state/power/battery/soc", b'{"v":0}')
-            hq.publish("mcw/v1/van1/cmd/lighting/scene", b'{"id":"h1"}')
-            seen = sup.receive_until("mcw/v1/van1/cmd/lighting/scene")
+            hq.publish("mcw/v1/van1/cmd/hq/lighting/scene", b'{"id":"h1"}')
+            seen = sup.receive_until("mcw/v1/van1/cmd/hq/lighting/scene")
             assert seen[-1].payload == b'{"id":"h1"}'
-            assert "mcw/v1/van2/cmd/lighting/scene" not in [m.topic for m in seen]
+            assert not set(refused) & {m.topic for m in seen}
             # The supervisor's own state, once: neither HQ's forged value nor an echo came back.
             states = [m.payload for m in seen if m.topic == "mcw/v1/van1/state/power/battery/soc"]
             assert states == [b'{"v":80}']
