@@ -45,7 +45,7 @@ test: system-deps $(STAMP) lint
 
 bench: system-deps $(STAMP)
 	PYTHONPATH=hil-tests $(PY) bench/run.py
-	PYTHONPATH=hil-tests $(PY) hil-tests/deployment_day.py
+	PYTHONPATH=hil-tests:tests $(PY) tests/deployment_day.py
 	PYTHONPATH=hil-tests $(PY) bench/panel.py
 
 clean:

@@ -20,7 +20,7 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 
 from harness import DEMO_CONFIG, Broker, SupervisorProcess, free_port, van_env, wait_until
-from supervisor.core.config import load_config
+from supervisor.registry import load_config
 from vansim.van import SimulatedVan
 
 ROOT = Path(__file__).resolve().parents[1]

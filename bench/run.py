@@ -40,16 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import (
-    DEMO_CONFIG,
-    Broker,
-    Monitor,
-    SupervisorProcess,
-    free_port,
-    van_env,
-    wait_until,
-)
-from supervisor.core.config import load_config
+from testsupport import Broker, free_port, wait_until
+
+from harness import DEMO_CONFIG, Monitor, SupervisorProcess, van_env
+from supervisor.registry import load_config
 from vansim.van import SimulatedVan
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -319,11 +313,11 @@ class Bench:
 
     async def command(self, action: str, cid: str, args: dict[str, Any]) -> tuple[float, str]:
         """Seconds from publish to the result with ``cid``, and its status."""
-        topic = f"cmd/{action}/result"
+        topic = f"result/crew/{action}"
         result = self.monitor.watch(
             lambda t, v: t == topic and isinstance(v, dict) and v.get("id") == cid)
         t0 = time.perf_counter()
-        await self.monitor.publish(f"cmd/{action}", {"id": cid, "args": args})
+        await self.monitor.publish(f"cmd/crew/{action}", {"id": cid, "args": args})
         arrived = await asyncio.wait_for(result, STEP_TIMEOUT_S)
         status = str(self.monitor.latest[topic].get("status"))
         return arrived - t0, status

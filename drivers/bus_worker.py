@@ -126,6 +126,10 @@ class BusWorker:
 
     # ---- public ---------------------------------------------------------------
 
+    @property
+    def device_ids(self) -> list[str]:
+        return list(self._devices)
+
     def health(self, device: str) -> DeviceHealth:
         return self._devices[device].health
 

@@ -43,6 +43,11 @@ class Register(BaseModel):
     poll: PollClass = "fast"
     words: int | None = Field(default=None, ge=1, le=125)
     invalid: int | None = None
+    # Name of a table in the profile's [enum] section: what the codes mean.
+    enum: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    # Range a write must stay within (scaled units); enum registers take the table's codes.
+    min: float | None = None
+    max: float | None = None
     note: str = ""
 
     @model_validator(mode="after")
@@ -55,7 +60,19 @@ class Register(BaseModel):
             raise ValueError("a string register needs words")
         if self.access == "w" and self.poll != "never":
             raise ValueError("a write-only register cannot be polled (poll = 'never')")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must not be above max")
         return self
+
+    def check_write(self, value: float | bool) -> str | None:
+        """Why ``value`` may not be written to this register (None when it may)."""
+        if isinstance(value, bool):
+            return None if self.type == "bool" else f"{self.name} takes a number"
+        if self.min is not None and value < self.min:
+            return f"{self.name} must be at least {self.min:g}"
+        if self.max is not None and value > self.max:
+            return f"{self.name} must be at most {self.max:g}"
+        return None
 
     @property
     def count(self) -> int:
@@ -96,15 +113,37 @@ class Profile(BaseModel):
     name: str
     device: DeviceInfo
     registers: tuple[Register, ...] = Field(alias="register")
+    # code -> meaning, per table name; registers refer to a table with ``enum``
+    enums: dict[str, dict[int, str]] = Field(default_factory=dict, alias="enum")
+    # supervisor role -> registers a device in that role must have (e.g. battery_monitor)
+    roles: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _unique(self) -> Profile:
+    def _consistent(self) -> Profile:
         seen: set[str] = set()
         for reg in self.registers:
             if reg.name in seen:
                 raise ValueError(f"register {reg.name!r} is defined twice")
             seen.add(reg.name)
+            if reg.enum is not None and reg.enum not in self.enums:
+                raise ValueError(f"register {reg.name!r}: no enum table {reg.enum!r}")
+        for role, needed in self.roles.items():
+            missing = set(needed) - seen
+            if missing:
+                raise ValueError(f"role {role!r} names unknown registers {sorted(missing)}")
         return self
+
+    def enum_of(self, register: str) -> dict[int, str]:
+        """Code -> meaning of an enumerated register ({} when it is not one)."""
+        table = self.get(register).enum
+        return {} if table is None else self.enums[table]
+
+    def code_of(self, register: str, meaning: str) -> int:
+        """The code that means ``meaning`` in an enumerated register (KeyError if none)."""
+        for code, name in self.enum_of(register).items():
+            if name == meaning:
+                return code
+        raise KeyError(f"{self.name}.{register} has no value {meaning!r}")
 
     def get(self, name: str) -> Register:
         """The register called ``name``; KeyError if the model has none."""

@@ -20,7 +20,8 @@ from harness import (
     van_env,
     wait_until,
 )
-from supervisor.core.config import load_config
+from supervisor.power import power_config
+from supervisor.registry import load_config
 from vansim.van import SimulatedVan
 
 
@@ -91,7 +92,7 @@ async def settled(van: Van) -> None:
     mon = van.monitor
     await wait_until(lambda: (mon.latest.get("status") or {}).get("state") == "ready",
                      what="status ready")
-    names = [c.name for c in van.sim.config.power.circuit]
+    names = [c.name for c in power_config(van.sim.config).circuit]
     await wait_until(lambda: all(
         mon.value(f"power/circuit/{n}/wanted") is not None
         and mon.value(f"power/circuit/{n}") == mon.value(f"power/circuit/{n}/wanted")

@@ -11,11 +11,9 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,85 +21,22 @@ from typing import Any
 
 import aiomqtt
 
+# One implementation of these, shared with the unit tests and the bench; imported from here too.
+from testsupport import DEADLINE_S as DEADLINE_S
+from testsupport import Broker as Broker
+from testsupport import free_port as free_port
+from testsupport import stop_process as stop_process
+from testsupport import wait_until as wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "config" / "demo.toml"
 BIN = Path(sys.executable).parent
-DEADLINE_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run a command to completion without blocking the event loop (the simulator lives there)."""
     return await asyncio.to_thread(subprocess.run, cmd, env=dict(os.environ),
                                    capture_output=True, text=True, timeout=timeout)
-
-
-async def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE_S,
-                     what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)  # poll step inside a deadline
-
-
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
-                 timeout: float = 15.0) -> int:
-    """Stop ``proc`` (by its own pid) and return its exit code; kill if it does not end."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    return int(proc.returncode)
-
-
-@dataclass
-class Broker:
-    """A real Mosquitto on a free port, restartable on the same port."""
-
-    workdir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        """Start and wait until it listens (in a thread: the simulator keeps serving)."""
-        await asyncio.to_thread(self._start)
-
-    async def stop(self) -> None:
-        if self.proc is not None:
-            await asyncio.to_thread(stop_process, self.proc)
-            self.proc = None
-
-    def _start(self) -> None:
-        conf = self.workdir / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence false",
-                 "set_tcp_nodelay true"]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        conf.write_text("\n".join(lines) + "\n")
-        log = (self.workdir / "mosquitto.log").open("ab")
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not start on {self.port}")
-            time.sleep(0.05)  # waiting for the listening socket, bounded (own thread)
 
 
 def van_env(run_dir: Path, broker_port: int, gx_port: int) -> dict[str, str]:
@@ -195,14 +130,15 @@ class Monitor:
         return None if state is None else state.get("q")
 
     async def command(self, action: str, body: dict[str, Any] | bytes,
-                      timeout: float = DEADLINE_S) -> dict[str, Any]:
-        """Publish a command and wait for the result with its id (or the next one if none)."""
+                      timeout: float = DEADLINE_S, role: str = "crew") -> dict[str, Any]:
+        """Publish a command as ``role`` and wait for the result with its id (or the next
+        one if none)."""
         assert self.client is not None
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         cid = None if isinstance(body, bytes) else body.get("id")
-        topic = f"cmd/{action}/result"
+        topic = f"result/{role}/{action}"
         seen = len(self.messages)
-        await self.client.publish(f"{self.prefix}/cmd/{action}", payload, qos=1)
+        await self.client.publish(f"{self.prefix}/cmd/{role}/{action}", payload, qos=1)
 
         def result() -> dict[str, Any] | None:
             for t, value, _ in self.messages[seen:]:

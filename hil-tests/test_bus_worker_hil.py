@@ -9,14 +9,15 @@ from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 
 import pytest
+from testsupport import free_port, require_tool, wait_until
 
-from drivers.bus_worker import BusWorker, DeviceSpec
-from drivers.modbus_link import LinkSettings, ModbusLink
+from drivers.bus_worker import BusWorker
+from drivers.buses import build_workers
 from drivers.profile import load_profile
 from drivers.register_codec import Value
-from harness import DEMO_CONFIG, free_port, van_env, wait_until
-from supervisor.core.app import rtu_frame_gap
-from supervisor.core.config import RtuBus, SupervisorConfig, load_config
+from harness import DEMO_CONFIG, van_env
+from supervisor.core.config import SupervisorConfig
+from supervisor.registry import load_config
 from vansim.van import SimulatedVan
 
 
@@ -45,18 +46,16 @@ class Recorder:
 
 def make_worker(cfg: SupervisorConfig, bus_name: str, sink: Recorder,
                 retry_unsupported_s: float = 300.0) -> BusWorker:
-    bus = cfg.bus_by_name(bus_name)
-    specs = [DeviceSpec(d.id, d.unit, load_profile(d.profile), 0.2, 0.5)
-             for d in cfg.device if d.bus == bus_name]
-    if isinstance(bus, RtuBus):
-        link = ModbusLink(LinkSettings("rtu", bus.timeout_s, port=bus.port))
-        return BusWorker(bus.name, link, specs, sink, rtu_frame_gap(bus), retry_unsupported_s)
-    link = ModbusLink(LinkSettings("tcp", bus.timeout_s, host=bus.host, port=bus.port))
-    return BusWorker(bus.name, link, specs, sink, 0.0, retry_unsupported_s)
+    """The bus worker the supervisor would build, polling faster (0.2 s / 0.5 s)."""
+    devices = [d.model_copy(update={"poll_fast_s": 0.2, "poll_slow_s": 0.5})
+               for d in cfg.device if d.bus == bus_name]
+    return build_workers([cfg.bus_by_name(bus_name)], devices, sink,
+                         retry_unsupported_s=retry_unsupported_s)[bus_name]
 
 
 @pytest.fixture
 async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SimulatedVan]:
+    require_tool("socat")  # the simulated van's RS-485 line
     run_dir = Path(tempfile.mkdtemp(prefix="mcw-bus-"))
     for key, value in van_env(run_dir, free_port(), free_port()).items():
         monkeypatch.setenv(key, value)

@@ -65,7 +65,7 @@ cat <<TXT
   Crew panel:           http://127.0.0.1:$MCW_PANEL_PORT/   (PIN crew 1234, technician 4321)
   Watch the van:        mosquitto_sub -h 127.0.0.1 -p $MCW_MQTT_PORT -t 'mcw/#' -v
   Technician view:      MCW_MQTT_PORT=$MCW_MQTT_PORT $BIN/mcwctl status --config $CONFIG
-  Switch a circuit:     mosquitto_pub -h 127.0.0.1 -p $MCW_MQTT_PORT -t mcw/v1/demo/cmd/power/circuit \\
+  Switch a circuit:     mosquitto_pub -h 127.0.0.1 -p $MCW_MQTT_PORT -t mcw/v1/demo/cmd/crew/power/circuit \\
                           -m '{"id":"demo-1","args":{"circuit":"exterior_lights","on":true}}'
 
   Ctrl-C stops everything.

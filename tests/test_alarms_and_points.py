@@ -8,7 +8,7 @@ def test_deadband_suppresses_noise_but_not_quality_changes() -> None:
     store = PointStore()
     store.define(PointDef("power/battery/voltage", "number", "V", deadband=0.05, max_age_s=3))
     seen: list[PointValue] = []
-    store.subscribe(lambda d, v: seen.append(v))
+    store.changed.add(lambda d, v: seen.append(v))
     store.update("power/battery/voltage", 12.80, ts=100)
     store.update("power/battery/voltage", 12.82, ts=101)  # within deadband: not published
     store.update("power/battery/voltage", 12.90, ts=102)
@@ -26,7 +26,7 @@ def alarms() -> tuple[AlarmManager, list[tuple[str, AlarmState | None, str]]]:
     mgr.define(AlarmDef("a/plain", "warning", "pl", "en"))
     mgr.define(AlarmDef("a/latch", "critical", "pl", "en", latching=True))
     log: list[tuple[str, AlarmState | None, str]] = []
-    mgr.subscribe(lambda d, s, what: log.append((d.id, s, what)))
+    mgr.changed.add(lambda d, s, what: log.append((d.id, s, what)))
     return mgr, log
 
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.core.config import ConfigError, load_config
+from supervisor.core.config import ConfigError
+from supervisor.registry import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = (ROOT / "config" / "demo.toml").read_text()
@@ -37,16 +38,18 @@ def write(tmp_path: Path, text: str) -> Path:
         (('output = "relay_1"', 'output = "relay_9"'), "power.circuit[0].output",
          "has no register 'relay_9'"),
         (('battery_monitor = "battery"', 'battery_monitor = "room_climate"'),
-         "power.battery_monitor", "lacks current, soc, voltage"),
+         "power.battery_monitor", "cannot be the battery_monitor"),
         (('id = "demo"', 'id = "Demo Van"'), "vehicle.id", "String should match pattern"),
         (("priority = 6\nallowed", "priority = 5\nallowed"), "power.circuit[0].priority",
          "no power.shedding.step for priority 5"),
         (('output = "relay_4"', 'output = "relay_4"\nlock = "io/heater_run_on"'),
-         "power.circuit[3].lock", "no gpio.line for io/heater_run_on"),
+         "power.circuit[3].lock", "no gpio.line named 'heater_run_on'"),
         (("restore_soc = 60", "restore_soc = 40"), "power.shedding.step[0].restore_soc",
          "must be above shed_soc"),
-        (('running_input = "generator_running"', 'running_input = "ignition"'),
-         "power.generator.running_input", "role generator_running"),
+        (('running_input = "generator_running"', 'running_input = "status_lamp"'),
+         "power.generator.running_input", "gpio.line 'status_lamp' must be an input"),
+        (('ignition = "ignition"', 'ignition = "igniton"'), "vehicle.ignition",
+         "no gpio.line named 'igniton'"),
         (("stop_value = 80", "stop_value = 20"), "power.generator.condition[0].stop_value",
          "must be above start_value for soc"),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from supervisor.core.config import GeneratorCondition, GeneratorConfig, QuietHours
+from supervisor.power.config import GeneratorCondition, GeneratorConfig, QuietHours
 from supervisor.power.generator import GeneratorController, GenEvent, GenInputs, in_quiet_hours
 
 NOON = datetime(2026, 11, 29, 12, 0)

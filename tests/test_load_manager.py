@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import pairwise
 
-from supervisor.core.config import Circuit, SheddingConfig, ShedStep
+from supervisor.power.config import Circuit, SheddingConfig, ShedStep
 from supervisor.power.load_manager import LoadEvent, LoadInputs, LoadManager
 
 CIRCUITS = (

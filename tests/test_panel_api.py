@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from supervisor.core.alarms import AlarmManager
 from supervisor.core.commands import ActionSpec, ArgSpec, CommandRouter
-from supervisor.core.config import PanelConfig
+from supervisor.core.config import PanelConfig, SupervisorConfig, VehicleConfig
+from supervisor.core.device_points import DevicePoints
 from supervisor.core.history import History
 from supervisor.core.points import PointDef, PointStore
 from supervisor.core.storage import Storage
+from supervisor.core.van_state import VanState
 from supervisor.interfaces.panel import Panel
 from supervisor.interfaces.pin import hash_pin
 
@@ -28,6 +31,9 @@ class Rig:
         self.store = PointStore()
         self.store.define(PointDef("power/battery/soc", "number", "%"))
         self.router = CommandRouter(self.storage, wall=lambda: self.now)
+        vehicle = SupervisorConfig(vehicle=VehicleConfig(id="demo", name="Demo"))
+        van = VanState(vehicle, self.storage, self.store, AlarmManager(),
+                       DevicePoints(self.store), self.router, lambda: self.now)
         self.applied: list[dict[str, Any]] = []
 
         async def switch(args: dict[str, Any]) -> str:
@@ -40,10 +46,7 @@ class Rig:
                           technician_pin_hash=hash_pin(TECH, 1000), max_attempts=3,
                           lockout_s=60, session_s=3600)
         self.history = History(self.storage, self.store, 86400, lambda: self.now)
-        self.panel = Panel(cfg, self.router, self.storage, self.history,
-                           lambda: {"vehicle": {"id": "demo", "name": "Demo"}, "meta": {}},
-                           lambda: {"points": {}, "alarms": {}, "devices": {}, "status": {}},
-                           monotonic=lambda: self.mono)
+        self.panel = Panel(cfg, van, self.history, monotonic=lambda: self.mono)
 
 
 @pytest.fixture

@@ -2,13 +2,15 @@
 
 from pathlib import Path
 
+from virtual_core import VirtualCore
+
 from drivers.register_codec import Value
 from supervisor.core.alarms import AlarmManager
-from supervisor.core.config import load_config
 from supervisor.core.device_points import DevicePoints
-from supervisor.core.points import PointStore
-from supervisor.core.storage import Storage
+from supervisor.core.subsystem import Clock
+from supervisor.power import power_config
 from supervisor.power.subsystem import PowerSubsystem
+from supervisor.registry import load_config
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 
@@ -19,11 +21,9 @@ async def no_write(device: str, register: str, value: Value) -> Value | None:
 
 def power(tmp_path: Path) -> tuple[PowerSubsystem, DevicePoints, AlarmManager]:
     cfg = load_config(DEMO)
-    store, alarms = PointStore(), AlarmManager()
-    devices = DevicePoints(store)
-    sub = PowerSubsystem(cfg.power, cfg.vehicle, store, devices, alarms, no_write, lambda: 0.0,
-                         Storage(tmp_path / "db.sqlite"), lambda e: None, lambda n, on: None)
-    return sub, devices, alarms
+    core = VirtualCore(cfg, tmp_path / "db.sqlite", no_write, Clock(lambda: 0.0, lambda: 0.0))
+    sub = PowerSubsystem(core.context("power"), power_config(cfg))
+    return sub, core.devices, core.van.alarms
 
 
 def feed(devices: DevicePoints, t: float, soc: float, volts: float = 12.6) -> None:

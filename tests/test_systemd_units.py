@@ -11,7 +11,8 @@
   state across a restart, and the HQ bridge section (uncommented, pointed at a second local
   Mosquitto playing headquarters, letting in only this van's HQ commands).
 
-Tests that need a tool skip only when the binary is missing; ``make test`` installs them.
+Tests that need a tool skip when the binary is missing, and fail in CI (``CI=true``);
+``make test`` installs them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import difflib
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from testsupport import free_port, require_tool, running_mosquitto
 
 SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "systemd"
 UNIT = SYSTEMD_DIR / "mcw-supervisor.service"
@@ -54,16 +55,11 @@ TOOL_ENV = {
     "LC_ALL": "C.UTF-8",
 }
 TOOL_TIMEOUT_S = 60.0
-BROKER_START_TIMEOUT_S = 10.0
 MQTT_TIMEOUT_S = 10.0
 
 
-def require(binary: str) -> str:
-    """Return the path of ``binary``, skipping the test if it is not installed."""
-    path = shutil.which(binary)
-    if path is None:
-        pytest.skip(f"{binary} is not installed (make test installs it)")
-    return path
+# The path of a binary; without it the test skips, or fails in CI (testsupport.require_tool).
+require = require_tool
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -371,53 +367,6 @@ def test_tmpfiles_makes_config_dir_readable_by_mcw(tmp_path: Path) -> None:
 
 
 # --- Mosquitto ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def running_mosquitto(
-    config: Path, ports: list[int], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``mosquitto -c config``, wait until every port accepts connections, stop it after.
-
-    The broker is stopped by its own pid with SIGTERM (it saves its persistence file then), and
-    killed if it does not exit in time, whatever happens in the body.
-    """
-    mosquitto = require("mosquitto")
-    with log.open("ab") as log_file:
-        proc = subprocess.Popen([mosquitto, "-c", str(config)], stdout=log_file, stderr=log_file)
-    try:
-        deadline = time.monotonic() + BROKER_START_TIMEOUT_S
-        for port in ports:
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
-                    break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"mosquitto does not listen on {port}:\n{log.read_text()}")
-                # Poll interval that also notices at once when the broker exits.
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    code = proc.wait(timeout=0.05)
-                    pytest.fail(f"mosquitto exited with {code}:\n{log.read_text()}")
-        assert proc.poll() is None, log.read_text()
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import json
 import math
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
+from testsupport import free_port, require_tool, wait_until
 
 from drivers.profile import load_profile
 from drivers.register_codec import Value, decode
-from supervisor.core.config import SupervisorConfig, load_config
+from supervisor.core.config import SupervisorConfig
+from supervisor.registry import load_config
 from vansim.main import main
 from vansim.plant import (
     AC_NOMINAL_V,
@@ -45,6 +47,7 @@ NOON = datetime(2024, 6, 1, 12, 0)
 CONFIG = """
 [vehicle]
 id = "test-van"
+ignition = "ignition"
 
 [gpio]
 backend = "sim"
@@ -54,7 +57,6 @@ sim_socket = "{run}/gpio.sock"
 name = "ignition"
 pin = 17
 direction = "input"
-role = "ignition"
 active = "high"
 
 [[gpio.line]]
@@ -78,13 +80,11 @@ active = "low"
 name = "gen_run"
 pin = 23
 direction = "output"
-role = "generator_start"
 
 [[gpio.line]]
 name = "gen_running"
 pin = 24
 direction = "input"
-role = "generator_running"
 
 [[bus]]
 name = "gx"
@@ -172,30 +172,16 @@ nominal_current_a = 5.0
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_config(run: Path) -> Path:
     path = run / "van.toml"
     path.write_text(CONFIG.format(run=run, gx_port=free_port()))
     return path
 
 
-async def wait_until(predicate: Callable[[], object], within_s: float = 5.0) -> None:
-    """Poll ``predicate`` in small steps until it holds; fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within_s} s")
-        await asyncio.sleep(0.01)
-
-
 @pytest.fixture
 def config(tmp_path: Path) -> SupervisorConfig:
+    """The van's config; every test that takes it starts the van, whose RS-485 line is socat."""
+    require_tool("socat")
     return load_config(write_config(tmp_path))
 
 
@@ -633,7 +619,7 @@ async def test_speed_multiplies_plant_time(config: SupervisorConfig) -> None:
     async with SimulatedVan(config, speed=600, tick_s=0.02, start_time=NIGHT) as sim:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await wait_until(lambda: sim.plant.time_s >= 120, within_s=3)
+        await wait_until(lambda: sim.plant.time_s >= 120, timeout=3)
         real = loop.time() - start
         # 120 simulated seconds took about 0.2 real ones (allowing for a slow machine)
         assert real < 1.5

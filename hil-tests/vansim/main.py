@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from supervisor.core.config import ConfigError, load_config
+from supervisor.core.config import ConfigError
+from supervisor.registry import load_config
 from vansim.van import SimulatedVan
 
 

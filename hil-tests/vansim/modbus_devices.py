@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from drivers.buses import DeviceConfig
 from drivers.profile import Profile, Register, Table
 from drivers.register_codec import CodecError, Value, decode, encode
-from supervisor.core.config import Circuit, DeviceConfig
+from supervisor.power.config import Circuit
 from vansim.plant import Plant
 
 log = logging.getLogger(__name__)

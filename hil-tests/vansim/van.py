@@ -5,13 +5,14 @@ devices the config declares. HIL tests run it in-process (in the pytest event lo
 its inspection and fault-injection methods; ``mcw-sim`` runs it for the demo.
 
 The config also wires the plant: DC and AC circuits (``kind``) become the plant's DC and AC
-loads, a van without a solar charger device has no panels, and the GPIO lines with the roles
-``ignition``, ``generator_start`` and ``generator_running`` connect the plant's ignition and
-generator to the supervisor. At every tick (and at once when the supervisor changes an
-output, or a test an input) the van copies the ignition input and the generator start output
-into the plant (``plant.ignition``, ``plant.generator.run_requested``) and drives the
-generator's running input from ``plant.generator.running_signal``: with a GPIO link those
-plant attributes belong to the link, set the lines instead.
+loads, a van without a solar charger device has no panels, and the GPIO lines the config names
+as the ignition (``vehicle.ignition``) and the generator's start output and running input
+(``power.generator``) connect the plant's ignition and generator to the supervisor. At every
+tick (and at once when the supervisor changes an output, or a test an input) the van copies
+the ignition input and the generator start output into the plant (``plant.ignition``,
+``plant.generator.run_requested``) and drives the generator's running input from
+``plant.generator.running_signal``: with a GPIO link those plant attributes belong to the
+link, set the lines instead.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
+from drivers.buses import RtuBus, TcpBus
 from drivers.profile import load_profile
 from drivers.register_codec import Value
-from supervisor.core.config import RtuBus, SupervisorConfig, TcpBus
+from supervisor.core.config import SupervisorConfig
+from supervisor.power import power_config
 from vansim.gpio_link import GpioLink
 from vansim.modbus_devices import ExceptionCode, ServedDevice
 from vansim.modbus_server import BusServer, start_rtu_server, start_tcp_server
@@ -59,7 +62,7 @@ class SimulatedVan:
         self.config = config
         self.speed = speed
         self.tick_s = tick_s
-        circuits = config.power.circuit
+        circuits = power_config(config).circuit
         has_solar = any(d.profile == SOLAR_PROFILE for d in config.device)
         self.plant = Plant.create(
             capacity_ah=capacity_ah,
@@ -71,10 +74,9 @@ class SimulatedVan:
         )
         if not has_solar:
             self.plant.solar_peak_w = 0.0  # no charger: no panels
-        lines = config.gpio.line
-        gen = config.power.generator
+        gen = power_config(config).generator
         # GPIO lines wired to the plant (line names; None where the van has none)
-        self._ignition_lines = [ln.name for ln in lines if ln.role == "ignition"]
+        self._ignition_lines = [config.vehicle.ignition] if config.vehicle.ignition else []
         self._gen_start_line = gen.start_output if gen is not None else None
         self._gen_running_line = gen.running_input if gen is not None else None
         self.devices: dict[str, ServedDevice] = {}

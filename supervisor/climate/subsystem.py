@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from supervisor.core.config import ClimateConfig
-from supervisor.core.device_points import DevicePoints
-from supervisor.core.points import PointDef, PointStore
+import asyncio
 
-SENSOR_MAX_AGE_S = 15.0
+from supervisor.climate.config import ClimateConfig
+from supervisor.core.subsystem import Context
 
-# (sensor register, point suffix, unit, deadband)
-SENSOR_POINTS = [("temperature", "temperature", "degC", 0.1), ("humidity", "humidity", "%", 0.5)]
+# (sensor register, point suffix, deadband, precision)
+SENSOR_POINTS = [("temperature", "temperature", 0.1, 1), ("humidity", "humidity", 0.5, 0)]
 
 
-def bind_climate(cfg: ClimateConfig, store: PointStore, devices: DevicePoints) -> None:
-    """Define ``climate/<sensor>/temperature`` and ``.../humidity`` and bind them."""
-    for sensor in cfg.sensor:
-        for register, suffix, unit, deadband in SENSOR_POINTS:
-            pid = f"climate/{sensor.name}/{suffix}"
-            store.define(
-                PointDef(pid, "number", unit, deadband=deadband, max_age_s=SENSOR_MAX_AGE_S)
-            )
-            devices.bind(sensor.device, register, pid)
+class ClimateSubsystem:
+    """Defines ``climate/<sensor>/temperature`` and ``.../humidity``; no control yet."""
+
+    def __init__(self, ctx: Context, cfg: ClimateConfig) -> None:
+        self.ctx = ctx
+        for sensor in cfg.sensor:
+            for register, suffix, deadband, precision in SENSOR_POINTS:
+                ctx.devices.bind(sensor.device, register, f"climate/{sensor.name}/{suffix}",
+                                 deadband=deadband, precision=precision)
+
+    async def run(self) -> None:
+        """Nothing to control yet; beats so the watchdog sees the subsystem alive."""
+        while True:
+            self.ctx.heartbeat.beat()
+            await asyncio.sleep(1.0)  # the heartbeat period of an idle subsystem
+
+    def stop(self) -> None:
+        """No outputs yet."""
+
+
+def build(ctx: Context, cfg: ClimateConfig) -> ClimateSubsystem:
+    """The registry's entry point (see supervisor/registry.py)."""
+    return ClimateSubsystem(ctx, cfg)

@@ -7,9 +7,10 @@ until the crew acknowledges it, so a short dip is not missed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from supervisor.core.listeners import Listeners
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -42,21 +43,17 @@ class AlarmState:
         }
 
 
-# (alarm id, state or None once cleared and acknowledged, what happened)
-AlarmListener = Callable[[AlarmDef, AlarmState | None, str], None]
-
-
 class AlarmManager:
     def __init__(self) -> None:
         self.defs: dict[str, AlarmDef] = {}
         self.states: dict[str, AlarmState] = {}
-        self._listeners: list[AlarmListener] = []
+        # (alarm, state or None once cleared and acknowledged, what happened)
+        self.changed = Listeners[AlarmDef, AlarmState | None, str]("alarm")
 
     def define(self, adef: AlarmDef) -> None:
+        if adef.id in self.defs:
+            raise ValueError(f"alarm {adef.id} is defined twice")
         self.defs[adef.id] = adef
-
-    def subscribe(self, listener: AlarmListener) -> None:
-        self._listeners.append(listener)
 
     def set(self, alarm_id: str, active: bool, now: float, detail: str = "") -> None:
         """Report the alarm condition; only transitions reach the listeners."""
@@ -100,5 +97,4 @@ class AlarmManager:
             self._emit(adef, state, what)
 
     def _emit(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
-        for listener in self._listeners:
-            listener(adef, state, what)
+        self.changed(adef, state, what)

@@ -11,20 +11,26 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import structlog
 
+from supervisor.core.listeners import Listeners
 from supervisor.core.storage import Storage
 
-log = structlog.get_logger("supervisor.core.commands")
+log = structlog.get_logger("supervisor.commands")
 
 Status = Literal["done", "rejected", "failed", "expired", "duplicate"]
 ArgType = Literal["number", "integer", "bool", "string", "enum"]
 ROLE_NAMES = ("hq", "crew", "technician")
+# Who may run what, by default: the crew on board and a technician run the van; headquarters
+# watches, acknowledges alarms and runs what a subsystem opens to it (e.g. pre-heating), and
+# more only where the vehicle config grants it ([access] grant).
+ON_BOARD = frozenset({"crew", "technician"})
+EVERYONE = frozenset(ROLE_NAMES)
 MAX_ID_LEN = 64
 MAX_PAYLOAD = 4096
 
@@ -96,24 +102,38 @@ class _Reject(Exception):
         self.code = code
 
 
-AuditListener = Callable[[Result, str, str, dict[str, Any]], None]
-
-
 class CommandRouter:
     def __init__(self, storage: Storage, wall: Callable[[], float] = time.time) -> None:
         self.actions: dict[str, ActionSpec] = {}
         self.storage = storage
         self._wall = wall
         self._in_flight: set[str] = set()
-        self._audit: list[AuditListener] = []
+        self._grants: dict[str, frozenset[str]] = {}
+        self.closed = False
+        # (result, role, source, args) of every answered command
+        self.audited = Listeners[Result, str, str, dict[str, Any]]("command audit")
 
     def register(self, spec: ActionSpec) -> None:
         if spec.id in self.actions:
             raise ValueError(f"action {spec.id} registered twice")
         self.actions[spec.id] = spec
 
-    def on_audit(self, listener: AuditListener) -> None:
-        self._audit.append(listener)
+    def grant(self, grants: Mapping[Any, tuple[str, ...]]) -> str | None:
+        """Open actions to more roles (the config's [access] grant); the error, if any."""
+        for role, actions in grants.items():
+            for i, action in enumerate(actions):
+                if action not in self.actions:
+                    return f"{role}[{i}]: no action {action!r}"
+        self._grants = {role: frozenset(actions) for role, actions in grants.items()}
+        return None
+
+    def roles(self, spec: ActionSpec) -> frozenset[str]:
+        """The roles that may run an action, grants included."""
+        return spec.roles | {r for r, ids in self._grants.items() if spec.id in ids}
+
+    def close(self) -> None:
+        """Shutting down: every later command is answered ``rejected`` (shutting_down)."""
+        self.closed = True
 
     async def submit(self, action: str, payload: bytes | str, role: str, source: str) -> Result:
         """Handle one command from any interface; always returns exactly one result."""
@@ -125,8 +145,10 @@ class CommandRouter:
             spec = self.actions.get(action)
             if spec is None:
                 raise _Reject("unknown_action", f"no action {action!r}")
-            if role not in spec.roles:
+            if role not in self.roles(spec):
                 raise _Reject("forbidden", f"role {role!r} may not run {action}")
+            if self.closed:
+                raise _Reject("shutting_down", "the supervisor is shutting down")
             args = _validate_args(spec, body.get("args", {}))
             expires = _expires(body.get("expires"))
         except _Reject as exc:
@@ -197,12 +219,12 @@ class CommandRouter:
             status=result.status,
             code=result.code,
         )
-        for listener in self._audit:
-            listener(result, role, source, args)
+        self.audited(result, role, source, args)
         return result
 
     def meta(self) -> list[dict[str, object]]:
-        return [spec.meta() for spec in self.actions.values()]
+        return [{**spec.meta(), "roles": sorted(self.roles(spec))}
+                for spec in self.actions.values()]
 
 
 def _parse(payload: bytes | str) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """Vehicle configuration: one TOML file describes one van.
 
+The core sections (vehicle, mqtt, storage, log, gpio, bus, device, access, panel) are defined
+here; every subsystem brings its own section's schema and cross-checks (see
+``supervisor/core/subsystem.py``), and :func:`load_config` assembles the whole file from them.
+
 Validated at start-up before anything touches an output. Unknown keys are refused. Every error
 names the file, the key path and the rule, e.g.::
 
@@ -14,62 +18,69 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from drivers.profile import ProfileError, load_profile
+from drivers.buses import Bus, DeviceConfig, Name, RtuBus, TcpBus
+from drivers.profile import Profile, ProfileError, Register, load_profile
 
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+if TYPE_CHECKING:
+    from supervisor.core.subsystem import SubsystemSpec
+
+__all__ = ["Name", "Role", "Strict"]
+
 Role = Literal["hq", "crew", "technician"]
+PointId = Annotated[str, Field(pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)+$", max_length=120)]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are refused, values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class VehicleConfig(_Strict):
+class VehicleConfig(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
     name: str = ""
     battery_nominal_voltage: Literal[12, 24, 48] = 12
+    ignition: Name | None = None  # GPIO input line: the engine runs (vehicle/driving)
+    status_lamp: Name | None = None  # GPIO output line: lit while no critical alarm is active
 
 
-class MqttConfig(_Strict):
+class MqttConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password_file: Path | None = None
     keepalive_s: int = Field(default=30, ge=5, le=600)
-    # Role granted to commands arriving over MQTT; the broker ACL limits who can publish them.
-    role: Role = "hq"
     reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
     reconnect_max_s: float = Field(default=30.0, gt=0, le=600)
 
 
-class StorageConfig(_Strict):
+class StorageConfig(Strict):
     path: Path = Path("/var/lib/mcw/mcw.sqlite")
 
 
-class LogConfig(_Strict):
+class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class GpioLine(_Strict):
+class GpioLine(Strict):
+    """A named line; subsystems refer to lines by name (published as ``io/<name>``)."""
+
     name: Name
     pin: int = Field(ge=0, le=53)
     direction: Literal["input", "output"]
-    # What the supervisor does with the line; "generic" lines are only published as io/<name>.
-    role: Literal[
-        "generic", "ignition", "door", "status_lamp", "generator_start", "generator_running"
-    ] = "generic"
     active: Literal["high", "low"] = "high"
     debounce_ms: int = Field(default=50, ge=0, le=10_000)
     safe_state: bool = False
     label: str = ""
 
 
-class GpioConfig(_Strict):
+class GpioConfig(Strict):
     # native: the controller's GPIO chip; mock: gpiozero's mock pins; sim: mock pins driven by
     # the simulated van over a Unix socket.
     backend: Literal["native", "mock", "sim"] = "native"
@@ -77,148 +88,18 @@ class GpioConfig(_Strict):
     line: tuple[GpioLine, ...] = ()
 
 
-class TcpBus(_Strict):
-    name: Name
-    type: Literal["tcp"]
-    host: str
-    port: int = Field(default=502, ge=1, le=65535)
-    timeout_s: float = Field(default=1.0, gt=0, le=30)
+class AccessConfig(Strict):
+    """Actions granted to a role beyond what the action itself allows (e.g. HQ starting the
+    generator on a van whose crew is often away)."""
 
-
-class RtuBus(_Strict):
-    name: Name
-    type: Literal["rtu"]
-    port: str
-    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    timeout_s: float = Field(default=0.3, gt=0, le=10)
-
-
-Bus = Annotated[TcpBus | RtuBus, Field(discriminator="type")]
-
-
-class DeviceConfig(_Strict):
-    id: Name
-    profile: str
-    bus: Name
-    unit: int = Field(ge=0, le=247)
-    label: str = ""
-    poll_fast_s: float = Field(default=1.0, ge=0.05, le=3600)
-    poll_slow_s: float = Field(default=5.0, ge=0.05, le=3600)
-
-
-class Circuit(_Strict):
-    """A switchable load. Circuits are data: the load manager decides from these fields."""
-
-    name: Name
-    device: Name
-    output: Name
-    label: str = ""
-    nominal_current_a: float = Field(default=0.0, ge=0, le=500)
-    safe_state: bool = False
-    # 0 is never shed; 8 is shed first. Only the shed steps' priorities are ever shed.
-    priority: int = Field(default=0, ge=0, le=8)
-    kind: Literal["dc", "ac"] = "dc"
-    allowed: Literal["always", "parked", "driving"] = "always"
-    # Point id of a lock: while it reads true the circuit is never cut (a diesel heater in
-    # its after-run), neither by shedding, the low-voltage disconnect nor a command.
-    lock: str | None = Field(default=None, pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)+$")
-    default_on: bool = False  # wanted state until the crew chooses (then persisted)
-
-
-class ShedStep(_Strict):
-    """One priority step of load shedding, with its own thresholds (per 12 V nominal)."""
-
-    priority: int = Field(ge=1, le=8)
-    shed_voltage_per_12v: float = Field(ge=9, le=15)
-    restore_voltage_per_12v: float = Field(ge=9, le=15)
-    shed_soc: float | None = Field(default=None, ge=0, le=100)
-    restore_soc: float | None = Field(default=None, ge=0, le=100)
-
-
-class SheddingConfig(_Strict):
-    """Timing after emergency-vehicle load-manager practice (NFPA 1901 style)."""
-
-    delay_s: float = Field(default=60.0, ge=0, le=3600)  # below a step's threshold this long
-    min_off_s: float = Field(default=300.0, ge=0, le=86400)  # a shed step stays off this long
-    restore_hold_s: float = Field(default=60.0, ge=0, le=3600)  # and until restore held
-    stagger_s: float = Field(default=2.0, ge=0, le=60)  # between switch-ons (inrush)
-    # Voltage compensation: V - I * R (I < 0 when discharging), the rest voltage, so a heavy
-    # load does not look like an empty battery.
-    compensation_ohm: float = Field(default=0.01, ge=0, le=1)
-    use_soc: bool = True  # use SOC (when the monitor's value is good) instead of voltage
-    lvd_voltage_per_12v: float = Field(default=11.5, ge=9, le=13)
-    lvd_delay_s: float = Field(default=10.0, ge=0, le=600)
-    ac_input_delay_s: float = Field(default=5.0, ge=0, le=600)
-    ac_input_restore_margin: float = Field(default=0.9, gt=0, le=1)
-    override_s: float = Field(default=900.0, ge=60, le=14400)
-    step: tuple[ShedStep, ...] = ()
-
-
-class GeneratorCondition(_Strict):
-    """One reason to run the generator, with start/stop values and dwell times."""
-
-    kind: Literal["soc", "voltage", "ac_load", "inverter_overload", "inverter_high_temperature"]
-    start_value: float
-    stop_value: float
-    start_dwell_s: float = Field(default=60.0, ge=0, le=86400)
-    stop_dwell_s: float = Field(default=60.0, ge=0, le=86400)
-    # In quiet hours: other values, or none (the condition does not start the generator).
-    quiet_start_value: float | None = None
-    quiet_stop_value: float | None = None
-
-
-class QuietHours(_Strict):
-    start: str = Field(default="22:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-    end: str = Field(default="07:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-
-
-class GeneratorConfig(_Strict):
-    start_output: Name  # GPIO output line that runs the generator (held while it should run)
-    running_input: Name  # GPIO input line: the generator is running
-    auto_start: bool = True  # crew may switch automatic start off (persisted)
-    start_timeout_s: float = Field(default=30.0, ge=1, le=600)
-    retries: int = Field(default=2, ge=0, le=10)
-    retry_pause_s: float = Field(default=60.0, ge=0, le=3600)
-    min_run_s: float = Field(default=1800.0, ge=0, le=86400)
-    warm_up_s: float = Field(default=120.0, ge=0, le=3600)
-    cool_down_s: float = Field(default=120.0, ge=0, le=3600)
-    stop_on_shore: bool = True
-    exercise_interval_days: float = Field(default=0.0, ge=0, le=90)  # 0: no exercise runs
-    exercise_duration_s: float = Field(default=900.0, ge=60, le=14400)
-    quiet_hours: QuietHours | None = None
-    condition: tuple[GeneratorCondition, ...] = ()
-
-
-class PowerConfig(_Strict):
-    battery_monitor: Name | None = None
-    system: Name | None = None
-    inverter: Name | None = None
-    solar: Name | None = None
-    ac_meter: Name | None = None  # meter on the shore/generator AC input
-    capacity_ah: float = Field(default=200.0, gt=0, le=5000)  # if the monitor does not say
-    low_soc_warning: float = Field(default=30.0, ge=0, le=100)
-    low_soc_critical: float = Field(default=15.0, ge=0, le=100)
-    soc_hysteresis: float = Field(default=3.0, ge=0, le=20)
-    # Per 12 V of nominal battery voltage; 11.8 V on 12 V is 23.6 V on 24 V.
-    low_voltage_per_12v: float = Field(default=11.8, ge=9, le=14)
-    low_voltage_delay_s: float = Field(default=120.0, ge=0, le=3600)
-    high_battery_temperature: float = Field(default=45.0, ge=20, le=80)
-    shore_current_limit_a: float = Field(default=16.0, ge=1, le=100)  # until the crew sets it
-    shore_current_limit_min_a: float = Field(default=3.0, ge=1, le=100)
-    shore_current_limit_max_a: float = Field(default=32.0, ge=1, le=100)
-    climate_load_a: float = Field(default=0.0, ge=0, le=500)  # for "runtime with A/C"
-    shedding: SheddingConfig = SheddingConfig()
-    generator: GeneratorConfig | None = None
-    circuit: tuple[Circuit, ...] = ()
+    grant: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
 
 
 PIN_HASH = r"^pbkdf2_sha256\$[0-9]+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"
 PinHash = Annotated[str, Field(pattern=PIN_HASH)]
 
 
-class PanelConfig(_Strict):
+class PanelConfig(Strict):
     """The crew's touch panel, served by the supervisor itself."""
 
     enabled: bool = True
@@ -236,16 +117,9 @@ class PanelConfig(_Strict):
     history_days: float = Field(default=7.0, gt=0, le=90)
 
 
-class ClimateSensor(_Strict):
-    name: Name
-    device: Name
+class SupervisorConfig(Strict):
+    """The core sections; :func:`config_model` adds one optional field per subsystem."""
 
-
-class ClimateConfig(_Strict):
-    sensor: tuple[ClimateSensor, ...] = ()
-
-
-class SupervisorConfig(_Strict):
     vehicle: VehicleConfig
     mqtt: MqttConfig = MqttConfig()
     storage: StorageConfig = StorageConfig()
@@ -253,9 +127,13 @@ class SupervisorConfig(_Strict):
     gpio: GpioConfig = GpioConfig()
     bus: tuple[Bus, ...] = ()
     device: tuple[DeviceConfig, ...] = ()
-    power: PowerConfig = PowerConfig()
-    climate: ClimateConfig = ClimateConfig()
+    access: AccessConfig = AccessConfig()
     panel: PanelConfig | None = None
+
+    def section(self, name: str) -> BaseModel | None:
+        """A subsystem's section, or None when the file has none."""
+        value = getattr(self, name, None)
+        return value if isinstance(value, BaseModel) else None
 
     def device_by_id(self, device_id: str) -> DeviceConfig:
         return next(d for d in self.device if d.id == device_id)
@@ -270,6 +148,56 @@ class ConfigError(Exception):
     def __init__(self, file: Path | str, key: str, rule: str) -> None:
         self.file, self.key, self.rule = str(file), key, rule
         super().__init__(f"{file}: {key}: {rule}" if key else f"{file}: {rule}")
+
+
+class Checker:
+    """Cross-checks of one section: references to devices, registers and lines, with errors
+    that name the file and the key (``section.key``)."""
+
+    def __init__(self, cfg: SupervisorConfig, path: Path, section: str = "") -> None:
+        self.cfg, self.path, self.section = cfg, path, section
+        self._devices = {d.id: d for d in cfg.device}
+        self._lines = {ln.name: ln for ln in cfg.gpio.line}
+
+    def within(self, section: str) -> Checker:
+        return Checker(self.cfg, self.path, section)
+
+    def fail(self, key: str, rule: str) -> NoReturn:
+        full = f"{self.section}.{key}" if self.section and key else (self.section or key)
+        raise ConfigError(self.path, full, rule)
+
+    def device(self, key: str, device_id: str) -> DeviceConfig:
+        if device_id not in self._devices:
+            self.fail(key, f"no device with id {device_id!r}")
+        return self._devices[device_id]
+
+    def profile(self, key: str, device_id: str) -> Profile:
+        return load_profile(self.device(key, device_id).profile)
+
+    def register(self, key: str, device_id: str, name: str, switch: bool = False) -> Register:
+        """A register of a device's profile; ``switch``: it must be a writable bool."""
+        profile = self.profile(key, device_id)
+        if name not in profile.names():
+            self.fail(key, f"profile {profile.name} has no register {name!r}")
+        reg = profile.get(name)
+        if switch and (reg.access != "rw" or reg.type != "bool"):
+            self.fail(key, f"{name} is not a switchable output")
+        return reg
+
+    def role(self, key: str, device_id: str, role: str) -> None:
+        """The device's profile says it can serve ``role`` (it has the registers the role needs)."""
+        profile = self.profile(key, device_id)
+        if role not in profile.roles:
+            self.fail(key, f"device {device_id!r} (profile {profile.name}) cannot be the {role}"
+                           f" (its profile serves: {', '.join(profile.roles) or 'no role'})")
+
+    def line(self, key: str, name: str, direction: Literal["input", "output"]) -> GpioLine:
+        line = self._lines.get(name)
+        if line is None:
+            self.fail(key, f"no gpio.line named {name!r}")
+        if line.direction != direction:
+            self.fail(key, f"gpio.line {name!r} must be an {direction}")
+        return line
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -299,19 +227,28 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def load_config(path: Path | str) -> SupervisorConfig:
+def config_model(subsystems: Sequence[SubsystemSpec[Any]]) -> type[SupervisorConfig]:
+    """The whole file's schema: the core sections plus each subsystem's (optional) section."""
+    fields: dict[str, Any] = {s.name: (s.schema | None, None) for s in subsystems}
+    return create_model("VehicleConfig", __base__=SupervisorConfig, **fields)
+
+
+def load_config(path: Path | str, subsystems: Sequence[SubsystemSpec[Any]]) -> SupervisorConfig:
     """Read, expand, parse and validate a vehicle config file; raise ConfigError if unusable."""
     path = Path(path)
     try:
-        text = path.read_text("utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(path, "", f"cannot read file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(path, "", f"not UTF-8 text (byte {exc.start}, line {line})") from exc
     try:
         data = tomllib.loads(_expand_env(text, path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from exc
     try:
-        config = SupervisorConfig.model_validate(data)
+        config = config_model(subsystems).model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         rule = err["msg"]
@@ -320,7 +257,12 @@ def load_config(path: Path | str) -> SupervisorConfig:
         elif err["type"] == "missing":
             rule = "required key is missing"
         raise ConfigError(path, _key_path(err["loc"]), rule) from exc
-    _cross_check(config, path)
+    checker = Checker(config, path)
+    _cross_check(config, checker)
+    for spec in subsystems:
+        section = config.section(spec.name)
+        if section is not None:
+            spec.check(section, checker.within(spec.name))
     return config
 
 
@@ -335,167 +277,47 @@ def check_on_target(cfg: SupervisorConfig, path: Path | str) -> None:
                               f"cannot read {secret}: {exc.strerror}") from exc
 
 
-def _cross_check(cfg: SupervisorConfig, path: Path) -> None:
-    """Rules that span several keys: references, duplicates, profile facts."""
-    buses = {b.name: (i, b) for i, b in enumerate(cfg.bus)}
-    if len(buses) != len(cfg.bus):
-        _dup_error(path, "bus", [b.name for b in cfg.bus], "bus name")
-    devices = {d.id: d for d in cfg.device}
-    if len(devices) != len(cfg.device):
-        _dup_error(path, "device", [d.id for d in cfg.device], "device id")
-
+def _cross_check(cfg: SupervisorConfig, chk: Checker) -> None:
+    """Core rules that span several keys: references, duplicates, profile facts."""
+    buses = {b.name: b for b in cfg.bus}
+    _unique(chk, "bus", [b.name for b in cfg.bus], "bus name")
+    _unique(chk, "device", [d.id for d in cfg.device], "device id")
     units: dict[tuple[str, int], int] = {}
     for i, dev in enumerate(cfg.device):
         key = f"device[{i}]"
         if dev.bus not in buses:
-            raise ConfigError(path, f"{key}.bus", f"no bus named {dev.bus!r}")
+            chk.fail(f"{key}.bus", f"no bus named {dev.bus!r}")
         try:
             profile = load_profile(dev.profile)
         except ProfileError as exc:
-            raise ConfigError(path, f"{key}.profile", str(exc)) from exc
-        bus = buses[dev.bus][1]
+            chk.fail(f"{key}.profile", str(exc))
+        bus = buses[dev.bus]
         if profile.device.transport != bus.type:
-            raise ConfigError(
-                path,
-                f"{key}.bus",
-                f"profile {dev.profile} speaks {profile.device.transport}, "
-                f"bus {bus.name} is {bus.type}",
-            )
+            chk.fail(f"{key}.bus", f"profile {dev.profile} speaks {profile.device.transport}, "
+                                   f"bus {bus.name} is {bus.type}")
         if (dev.bus, dev.unit) in units:
-            other = units[(dev.bus, dev.unit)]
-            raise ConfigError(
-                path,
-                f"{key}.unit",
-                f"unit id {dev.unit} is used twice on bus {dev.bus!r} (also device[{other}])",
-            )
+            chk.fail(f"{key}.unit", f"unit id {dev.unit} is used twice on bus {dev.bus!r} "
+                                    f"(also device[{units[(dev.bus, dev.unit)]}])")
         units[(dev.bus, dev.unit)] = i
 
     pins: dict[int, int] = {}
-    names: set[str] = set()
     for i, line in enumerate(cfg.gpio.line):
         if line.pin in pins:
-            raise ConfigError(
-                path,
-                f"gpio.line[{i}].pin",
-                f"GPIO pin {line.pin} is used twice (also gpio.line[{pins[line.pin]}])",
-            )
-        if line.name in names:
-            raise ConfigError(
-                path, f"gpio.line[{i}].name", f"line name {line.name!r} is used twice"
-            )
+            chk.fail(f"gpio.line[{i}].pin",
+                     f"GPIO pin {line.pin} is used twice (also gpio.line[{pins[line.pin]}])")
         pins[line.pin] = i
-        names.add(line.name)
-        wanted = "output" if line.role in ("status_lamp", "generator_start") else "input"
-        if line.role != "generic" and line.direction != wanted:
-            raise ConfigError(
-                path, f"gpio.line[{i}].role", f"role {line.role} needs direction {wanted}"
-            )
+    _unique(chk, "gpio.line", [ln.name for ln in cfg.gpio.line], "line name")
     if cfg.gpio.backend == "sim" and cfg.gpio.sim_socket is None:
-        raise ConfigError(path, "gpio.sim_socket", "required when gpio.backend is 'sim'")
-
-    role_needs = {
-        "battery_monitor": {"voltage", "current", "soc"},
-        "system": {"active_input_source"},
-        "inverter": {"mode", "state"},
-        "solar": {"pv_power", "battery_current"},
-        "ac_meter": {"current", "active_power"},
-    }
-    for role, needed in role_needs.items():
-        ref = getattr(cfg.power, role)
-        if ref is None:
-            continue
-        if ref not in devices:
-            raise ConfigError(path, f"power.{role}", f"no device with id {ref!r}")
-        missing = needed - load_profile(devices[ref].profile).names()
-        if missing:
-            raise ConfigError(
-                path,
-                f"power.{role}",
-                f"device {ref!r} (profile {devices[ref].profile}) "
-                f"lacks {', '.join(sorted(missing))}",
-            )
-    if cfg.power.low_soc_critical >= cfg.power.low_soc_warning:
-        raise ConfigError(path, "power.low_soc_critical", "must be below power.low_soc_warning")
-
-    circuit_names: set[str] = set()
-    for i, circuit in enumerate(cfg.power.circuit):
-        key = f"power.circuit[{i}]"
-        if circuit.name in circuit_names:
-            raise ConfigError(path, f"{key}.name", f"circuit {circuit.name!r} is defined twice")
-        circuit_names.add(circuit.name)
-        if circuit.device not in devices:
-            raise ConfigError(path, f"{key}.device", f"no device with id {circuit.device!r}")
-        profile = load_profile(devices[circuit.device].profile)
-        if circuit.output not in profile.names():
-            raise ConfigError(
-                path, f"{key}.output", f"profile {profile.name} has no register {circuit.output!r}"
-            )
-        reg = profile.get(circuit.output)
-        if reg.access != "rw" or reg.type != "bool":
-            raise ConfigError(path, f"{key}.output", f"{circuit.output} is not a switchable output")
-
-    _check_power(cfg, path)
-
-    for i, sensor in enumerate(cfg.climate.sensor):
-        if sensor.device not in devices:
-            raise ConfigError(
-                path, f"climate.sensor[{i}].device", f"no device with id {sensor.device!r}"
-            )
+        chk.fail("gpio.sim_socket", "required when gpio.backend is 'sim'")
+    if cfg.vehicle.ignition is not None:
+        chk.line("vehicle.ignition", cfg.vehicle.ignition, "input")
+    if cfg.vehicle.status_lamp is not None:
+        chk.line("vehicle.status_lamp", cfg.vehicle.status_lamp, "output")
 
 
-def _check_power(cfg: SupervisorConfig, path: Path) -> None:
-    power = cfg.power
-    lines = {ln.name: ln for ln in cfg.gpio.line}
-    priorities = [st.priority for st in power.shedding.step]
-    for i, step in enumerate(power.shedding.step):
-        key = f"power.shedding.step[{i}]"
-        if priorities.count(step.priority) > 1:
-            raise ConfigError(path, f"{key}.priority", f"priority {step.priority} has two steps")
-        if step.restore_voltage_per_12v <= step.shed_voltage_per_12v:
-            raise ConfigError(path, f"{key}.restore_voltage_per_12v",
-                              "must be above shed_voltage_per_12v (hysteresis)")
-        if (step.shed_soc is None) != (step.restore_soc is None):
-            raise ConfigError(path, f"{key}.restore_soc", "shed_soc and restore_soc go together")
-        if step.shed_soc is not None and step.restore_soc is not None \
-                and step.restore_soc <= step.shed_soc:
-            raise ConfigError(path, f"{key}.restore_soc", "must be above shed_soc (hysteresis)")
-    for i, circuit in enumerate(power.circuit):
-        lock = circuit.lock or ""
-        if lock.startswith("io/") and lock.removeprefix("io/") not in lines:
-            raise ConfigError(path, f"power.circuit[{i}].lock", f"no gpio.line for {lock}")
-        if circuit.priority and circuit.priority not in priorities:
-            raise ConfigError(path, f"power.circuit[{i}].priority",
-                              f"no power.shedding.step for priority {circuit.priority}")
-    lo, hi = power.shore_current_limit_min_a, power.shore_current_limit_max_a
-    if not lo <= power.shore_current_limit_a <= hi:
-        raise ConfigError(path, "power.shore_current_limit_a", f"must be within {lo}..{hi}")
-    gen = power.generator
-    if gen is None:
-        return
-    for key, name, role in (("start_output", gen.start_output, "generator_start"),
-                            ("running_input", gen.running_input, "generator_running")):
-        if name not in lines or lines[name].role != role:
-            raise ConfigError(path, f"power.generator.{key}",
-                              f"needs a gpio.line named {name!r} with role {role}")
-    for i, cond in enumerate(gen.condition):
-        key = f"power.generator.condition[{i}]"
-        falling = cond.kind in ("soc", "voltage")  # start when low, stop when high again
-        for start, stop, what in ((cond.start_value, cond.stop_value, ""),
-                                  (cond.quiet_start_value, cond.quiet_stop_value, "quiet_")):
-            if start is None or stop is None:
-                if (start is None) != (stop is None):
-                    raise ConfigError(path, f"{key}.{what}stop_value",
-                                      f"{what}start_value and {what}stop_value go together")
-                continue
-            if (stop <= start) if falling else (stop >= start):
-                rule = "above" if falling else "below"
-                raise ConfigError(path, f"{key}.{what}stop_value",
-                                  f"must be {rule} {what}start_value for {cond.kind}")
-
-
-def _dup_error(path: Path, section: str, names: list[str], what: str) -> None:
+def _unique(chk: Checker, section: str, names: list[str], what: str) -> None:
     seen: set[str] = set()
     for i, name in enumerate(names):
         if name in seen:
-            raise ConfigError(path, f"{section}[{i}]", f"{what} {name!r} is used twice")
+            chk.fail(f"{section}[{i}]", f"{what} {name!r} is used twice")
         seen.add(name)

@@ -9,9 +9,10 @@ other value change, or a quality change.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
+
+from supervisor.core.listeners import Listeners
 
 Quality = Literal["good", "stale", "invalid"]
 PointType = Literal["number", "integer", "bool", "enum", "string"]
@@ -29,6 +30,8 @@ class PointDef:
     deadband: float = 0.0
     max_age_s: float | None = None  # stale once older than this (None: never by age)
     enum: tuple[str, ...] = ()
+    enum_set: str = ""  # name of the set of meanings (the panel's texts are keyed by it)
+    precision: int | None = None  # decimals worth showing
 
     def meta(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -40,6 +43,10 @@ class PointDef:
         }
         if self.enum:
             out["enum"] = list(self.enum)
+        if self.enum_set:
+            out["enum_set"] = self.enum_set
+        if self.precision is not None:
+            out["precision"] = self.precision
         return out
 
 
@@ -53,23 +60,18 @@ class PointValue:
         return {"v": self.value, "q": self.quality, "ts": self.ts}
 
 
-Listener = Callable[[PointDef, PointValue], None]
-
-
 @dataclass
 class PointStore:
     defs: dict[str, PointDef] = field(default_factory=dict)
     values: dict[str, PointValue] = field(default_factory=dict)
     _notified: dict[str, PointValue] = field(default_factory=dict)
-    _listeners: list[Listener] = field(default_factory=list)
+    changed: Listeners[PointDef, PointValue] = field(
+        default_factory=lambda: Listeners[PointDef, PointValue]("point"))
 
     def define(self, pdef: PointDef) -> None:
         if pdef.id in self.defs:
             raise ValueError(f"point {pdef.id} is defined twice")
         self.defs[pdef.id] = pdef
-
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
 
     def get(self, point_id: str) -> PointValue | None:
         return self.values.get(point_id)
@@ -107,8 +109,7 @@ class PointStore:
         if last is not None and not _significant(pdef, last, new):
             return
         self._notified[point_id] = new
-        for listener in self._listeners:
-            listener(pdef, new)
+        self.changed(pdef, new)
 
 
 def _significant(pdef: PointDef, old: PointValue, new: PointValue) -> bool:

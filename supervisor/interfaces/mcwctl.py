@@ -17,8 +17,9 @@ from typing import Any
 
 import aiomqtt
 
-from supervisor.core.config import ConfigError, load_config
+from supervisor.core.config import ConfigError
 from supervisor.interfaces.pin import hash_pin
+from supervisor.registry import SUBSYSTEMS, load_config
 
 QUIET_S = 0.5  # retained messages arrive in one burst; this much silence ends it
 MAX_WAIT_S = 5.0
@@ -96,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mcwctl: config error: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
+        sections = [s.name for s in SUBSYSTEMS if cfg.section(s.name) is not None]
         print(f"{args.file}: OK ({len(cfg.bus)} buses, {len(cfg.device)} devices, "
-              f"{len(cfg.gpio.line)} GPIO lines, {len(cfg.power.circuit)} circuits)")
+              f"{len(cfg.gpio.line)} GPIO lines; subsystems: {', '.join(sections) or 'none'})")
         return 0
     host, port = args.host or cfg.mqtt.host, args.port or cfg.mqtt.port
     try:

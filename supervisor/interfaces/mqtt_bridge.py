@@ -9,20 +9,24 @@ queued events are flushed. Reconnects back off exponentially with jitter.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import socket
 from collections import OrderedDict, deque
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
 import structlog
 
-from supervisor.core.commands import CommandRouter
-from supervisor.core.config import MqttConfig
-from supervisor.core.storage import Storage
+from supervisor.core.alarms import AlarmDef, AlarmState
+from supervisor.core.commands import ROLE_NAMES, Result
+from supervisor.core.points import PointDef, PointValue
+from supervisor.core.van_state import (
+    VanState,
+    alarm_payload,
+    device_payload,
+    dumps,
+    state_payload,
+)
 
 log = structlog.get_logger("supervisor.mqtt")
 
@@ -30,34 +34,18 @@ EVENT_BACKLOG = 1000
 QOS = 1
 
 
-def iso(ts: float | None) -> str | None:
-    """Seconds since the epoch as ISO 8601 UTC with milliseconds."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def dumps(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-Snapshot = Callable[[], dict[str, bytes]]
-
-
 class MqttBridge:
-    def __init__(
-        self,
-        cfg: MqttConfig,
-        vehicle_id: str,
-        storage: Storage,
-        router: CommandRouter,
-        snapshot: Snapshot,
-    ) -> None:
-        self.cfg = cfg
-        self.prefix = f"mcw/v1/{vehicle_id}"
-        self.storage = storage
-        self.router = router
-        self._snapshot = snapshot  # every retained topic (suffix -> payload) for a republish
+    """Commands arrive on ``cmd/{role}/{action}`` (the broker ACL binds each role's subtree
+    to its login, so the topic tells who sent it); results go to ``result/{role}/{action}``,
+    which only the supervisor may publish."""
+
+    def __init__(self, van: VanState) -> None:
+        self.cfg = van.cfg.mqtt
+        cfg = self.cfg
+        self.van = van
+        self.prefix = f"mcw/v1/{van.cfg.vehicle.id}"
+        self.storage = van.storage
+        self.router = van.router
         self._retained: OrderedDict[str, bytes] = OrderedDict()
         self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
         self._results: deque[tuple[str, bytes]] = deque(maxlen=EVENT_BACKLOG)
@@ -65,11 +53,24 @@ class MqttBridge:
         self._republish = asyncio.Event()
         self._drained = asyncio.Event()  # set by the sender whenever the outbox is empty
         self.connected = False
-        self.session = int(storage.get("mqtt_session", 0))
+        self.session = int(self.storage.get("mqtt_session", 0))
         self.published = 0
         self._password = (
             cfg.password_file.read_text().strip() if cfg.password_file is not None else None
         )
+        van.session = lambda: self.session
+        van.points.changed.add(self._point)
+        van.alarms.changed.add(self._alarm)
+        van.devices.health_changed.add(
+            lambda device, status: self.retain(f"device/{device}/status", device_payload(status)))
+        van.status_changed.add(lambda _state: self.retain("status", van.status_payload()))
+        van.event_added.add(self.event)
+
+    def _point(self, pdef: PointDef, pv: PointValue) -> None:
+        self.retain(f"state/{pdef.id}", state_payload(pv))
+
+    def _alarm(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
+        self.retain(f"alarm/{adef.id}", alarm_payload(adef, state))
 
     # ---- what the rest of the supervisor calls --------------------------------------
 
@@ -151,7 +152,7 @@ class MqttBridge:
             self._wake.clear()
             if self._republish.is_set():
                 self._republish.clear()
-                for suffix, payload in self._snapshot().items():
+                for suffix, payload in self.van.retained().items():
                     self._retained[suffix] = payload
             while self._retained:
                 suffix, payload = self._retained.popitem(last=False)
@@ -172,11 +173,17 @@ class MqttBridge:
                 self._drained.set()
 
     async def _command(self, message: aiomqtt.Message) -> None:
-        topic = message.topic.value
-        action = topic.removeprefix(f"{self.prefix}/cmd/")
-        if action.endswith("/result") or action == "result":
-            return  # our own answers come back through the same subscription
+        role, _, action = message.topic.value.removeprefix(f"{self.prefix}/cmd/").partition("/")
         payload = message.payload if isinstance(message.payload, bytes | str) else b""
-        result = await self.router.submit(action, payload, self.cfg.role, "mqtt")
-        self._results.append((f"{self.prefix}/cmd/{action}/result", dumps(result.as_dict())))
+        if role not in ROLE_NAMES:
+            result = Result(None, action, "rejected", "unknown_role",
+                            f"commands go to cmd/{{{'|'.join(ROLE_NAMES)}}}/<action>")
+        elif message.retain:
+            # a command kept by the broker was meant for another moment: never applied
+            result = Result(None, action, "rejected", "retained",
+                            "retained commands are never applied")
+        else:
+            result = await self.router.submit(action, payload, role, "mqtt")
+        self._results.append((f"{self.prefix}/result/{role}/{action}",
+                              dumps(result.as_dict())))
         self._wake.set()

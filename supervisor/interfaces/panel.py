@@ -25,13 +25,14 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 
-from supervisor.core.commands import CommandRouter
+from supervisor.core.alarms import AlarmDef, AlarmState
 from supervisor.core.config import PanelConfig
 from supervisor.core.history import History
-from supervisor.core.storage import Storage
+from supervisor.core.points import PointDef, PointValue
+from supervisor.core.van_state import VanState
 from supervisor.interfaces.pin import verify_pin
 
-log = structlog.get_logger("supervisor.interfaces.panel")
+log = structlog.get_logger("supervisor.panel")
 
 COOKIE = "mcw_session"
 QUEUE_LIMIT = 2000  # a client that cannot keep up is dropped, not allowed to grow memory
@@ -61,20 +62,21 @@ class _Attempts:
     locked_until: float = 0.0
 
 
-Snapshot = Callable[[], dict[str, Any]]
-
-
 class Panel:
-    def __init__(self, cfg: PanelConfig, router: CommandRouter, storage: Storage,
-                 history: History, hello: Snapshot, snapshot: Snapshot,
+    def __init__(self, cfg: PanelConfig, van: VanState, history: History,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
-        self.router = router
-        self.storage = storage
+        self.van = van
+        self.router = van.router
+        self.storage = van.storage
         self.history = history
-        self._hello = hello
-        self._snapshot = snapshot
         self._mono = monotonic
+        van.points.changed.add(self._point)
+        van.alarms.changed.add(self._alarm)
+        van.devices.health_changed.add(
+            lambda device, status: self.broadcast({"type": "device", "id": device,
+                                                   "status": status}))
+        van.status_changed.add(lambda state: self.broadcast({"type": "status", "state": state}))
         self.sessions: dict[str, Session] = {}
         self.clients: set[Client] = set()
         self._attempts: dict[str, _Attempts] = {}
@@ -108,6 +110,17 @@ class Panel:
             for client in list(self.clients):
                 await client.ws.close()
             await runner.cleanup()
+
+    def _point(self, pdef: PointDef, pv: PointValue) -> None:
+        self.broadcast({"type": "point", "id": pdef.id, **pv.as_dict()})
+
+    def _alarm(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
+        self.broadcast({"type": "alarm", "id": adef.id,
+                        "alarm": None if state is None else state.as_dict(adef)})
+
+    def _hello(self) -> dict[str, Any]:
+        vehicle = self.van.cfg.vehicle
+        return {"vehicle": {"id": vehicle.id, "name": vehicle.name}, "meta": self.van.meta()}
 
     def broadcast(self, message: dict[str, Any]) -> None:
         """Push one message to every connected page (called from point/alarm listeners)."""
@@ -245,7 +258,7 @@ class Panel:
                                 "idle_lock_s": self.cfg.idle_lock_s,
                                 "heartbeat_s": HEARTBEAT_S, "server_time": time.time(),
                                 **self._hello()})
-            await ws.send_json({"type": "snapshot", **self._snapshot()})
+            await ws.send_json({"type": "snapshot", **self.van.snapshot()})
             writer = asyncio.create_task(self._writer(client))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:

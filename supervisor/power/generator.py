@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Literal
 
-from supervisor.core.config import GeneratorCondition, GeneratorConfig, QuietHours
+from supervisor.power.config import GeneratorCondition, GeneratorConfig, QuietHours
 
 GenState = Literal["stopped", "starting", "warm_up", "running", "cool_down", "error"]
 GEN_STATES: tuple[GenState, ...] = ("stopped", "starting", "warm_up", "running", "cool_down",

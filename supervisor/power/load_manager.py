@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from supervisor.core.config import Circuit, SheddingConfig, ShedStep
+from supervisor.power.config import Circuit, SheddingConfig, ShedStep
 
 
 @dataclass(frozen=True)

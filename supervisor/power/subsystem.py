@@ -3,9 +3,10 @@
 One subsystem in which load shedding, the generator and the runtime forecast work together:
 
 * monitoring of the battery, the AC input (shore/generator meter, MultiPlus), solar and the
-  inverter, bound from device registers to points by the tables below (data);
-* the load manager (``load_manager.py``) decides which circuits may be on; the actuator here
-  switches them, offs at once and ons staggered against inrush, each confirmed by read-back;
+  inverter, bound from device registers to points by ``bindings.py`` (data);
+* the load manager (``load_manager.py``) decides which circuits may be on; the subsystem's
+  actuator (the one writer of its outputs) switches them, offs at once and ons staggered
+  against inrush, each confirmed by read-back; commands only change what is wanted;
 * the generator controller (``generator.py``) runs the generator through GPIO, and keeps the
   MultiPlus off the AC input during warm-up and cool-down;
 * the runtime forecast (``runtime_forecast.py``) publishes the runtime now and "what if";
@@ -16,168 +17,75 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-import structlog
-
 from drivers.errors import WriteError
 from drivers.register_codec import Value
-from supervisor.core.alarms import AlarmDef, AlarmManager
-from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed, CommandRouter
-from supervisor.core.config import Circuit, PowerConfig, VehicleConfig
-from supervisor.core.device_points import DevicePoints, Transform
-from supervisor.core.points import PointDef, PointStore, PointType, Scalar
-from supervisor.core.storage import Storage
+from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec, CommandFailed
+from supervisor.core.outputs import OutputDef
+from supervisor.core.points import PointDef, PointType, Scalar
+from supervisor.core.subsystem import Context
+from supervisor.power.bindings import ALARMS, BINDINGS
+from supervisor.power.config import Circuit, PowerConfig
 from supervisor.power.generator import GEN_STATES, GeneratorController, GenEvent, GenInputs
 from supervisor.power.load_manager import LoadEvent, LoadInputs, LoadManager
 from supervisor.power.runtime_forecast import RuntimeForecast
 
-log = structlog.get_logger("supervisor.power.subsystem")
-
-Writer = Callable[[str, str, Value], Awaitable[Value | None]]
-EventSink = Callable[[dict[str, Any]], None]
-GpioSetter = Callable[[str, bool], None]
-
-AC_SOURCES = {0: "unknown", 1: "grid", 2: "generator", 3: "shore", 240: "none"}
-INVERTER_MODES = {1: "charger_only", 2: "inverter_only", 3: "on", 4: "off"}
-MODE_CODES = {name: code for code, name in INVERTER_MODES.items()}
-INVERTER_STATES = {0: "off", 1: "low_power", 2: "fault", 3: "bulk", 4: "absorption",
-                   5: "float", 6: "storage", 7: "equalize", 8: "passthru", 9: "inverting",
-                   10: "power_assist", 11: "power_supply", 252: "external_control"}
-SOLAR_STATES = {0: "off", 2: "fault", 3: "bulk", 4: "absorption", 5: "float", 6: "storage",
-                7: "equalize", 252: "external_control"}
-CREW_ROLES = frozenset({"crew", "technician", "hq"})
 LOOP_S = 0.5
-WRITE_RETRY_S = 5.0
+CONFIRM_S = 15.0  # a command waits this long for its output's read-back (stagger included)
 ALARM_HYSTERESIS_C = 3.0
-
-FAST, SLOW = 3.5, 15.0  # max ages (s) after which a point is stale without fresh readings
-
-# fmt: off
-# (role in power config, register, point, type, unit, deadband, max age, enum table)
-BINDINGS: list[tuple[str, str, str, PointType, str, float, float, dict[int, str] | None]] = [
-    ("battery_monitor", "voltage", "power/battery/voltage", "number", "V", 0.01, FAST, None),
-    ("battery_monitor", "current", "power/battery/current", "number", "A", 0.1, FAST, None),
-    ("battery_monitor", "power", "power/battery/power", "number", "W", 5, FAST, None),
-    ("battery_monitor", "soc", "power/battery/soc", "number", "%", 0.1, FAST, None),
-    ("battery_monitor", "time_to_go", "power/battery/time_to_go", "number", "s", 60, SLOW, None),
-    ("battery_monitor", "temperature", "power/battery/temperature", "number", "degC", 0.2,
-     SLOW, None),
-    ("system", "active_input_source", "power/ac/source", "enum", "", 0, FAST, AC_SOURCES),
-    ("system", "ac_consumption_l1", "power/ac/consumption", "number", "W", 10, FAST, None),
-    ("inverter", "mode", "power/inverter/mode", "enum", "", 0, SLOW, INVERTER_MODES),
-    ("inverter", "state", "power/inverter/state", "enum", "", 0, FAST, INVERTER_STATES),
-    ("inverter", "ac_in_current_limit", "power/inverter/ac_in_current_limit", "number", "A",
-     0.1, SLOW, None),
-    ("inverter", "ac_in_current", "power/inverter/ac_in_current", "number", "A", 0.1, FAST,
-     None),
-    ("inverter", "ac_out_current", "power/inverter/ac_out_current", "number", "A", 0.1, FAST,
-     None),
-    ("inverter", "ac_out_power", "power/inverter/ac_out_power", "number", "W", 10, FAST, None),
-    ("inverter", "overload_alarm", "power/inverter/overload", "integer", "", 0, SLOW, None),
-    ("inverter", "high_temperature_alarm", "power/inverter/high_temperature", "integer", "", 0,
-     SLOW, None),
-    ("solar", "pv_power", "power/solar/power", "number", "W", 5, FAST, None),
-    ("solar", "battery_current", "power/solar/current", "number", "A", 0.1, FAST, None),
-    ("solar", "state", "power/solar/state", "enum", "", 0, SLOW, SOLAR_STATES),
-    ("solar", "yield_today", "power/solar/yield_today", "number", "kWh", 0.01, SLOW, None),
-    ("ac_meter", "voltage", "power/ac/input_voltage", "number", "V", 1, SLOW, None),
-    ("ac_meter", "current", "power/ac/input_current", "number", "A", 0.1, FAST, None),
-    ("ac_meter", "active_power", "power/ac/input_power", "number", "W", 10, FAST, None),
-    ("ac_meter", "import_active_energy", "power/ac/input_energy", "number", "kWh", 0.01, SLOW,
-     None),
-]
-
-ALARMS = [
-    AlarmDef("power/low_soc", "warning", "Niski poziom naładowania akumulatora",
-             "Battery state of charge low"),
-    AlarmDef("power/critical_soc", "critical", "Krytycznie niski poziom naładowania akumulatora",
-             "Battery state of charge critically low", latching=True),
-    AlarmDef("power/low_voltage", "critical", "Niskie napięcie akumulatora",
-             "Battery voltage low", latching=True),
-    AlarmDef("power/high_battery_temperature", "critical", "Wysoka temperatura akumulatora",
-             "Battery temperature high", latching=True),
-    AlarmDef("power/inverter_overload", "warning", "Przeciążenie falownika", "Inverter overload"),
-    AlarmDef("power/inverter_high_temperature", "warning", "Wysoka temperatura falownika",
-             "Inverter temperature high"),
-    AlarmDef("power/generator_failed", "critical", "Agregat nie uruchomił się",
-             "Generator failed to start", latching=True),
-    AlarmDef("power/shore_lost", "warning", "Zanik zasilania z przyłącza zewnętrznego",
-             "Shore power lost", latching=True),
-    AlarmDef("power/load_shed", "warning", "Odłączono odbiorniki, aby oszczędzać akumulator",
-             "Loads shed to save the battery"),
-    AlarmDef("power/shed_override", "info", "Odłączanie odbiorników wstrzymane przez załogę",
-             "Load shedding suspended by the crew"),
-]
-# fmt: on
-
-
-def _enum(table: dict[int, str]) -> Transform:
-    return lambda v: table.get(int(v), f"code_{int(v)}")
 
 
 class PowerSubsystem:
-    def __init__(self, cfg: PowerConfig, vehicle: VehicleConfig, store: PointStore,
-                 devices: DevicePoints, alarms: AlarmManager, write: Writer,
-                 wall: Callable[[], float], storage: Storage, events: EventSink,
-                 set_gpio: GpioSetter, ignition_line: str | None = None) -> None:
+    def __init__(self, ctx: Context, cfg: PowerConfig) -> None:
+        self.ctx = ctx
         self.cfg = cfg
-        self.store = store
-        self.alarms = alarms
-        self.storage = storage
-        self._write = write
-        self._wall = wall
-        self._event = events
-        self._set_gpio = set_gpio
-        self._ignition = ignition_line
-        self.nominal_v = float(vehicle.battery_nominal_voltage)
+        self.store = ctx.points
+        self.alarms = ctx.alarms
+        self.settings = ctx.settings
+        self._wall = ctx.clock.wall
+        self.nominal_v = float(ctx.vehicle.battery_nominal_voltage)
         self.low_voltage = cfg.low_voltage_per_12v * self.nominal_v / 12
         self._low_voltage_since: float | None = None
         self._last_source: Scalar | None = None
         self.circuits = {c.name: c for c in cfg.circuit}
-        self.wanted = {c.name: bool(storage.get(f"setting/circuit/{c.name}", c.default_on))
+        self.wanted = {c.name: bool(ctx.settings.get(f"circuit/{c.name}", c.default_on))
                        for c in cfg.circuit}
-        self.shore_limit = float(storage.get("setting/shore_current_limit_a",
-                                             cfg.shore_current_limit_a))
-        self.inverter_mode = str(storage.get("setting/inverter_mode", "on"))
+        self.shore_limit = float(ctx.settings.get("shore_current_limit_a",
+                                                  cfg.shore_current_limit_a))
+        self.inverter_mode = str(ctx.settings.get("inverter_mode", "on"))
         self.loads = LoadManager(cfg.circuit, cfg.shedding, self.nominal_v)
         self.generator: GeneratorController | None = None
         if cfg.generator is not None:
             self.generator = GeneratorController(
-                cfg.generator, auto_enabled=bool(storage.get("setting/generator_auto",
-                                                             cfg.generator.auto_start)))
+                cfg.generator, auto_enabled=bool(ctx.settings.get("generator_auto",
+                                                                  cfg.generator.auto_start)))
         self.forecast = RuntimeForecast(cfg.capacity_ah, cfg.low_soc_critical)
-        self._retry_at: dict[str, float] = {}  # circuits whose last write failed
-        self._last_on = float("-inf")
-        self._wake = asyncio.Event()
-        self._define_points(devices)
+        self.actuator = ctx.actuator(cfg.shedding.stagger_s)
+        self._define_points()
+        self._declare_outputs()
         for adef in ALARMS:
-            alarms.define(adef)
+            ctx.alarms.define(adef)
+        self._register_actions()
 
-    # ---- points ------------------------------------------------------------------------
+    # ---- points and outputs ---------------------------------------------------------------
 
-    def _define_points(self, devices: DevicePoints) -> None:
-        for role, reg, pid, ptype, unit, deadband, max_age, table in BINDINGS:
+    def _define_points(self) -> None:
+        devices = self.ctx.devices
+        for role, reg, pid, deadband, precision in BINDINGS:
             device = getattr(self.cfg, role)
-            if device is None:
-                continue
-            enum = tuple(table.values()) if table else ()
-            self.store.define(PointDef(pid, ptype, unit, deadband=deadband, max_age_s=max_age,
-                                       enum=enum))
-            devices.bind(device, reg, pid, _enum(table) if table else None)
+            if device is not None:
+                devices.bind(device, reg, pid, deadband=deadband, precision=precision)
         for c in self.cfg.circuit:
             label = c.label or c.name
-            self.store.define(PointDef(f"power/circuit/{c.name}", "bool",
-                                       description=label, max_age_s=FAST))
-            devices.bind(c.device, c.output, f"power/circuit/{c.name}")
+            devices.bind(c.device, c.output, f"power/circuit/{c.name}", description=label)
             self.store.define(PointDef(f"power/circuit/{c.name}/wanted", "bool",
                                        description=f"{label}: chosen by the crew"))
             self.store.define(PointDef(f"power/circuit/{c.name}/shed", "string",
                                        description=f"{label}: why it is shed ('' if not)"))
             self.store.define(PointDef(f"power/runtime/with/{c.name}", "number", "s",
-                                       f"Runtime with {label} on", deadband=60))
+                                       f"Runtime with {label} on", deadband=60, precision=0))
         derived: list[tuple[str, PointType, str, str, float]] = [
             ("power/runtime", "number", "s", "Runtime until the floor SOC (null: charging)", 60),
             ("power/load/average_current", "number", "A", "Smoothed net battery load", 0.1),
@@ -185,9 +93,10 @@ class PowerSubsystem:
             ("power/shed/override", "bool", "", "Shedding suspended by the crew", 0),
             ("power/shed/override_until", "number", "s", "End of the override (epoch s)", 0),
             ("power/shore/current_limit", "number", "A", "Shore input limit set by the crew", 0),
-            ("power/inverter/mode_setting", "enum", "", "Inverter mode chosen by the crew", 0),
-            ("vehicle/driving", "bool", "", "Ignition on: driving", 0),
         ]
+        if self.cfg.inverter is not None:
+            derived.append(("power/inverter/mode_setting", "enum", "",
+                            "Inverter mode chosen by the crew", 0))
         if self.cfg.climate_load_a:
             derived.append(("power/runtime/with_climate", "number", "s",
                             "Runtime with the air conditioning on", 60))
@@ -198,11 +107,35 @@ class PowerSubsystem:
                 ("power/generator/auto", "bool", "", "Automatic start enabled", 0),
                 ("power/generator/run_time_total", "number", "s", "Total run time", 60),
             ]
-        enums: dict[str, tuple[str, ...]] = {"power/generator/state": GEN_STATES,
-                                             "power/inverter/mode_setting": tuple(MODE_CODES)}
+        enums: dict[str, tuple[str, tuple[str, ...]]] = {
+            "power/generator/state": ("generator_state", GEN_STATES),
+            "power/inverter/mode_setting": ("inverter_mode", self._inverter_modes())}
         for pid, ptype, unit, description, deadband in derived:
+            enum_set, values = enums.get(pid, ("", ()))
             self.store.define(PointDef(pid, ptype, unit, description, deadband=deadband,
-                                       enum=enums.get(pid, ())))
+                                       enum=values, enum_set=enum_set,
+                                       precision=1 if unit == "A" else 0))
+
+    def _inverter_modes(self) -> tuple[str, ...]:
+        if self.cfg.inverter is None:
+            return ()
+        return tuple(self.ctx.devices.profile(self.cfg.inverter).enum_of("mode").values())
+
+    def _declare_outputs(self) -> None:
+        declare = self.ctx.outputs.declare
+        for c in self.cfg.circuit:
+            declare(OutputDef(f"power/circuit/{c.name}", c.safe_state, device=c.device,
+                              register=c.output, lock=c.lock))
+        if self.cfg.inverter is not None:
+            # settings: any value is as safe as another, the supervisor leaves them as they are
+            declare(OutputDef("power/inverter/mode", None, device=self.cfg.inverter,
+                              register="mode"))
+            declare(OutputDef("power/inverter/ac_in_current_limit", None,
+                              device=self.cfg.inverter, register="ac_in_current_limit"))
+        gen = self.cfg.generator
+        if gen is not None:
+            line = next(ln for ln in self.ctx.config.gpio.line if ln.name == gen.start_output)
+            declare(OutputDef("power/generator/run", line.safe_state, line=gen.start_output))
 
     def _publish(self, now: float) -> None:
         put = self.store.update
@@ -213,8 +146,8 @@ class PowerSubsystem:
         put("power/shed/override", self.loads.override_active(now), now)
         put("power/shed/override_until", self.loads.override_until or 0, now)
         put("power/shore/current_limit", self.shore_limit, now)
-        put("power/inverter/mode_setting", self.inverter_mode, now)
-        put("vehicle/driving", self._driving(), now)
+        if self.cfg.inverter is not None:
+            put("power/inverter/mode_setting", self.inverter_mode, now)
         gen = self.generator
         if gen is not None:
             put("power/generator/state", gen.state, now)
@@ -263,7 +196,7 @@ class PowerSubsystem:
         return value if isinstance(value, bool) else None
 
     def _driving(self) -> bool:
-        return self._ignition is not None and self.store.good(f"io/{self._ignition}") is True
+        return self.ctx.driving()
 
     def _ac_source(self) -> Scalar | None:
         return self.store.good("power/ac/source")
@@ -343,10 +276,9 @@ class PowerSubsystem:
         self._last_source = source
 
     def _load_event(self, event: LoadEvent, now: float) -> None:
-        log.info("load_" + event.kind, circuits=list(event.circuits), reason=event.reason)
-        self._event({"kind": "power", "what": event.kind, "circuits": list(event.circuits),
-                     "step": event.step, "reason": event.reason})
-        self._wake.set()
+        self.ctx.log.info("load_" + event.kind, circuits=list(event.circuits), reason=event.reason)
+        self.ctx.event({"kind": "power", "what": event.kind, "circuits": list(event.circuits),
+                        "step": event.step, "reason": event.reason})
 
     def _evaluate_generator(self, now: float) -> None:
         gen = self.generator
@@ -361,112 +293,89 @@ class PowerSubsystem:
             inverter_high_temperature=self._num("power/inverter/high_temperature"))
         for event in gen.evaluate(inp):
             self._generator_event(event, now)
-        self._set_gpio(self.cfg.generator.start_output, gen.run_output)
         self.alarms.set("power/generator_failed", gen.state == "error", now, gen.reason)
 
     def _generator_event(self, event: GenEvent, now: float) -> None:
-        log.info("generator_" + event.kind, reason=event.reason)
-        self._event({"kind": "generator", "what": event.kind, "reason": event.reason})
-        self._wake.set()
+        self.ctx.log.info("generator_" + event.kind, reason=event.reason)
+        self.ctx.event({"kind": "generator", "what": event.kind, "reason": event.reason})
 
     # ---- the actuator ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Evaluate and switch outputs every half second (and at once after a decision)."""
+        """Evaluate and write outputs every half second (and at once when woken)."""
         while True:
-            now = self._wall()
-            self.evaluate(now)
-            await self.actuate(now)
-            self._wake.clear()
+            self.actuator.wake.clear()
+            await self.step()
+            self.ctx.heartbeat.beat()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), LOOP_S)
+                await asyncio.wait_for(self.actuator.wake.wait(), LOOP_S)
 
-    async def actuate(self, now: float) -> None:
-        """Switch circuits towards what the load manager wants: offs first, ons staggered."""
+    async def step(self) -> None:
+        """One turn: the rules on the current points, then the writer."""
+        now = self._wall()
+        self.evaluate(now)
+        self._set_targets(now)
+        await self.actuator.step()
+
+    def stop(self) -> None:
+        """Nothing here switches anything on once shutdown began (the port refuses it too)."""
+
+    def _set_targets(self, now: float) -> None:
+        """What every output should be now: circuits from the load manager, the crew's
+        settings, the generator's run line."""
         actual = {name: self._actual(name) for name in self.circuits}
         desired = self.loads.desired(self.wanted, actual, self._load_inputs(now))
-        for name, on in desired.items():  # offs first, all at once: cutting is always safe
-            if actual[name] is True and not on and self._may_write(name, now):
-                await self._switch(name, False, now)
-        stagger = self.cfg.shedding.stagger_s
-        for name, on in desired.items():  # ons one at a time, against inrush
-            if actual[name] is False and on and self._may_write(name, now):
-                if now - self._last_on < stagger:
-                    break
-                await self._switch(name, True, now)
-                self._last_on = now
-        await self._enforce_inverter_mode()
+        for name, on in desired.items():
+            self.actuator.want(f"power/circuit/{name}", on, inrush=True)
+        if self.cfg.inverter is not None:
+            gen = self.generator
+            mode = "inverter_only" if gen is not None and gen.ac_input_ignored \
+                and self.inverter_mode == "on" else self.inverter_mode
+            code = self.ctx.devices.profile(self.cfg.inverter).code_of("mode", mode)
+            self.actuator.want("power/inverter/mode", code)
+            self.actuator.want("power/inverter/ac_in_current_limit", self.shore_limit)
+        if self.generator is not None:
+            self.actuator.want("power/generator/run", self.generator.run_output)
 
-    def _may_write(self, name: str, now: float) -> bool:
-        return now >= self._retry_at.get(name, now)
-
-    async def _switch(self, name: str, on: bool, now: float) -> None:
-        circuit = self.circuits[name]
+    async def _confirm(self, output_id: str, value: Value) -> Value | None:
+        """Wake the actuator and wait for it to write ``value`` and read it back."""
+        self._set_targets(self._wall())
         try:
-            back = await self._write(circuit.device, circuit.output, on)
+            return await self.actuator.confirm(output_id, value, CONFIRM_S)
         except WriteError as exc:
-            back = None
-            log.warning("circuit_write_failed", circuit=name, error=str(exc))
-        if back is on:
-            self._retry_at.pop(name, None)
-        else:
-            self._retry_at[name] = now + WRITE_RETRY_S
-
-    async def _enforce_inverter_mode(self) -> None:
-        if self.cfg.inverter is None:
-            return
-        gen = self.generator
-        mode = "inverter_only" if gen is not None and gen.ac_input_ignored \
-            and self.inverter_mode == "on" else self.inverter_mode
-        current = self.store.good("power/inverter/mode")
-        if current is not None and current != mode:
-            with contextlib.suppress(WriteError):
-                await self._write(self.cfg.inverter, "mode", MODE_CODES[mode])
-
-    async def apply_settings(self) -> None:
-        """At start: put the crew's persisted settings back into the devices."""
-        if self.cfg.inverter is None:
-            return
-        try:
-            await self._write(self.cfg.inverter, "ac_in_current_limit", self.shore_limit)
-        except WriteError as exc:
-            log.warning("shore_limit_not_applied", error=str(exc))
-
-    def safe_outputs(self) -> list[tuple[str, str, bool]]:
-        """(device, register, safe value) of every output this subsystem owns."""
-        return [(c.device, c.output, c.safe_state) for c in self.cfg.circuit]
+            raise CommandFailed(exc.code, str(exc)) from exc
 
     # ---- actions ------------------------------------------------------------------------------
 
-    def actions(self, router: CommandRouter) -> None:
-        reg = router.register
+    def _register_actions(self) -> None:
+        reg = self.ctx.actions.register
         if self.circuits:
             reg(ActionSpec(
-                "power/circuit", self._circuit_action, CREW_ROLES,
+                "power/circuit", self._circuit_action, ON_BOARD,
                 {"circuit": ArgSpec("enum", enum=tuple(self.circuits)), "on": ArgSpec("bool")},
                 "Switch a load circuit on or off (confirmed by reading the relay back)"))
             reg(ActionSpec(
-                "power/shed_override", self._override_action, CREW_ROLES,
+                "power/shed_override", self._override_action, ON_BOARD,
                 {"active": ArgSpec("bool")},
                 f"Suspend load shedding for {self.cfg.shedding.override_s / 60:.0f} min "
                 "(or end the suspension)"))
         if self.cfg.inverter is not None:
             reg(ActionSpec(
-                "power/inverter/mode", self._mode_action, CREW_ROLES,
-                {"mode": ArgSpec("enum", enum=tuple(MODE_CODES))},
+                "power/inverter/mode", self._mode_action, ON_BOARD,
+                {"mode": ArgSpec("enum", enum=self._inverter_modes())},
                 "MultiPlus mode: on, off, charger only, inverter only"))
             reg(ActionSpec(
-                "power/shore/current_limit", self._limit_action, CREW_ROLES,
+                "power/shore/current_limit", self._limit_action, ON_BOARD,
                 {"amps": ArgSpec("number", min=self.cfg.shore_current_limit_min_a,
                                  max=self.cfg.shore_current_limit_max_a)},
                 "Shore input current limit: the breaker size of the hook-up"))
         if self.generator is not None:
             reg(ActionSpec(
-                "power/generator", self._generator_action, CREW_ROLES,
+                "power/generator", self._generator_action, ON_BOARD,
                 {"command": ArgSpec("enum", enum=("start", "stop"))},
                 "Start or stop the generator by hand"))
             reg(ActionSpec(
-                "power/generator/auto", self._generator_auto_action, CREW_ROLES,
+                "power/generator/auto", self._generator_auto_action, ON_BOARD,
                 {"enabled": ArgSpec("bool")}, "Enable or disable automatic generator start"))
 
     async def _circuit_action(self, args: dict[str, Any]) -> str:
@@ -485,15 +394,9 @@ class PowerSubsystem:
             raise CommandFailed("circuit_shed", f"{name} is shed ({reason}); the shedding "
                                 "override brings it back", "rejected")
         self.wanted[name] = on
-        self.storage.put(f"setting/circuit/{name}", on)
-        try:
-            back = await self._write(circuit.device, circuit.output, on)
-        except WriteError as exc:
-            self._wake.set()  # the actuator keeps trying the crew's choice
-            raise CommandFailed(exc.code, str(exc)) from exc
+        self.settings.put(f"circuit/{name}", on)
         self.store.update(f"power/circuit/{name}/wanted", on, now)
-        if back is not on:
-            raise CommandFailed("not_confirmed", f"{name}: relay reads {back} after writing {on}")
+        await self._confirm(f"power/circuit/{name}", on)
         return f"{name} {'on' if on else 'off'}"
 
     async def _override_action(self, args: dict[str, Any]) -> str:
@@ -509,21 +412,17 @@ class PowerSubsystem:
     async def _mode_action(self, args: dict[str, Any]) -> str:
         assert self.cfg.inverter is not None
         mode: str = args["mode"]
-        back = await self._checked(self.cfg.inverter, "mode", MODE_CODES[mode])
-        if back != MODE_CODES[mode]:
-            raise CommandFailed("not_confirmed", f"inverter reads mode {back}")
         self.inverter_mode = mode
-        self.storage.put("setting/inverter_mode", mode)
+        self.settings.put("inverter_mode", mode)
+        await self._confirm("power/inverter/mode",
+                            self.ctx.devices.profile(self.cfg.inverter).code_of("mode", mode))
         return f"inverter mode {mode}"
 
     async def _limit_action(self, args: dict[str, Any]) -> str:
-        assert self.cfg.inverter is not None
         amps = round(float(args["amps"]), 1)
-        back = await self._checked(self.cfg.inverter, "ac_in_current_limit", amps)
-        if not isinstance(back, int | float) or abs(back - amps) > 0.05:
-            raise CommandFailed("not_confirmed", f"inverter reads limit {back}")
         self.shore_limit = amps
-        self.storage.put("setting/shore_current_limit_a", amps)
+        self.settings.put("shore_current_limit_a", amps)
+        await self._confirm("power/inverter/ac_in_current_limit", amps)
         return f"shore current limit {amps:g} A"
 
     async def _generator_action(self, args: dict[str, Any]) -> str:
@@ -540,17 +439,16 @@ class PowerSubsystem:
     async def _generator_auto_action(self, args: dict[str, Any]) -> str:
         assert self.generator is not None
         self.generator.auto_enabled = bool(args["enabled"])
-        self.storage.put("setting/generator_auto", self.generator.auto_enabled)
+        self.settings.put("generator_auto", self.generator.auto_enabled)
         self.evaluate(self._wall())
         return f"automatic start {'enabled' if args['enabled'] else 'disabled'}"
-
-    async def _checked(self, device: str, register: str, value: Value) -> Value | None:
-        try:
-            return await self._write(device, register, value)
-        except WriteError as exc:
-            raise CommandFailed(exc.code, str(exc)) from exc
 
 
 def _rounded(value: float | None, digits: int = 0) -> float | None:
     return None if value is None else round(value, digits)
 
+
+
+def build(ctx: Context, cfg: PowerConfig) -> PowerSubsystem:
+    """The registry's entry point (see supervisor/registry.py)."""
+    return PowerSubsystem(ctx, cfg)

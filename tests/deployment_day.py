@@ -9,7 +9,7 @@ and every write lands in the plant and is read back from it. The day: the crew a
 lights from dusk to 23:00, the water heater now and then, the A/C-sized AC load in the
 afternoon; the sun does what it does in the plant model.
 
-``PYTHONPATH=hil-tests .venv/bin/python hil-tests/deployment_day.py`` prints the report
+``PYTHONPATH=hil-tests:tests .venv/bin/python tests/deployment_day.py`` prints the report
 (``make bench`` does too); ``test_deployment_day.py`` asserts on it.
 """
 
@@ -23,14 +23,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from virtual_core import VirtualCore
+
 from drivers.register_codec import Value
-from supervisor.core.alarms import AlarmManager
-from supervisor.core.config import SupervisorConfig, load_config
-from supervisor.core.device_points import DevicePoints
+from supervisor.core.config import SupervisorConfig
 from supervisor.core.logs import setup_logging
-from supervisor.core.points import PointDef, PointStore
-from supervisor.core.storage import Storage
+from supervisor.core.subsystem import Clock
+from supervisor.power import power_config
 from supervisor.power.subsystem import PowerSubsystem
+from supervisor.registry import load_config
 from vansim.plant import Plant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,27 +82,25 @@ class DayRig:
 
     def __init__(self, cfg: SupervisorConfig, db: Path, start_soc: float) -> None:
         self.cfg = cfg
-        circuits = cfg.power.circuit
+        self.power_cfg = power_config(cfg)
+        circuits = self.power_cfg.circuit
         self.plant = Plant.create(
-            capacity_ah=cfg.power.capacity_ah, start_soc=start_soc, start_time=START,
+            capacity_ah=self.power_cfg.capacity_ah, start_soc=start_soc, start_time=START,
             loads={c.name: c.nominal_current_a for c in circuits if c.kind == "dc"},
             ac_loads={c.name: c.nominal_current_a for c in circuits if c.kind == "ac"},
         )
         self.by_output = {(c.device, c.output): c.name for c in circuits}
-        self.store = PointStore()
-        self.alarms = AlarmManager()
-        self.devices = DevicePoints(self.store)
         self.t0 = START.timestamp()
         self.now = self.t0
         self.switches: Counter[str] = Counter()
         self.events: list[dict[str, Any]] = []
-        self.power = PowerSubsystem(
-            cfg.power, cfg.vehicle, self.store, self.devices, self.alarms, self.write,
-            lambda: self.now, Storage(db), self._event, self.set_gpio, "ignition")
+        clock = Clock(lambda: self.now, lambda: self.now)
+        self.core = VirtualCore(cfg, db, self.write, clock, lines=self)
+        self.devices, self.store = self.core.devices, self.core.van.points
+        self.core.van.event_added.add(self._event)
+        self.power = PowerSubsystem(self.core.context("power"), self.power_cfg)
         self.alarm_count: Counter[str] = Counter()
-        self.alarms.subscribe(lambda d, s, what: self._count_alarm(d.id, what))
-        for line in cfg.gpio.line:
-            self.store.define(PointDef(f"io/{line.name}", "bool"))
+        self.core.van.alarms.changed.add(lambda d, s, what: self._count_alarm(d.id, what))
 
     def _event(self, event: dict[str, Any]) -> None:
         self.events.append({**event, "at": self.now - self.t0})
@@ -126,10 +125,16 @@ class DayRig:
             return self.plant.inverter.ac_in_current_limit_a
         raise AssertionError(f"unexpected write {device}.{register}")
 
-    def set_gpio(self, name: str, on: bool) -> None:
-        gen = self.cfg.power.generator
+    def set_output(self, name: str, on: bool) -> None:
+        """The GPIO outputs: the generator's run line goes to the plant."""
+        gen = self.power_cfg.generator
         if gen is not None and name == gen.start_output:
             self.plant.generator.run_requested = on
+
+    def output(self, name: str) -> bool:
+        gen = self.power_cfg.generator
+        return gen is not None and name == gen.start_output \
+            and self.plant.generator.run_requested
 
     def feed(self) -> None:
         """The readings the bus workers would deliver, straight from the plant."""
@@ -148,9 +153,9 @@ class DayRig:
         }, ts)
         self.devices.values("shore_meter", {"current": p.ac_in_current_a}, ts)
         relays: dict[str, Value | None] = {
-            c.output: p.switches.get(c.name, False) for c in self.cfg.power.circuit}
+            c.output: p.switches.get(c.name, False) for c in self.power_cfg.circuit}
         self.devices.values("relays", relays, ts)
-        gen = self.cfg.power.generator
+        gen = self.power_cfg.generator
         if gen is not None:
             self.store.update(f"io/{gen.running_input}", p.generator.running_signal, ts)
 
@@ -162,7 +167,7 @@ class DayRig:
         self.plant.ac_base_load_w = sum(w for s, e, w in AC_LOAD_W if s <= hour < e)
 
     async def run(self, hours: float, step_s: float) -> Report:
-        floor = self.cfg.power.low_soc_critical
+        floor = self.power_cfg.low_soc_critical
         report = Report(hours, self.plant.battery.soc, self.plant.battery.soc, START,
                         0.0, floor)
         end = self.t0 + hours * 3600
@@ -171,8 +176,7 @@ class DayRig:
             self.now += step_s
             self.crew(self.plant.clock)
             self.feed()
-            self.power.evaluate(self.now)
-            await self.power.actuate(self.now)
+            await self.power.step()
             if self.plant.battery.soc < report.min_soc:
                 report.min_soc = self.plant.battery.soc
                 report.min_soc_at = self.plant.clock

@@ -1,0 +1,219 @@
+"""What every test of this project needs, in one place (unit tests, HIL tests and the bench).
+
+* ``free_port()``: a TCP port on 127.0.0.1 chosen by the kernel at run time.
+* ``wait_until()``: wait for a condition with a deadline instead of sleeping.
+* ``stop_process()``: stop one process by its own pid, killing it if it does not end.
+* ``start_mosquitto()``, ``running_mosquitto()`` and ``Broker``: a real Mosquitto, waited for
+  until it listens.
+* ``require_tool()`` and ``needs_tool()``: a test that needs a binary skips when it is missing,
+  except in CI (``CI=true``), where a missing tool fails the test: CI must run every test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEADLINE_S = 30.0  # generous: a loaded 2-core machine must pass too
+POLL_STEP_S = 0.05
+LOG_TAIL_CHARS = 4000
+
+
+# ---- tools -----------------------------------------------------------------------------------
+
+
+def in_ci() -> bool:
+    """Whether this run is CI (``CI=true``, as GitHub Actions, GitLab and others set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_tool(name: str) -> str:
+    """The path of the binary ``name``; without it the calling test fails in CI, else skips."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    reason = f"{name} is not installed (make test installs it)"
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, so a missing tool is a failure, not a skip",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def needs_tool(name: str) -> Any:
+    """An autouse fixture for a module whose every test needs ``name``.
+
+    Assign it to a module attribute, whose name becomes the fixture's name::
+
+        chromium_installed = needs_tool("chromium")
+    """
+
+    @pytest.fixture(autouse=True, scope="module")
+    def tool_installed() -> str:
+        return require_tool(name)
+
+    return tool_installed
+
+
+# ---- ports, conditions, processes --------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE_S,
+                     what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy and return that; fail at the deadline.
+
+    Checked at once, then every POLL_STEP_S on the event loop, so whatever runs on the
+    loop (the simulator, a bus worker) keeps running meanwhile.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(POLL_STEP_S)  # poll step inside a deadline
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
+                 timeout: float = 15.0) -> int:
+    """Stop ``proc`` by its own pid and return its exit code; kill it if it does not end."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return int(proc.returncode)
+
+
+def _log_tail(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+    except OSError:
+        return "(no log)"
+
+
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
+
+
+# ---- Mosquitto --------------------------------------------------------------------------------
+
+
+def start_mosquitto(config: Path, ports: Sequence[int], log: Path,
+                    timeout: float = DEADLINE_S) -> subprocess.Popen[bytes]:
+    """Start ``mosquitto -c config`` and return it once every port in ``ports`` accepts.
+
+    Blocking (run it in a thread from async code). If it exits or does not listen in time it
+    is stopped and the error carries the end of its log (appended to ``log``).
+    """
+    mosquitto = require_tool("mosquitto")
+    with log.open("ab") as out:
+        proc = subprocess.Popen([mosquitto, "-c", str(config)], stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + timeout
+        for port in ports:
+            while not _listens(port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"mosquitto does not listen on {port}:\n{_log_tail(log)}")
+                # the poll step, which also notices at once when the broker exits
+                try:
+                    code = proc.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    continue
+                raise RuntimeError(f"mosquitto exited with {code}:\n{_log_tail(log)}")
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
+@contextlib.contextmanager
+def running_mosquitto(config: Path, ports: Sequence[int],
+                      log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``start_mosquitto`` for a ``with`` block: stopped by its pid afterwards, whatever happens.
+
+    SIGTERM first, so a broker with persistence saves its state.
+    """
+    proc = start_mosquitto(config, ports, log)
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+@dataclass
+class Broker:
+    """A real Mosquitto for the tests: anonymous, on 127.0.0.1, restartable on the same port.
+
+    ``extra`` lines are appended to the generated configuration (a later line wins).
+    """
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    extra: Sequence[str] = ()
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "mosquitto.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    def config_lines(self) -> list[str]:
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+                 "persistence false", "set_tcp_nodelay true"]
+        if os.geteuid() == 0:
+            # a root-run mosquitto would drop to the `mosquitto` user, who cannot read or
+            # write this test's private directory
+            lines.append("user root")
+        return [*lines, *self.extra]
+
+    def start_blocking(self) -> None:
+        """Start (or restart, on the same port) and return once it listens."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"mosquitto on {self.port} is already running")
+        self.config_path.write_text("\n".join(self.config_lines()) + "\n")
+        self.proc = start_mosquitto(self.config_path, [self.port], self.log_path)
+
+    def stop_blocking(self) -> int | None:
+        """Stop it by its pid; its exit code, or None if it was not running."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        return stop_process(proc)
+
+    async def start(self) -> None:
+        """Start in a thread, so whatever runs on the event loop keeps serving meanwhile."""
+        await asyncio.to_thread(self.start_blocking)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.stop_blocking)

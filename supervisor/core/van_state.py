@@ -1,0 +1,151 @@
+"""The van's state as the interfaces show it: points, alarms, devices, events, status, meta.
+
+The interfaces (MQTT, panel) subscribe to the change listeners here and render payloads with
+these functions; nothing in a subsystem knows about them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import structlog
+
+from supervisor.core.alarms import AlarmDef, AlarmManager, AlarmState
+from supervisor.core.commands import CommandRouter, Result
+from supervisor.core.config import SupervisorConfig
+from supervisor.core.device_points import DevicePoints
+from supervisor.core.listeners import Listeners
+from supervisor.core.points import PointStore, PointValue
+from supervisor.core.storage import Storage
+
+log = structlog.get_logger("supervisor")
+
+try:
+    VERSION = version("mcw-controller")
+except PackageNotFoundError:  # running from a source tree
+    VERSION = "0.0.0"
+
+
+def iso(ts: float | None) -> str | None:
+    """Seconds since the epoch as ISO 8601 UTC with milliseconds."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass
+class VanState:
+    """The shared state of one running supervisor."""
+
+    cfg: SupervisorConfig
+    storage: Storage
+    points: PointStore
+    alarms: AlarmManager
+    devices: DevicePoints
+    router: CommandRouter
+    wall: Callable[[], float]
+    state: str = "ready"  # ready | degraded | offline (at shutdown)
+    session: Callable[[], int] = lambda: 0  # the MQTT session counter
+    status_changed: Listeners[str] = field(default_factory=lambda: Listeners[str]("status"))
+    event_added: Listeners[dict[str, Any]] = field(
+        default_factory=lambda: Listeners[dict[str, Any]]("event"))
+
+    def __post_init__(self) -> None:
+        self.devices.health_changed.add(lambda _device, _status: self.update_state())
+        self.alarms.changed.add(self._alarm_event)
+        self.router.audited.add(self._audit_event)
+
+    # ---- events -------------------------------------------------------------------------
+
+    def event(self, data: dict[str, Any]) -> None:
+        """An event for the SQLite event table and the interfaces (MQTT ``event`` topic)."""
+        now = self.wall()
+        event = {**data, "ts": iso(now)}
+        self.storage.add_event(now, str(data.get("kind", "event")), event)
+        self.event_added(event)
+
+    def _alarm_event(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
+        self.event({"kind": "alarm", "alarm": adef.id, "what": what, "severity": adef.severity,
+                    "text": adef.text_en, "text_pl": adef.text_pl,
+                    "detail": "" if state is None else state.detail})
+
+    def _audit_event(self, result: Result, role: str, source: str, args: dict[str, Any]) -> None:
+        # the command table in SQLite is the audit record; this goes to the interfaces only
+        self.event_added({"kind": "command", "action": result.action, "args": args,
+                          "role": role, "source": source, **result.as_dict(),
+                          "ts": iso(self.wall())})
+
+    # ---- status -------------------------------------------------------------------------
+
+    def update_state(self, forced: str | None = None) -> None:
+        """ready while every device is online, degraded otherwise; ``forced`` at shutdown."""
+        new = forced or ("ready" if all(s.get("state") == "online"
+                                        for s in self.devices.status.values()) else "degraded")
+        if new != self.state:
+            self.state = new
+            log.info("supervisor_state", state=new)
+            self.status_changed(new)
+
+    # ---- payloads -----------------------------------------------------------------------
+
+    def status_payload(self) -> bytes:
+        return dumps({"state": self.state, "session": self.session(), "version": VERSION,
+                      "ts": iso(self.wall())})
+
+    def meta(self) -> dict[str, Any]:
+        """Every point, action (with the roles that may run it), alarm and device."""
+        return {
+            "vehicle": self.cfg.vehicle.id,
+            "name": self.cfg.vehicle.name,
+            "version": VERSION,
+            "points": [p.meta() for p in self.points.defs.values()],
+            "actions": self.router.meta(),
+            "alarms": [{"id": a.id, "severity": a.severity, "text": a.text_en,
+                        "text_pl": a.text_pl, "latching": a.latching}
+                       for a in self.alarms.defs.values()],
+            "devices": [{"id": d.id, "profile": d.profile, "bus": d.bus, "unit": d.unit,
+                         "label": d.label} for d in self.cfg.device],
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a freshly opened panel page needs, with epoch-second timestamps."""
+        return {
+            "points": {pid: pv.as_dict() for pid, pv in self.points.values.items()},
+            "alarms": {aid: st.as_dict(self.alarms.defs[aid])
+                       for aid, st in self.alarms.states.items()},
+            "devices": self.devices.status,
+            "status": {"state": self.state, "version": VERSION},
+        }
+
+    def retained(self) -> dict[str, bytes]:
+        """Every retained MQTT topic (suffix) with its current payload, for a (re)publish."""
+        out = {"status": self.status_payload(), "meta": dumps(self.meta())}
+        for pid, pv in self.points.values.items():
+            out[f"state/{pid}"] = state_payload(pv)
+        for dev, status in self.devices.status.items():
+            out[f"device/{dev}/status"] = device_payload(status)
+        for aid, state in self.alarms.states.items():
+            out[f"alarm/{aid}"] = alarm_payload(self.alarms.defs[aid], state)
+        return out
+
+
+def state_payload(pv: PointValue) -> bytes:
+    return dumps({"v": pv.value, "q": pv.quality, "ts": iso(pv.ts)})
+
+
+def device_payload(status: dict[str, Any]) -> bytes:
+    return dumps({**status, "last_ok": iso(status.get("last_ok"))})
+
+
+def alarm_payload(adef: AlarmDef, state: AlarmState | None) -> bytes:
+    """The retained alarm; empty (cleared on the broker) once cleared and acknowledged."""
+    return b"" if state is None else dumps({**state.as_dict(adef), "since": iso(state.since)})

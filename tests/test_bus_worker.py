@@ -1,0 +1,235 @@
+"""The bus worker's order of work, against a fake link that records every request.
+
+Real profiles (Waveshare relay board, XY-MD02 sensor), a recording sink and a fake monotonic
+clock: a block becomes due only when the test moves the clock, so each test says exactly
+which polls are pending. The worker runs as a task; the tests wait for what it does (with a
+deadline) and use its public ``progress`` counter to know it has looked at its work again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import NamedTuple, cast
+
+import pytest
+from testsupport import wait_until
+
+from drivers.bus_worker import BusWorker, DeviceSpec
+from drivers.errors import WriteError
+from drivers.modbus_link import LinkSettings, ModbusError, ModbusLink
+from drivers.profile import Table, load_profile
+from drivers.register_codec import Value
+
+CLIMATE_UNIT, RELAY_UNIT = 1, 2
+FAST_S, SLOW_S = 0.1, 0.4  # fake seconds; also bounds how long the idle worker waits (real)
+WAIT_S = 5.0
+
+
+class Call(NamedTuple):
+    op: str  # "read" or "write"
+    table: Table
+    address: int
+    size: int  # registers or bits
+    unit: int
+    values: tuple[int, ...] = ()
+
+
+# the two poll blocks: the sensor's two input registers, the board's eight coils
+CLIMATE_POLL = Call("read", "input", 1, 2, CLIMATE_UNIT)
+RELAY_POLL = Call("read", "coil", 0, 8, RELAY_UNIT)
+
+
+@dataclass
+class FakeLink:
+    """Stands in for ModbusLink: remembers what was written and records every request."""
+
+    settings: LinkSettings = field(default_factory=lambda: LinkSettings("rtu", 0.1))
+    calls: list[Call] = field(default_factory=list)
+    memory: dict[tuple[int, Table, int], int] = field(default_factory=dict)
+    fail: dict[str, ModbusError] = field(default_factory=dict)  # op -> error to raise
+    stuck: set[tuple[int, Table, int]] = field(default_factory=set)  # writes change nothing
+    closed: bool = False
+
+    async def read(self, table: Table, address: int, count: int, unit: int) -> list[int]:
+        self.calls.append(Call("read", table, address, count, unit))
+        await asyncio.sleep(0)  # a real request lets other tasks run
+        if "read" in self.fail:
+            raise self.fail["read"]
+        return [self.memory.get((unit, table, a), 0) for a in range(address, address + count)]
+
+    async def write(self, table: Table, address: int, values: list[int], unit: int) -> None:
+        self.calls.append(Call("write", table, address, len(values), unit, tuple(values)))
+        await asyncio.sleep(0)
+        if "write" in self.fail:
+            raise self.fail["write"]
+        for offset, value in enumerate(values):
+            if (unit, table, address + offset) not in self.stuck:
+                self.memory[(unit, table, address + offset)] = value
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class RecordingSink:
+    """The ReadingSink: the latest value per register and every health state reported."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[str, str], Value | None] = {}
+        self.states: dict[str, list[object]] = {}
+
+    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
+        for name, value in values.items():
+            self.last[(device, name)] = value
+
+    def unavailable(self, device: str, registers: Sequence[str], quality: str) -> None:
+        for name in registers:
+            self.last.pop((device, name), None)
+
+    def health(self, device: str, status: dict[str, object]) -> None:
+        self.states.setdefault(device, []).append(status["state"])
+
+    def state(self, device: str) -> object:
+        return self.states[device][-1]
+
+
+class Clock:
+    """Monotonic time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Bus:
+    worker: BusWorker
+    link: FakeLink
+    sink: RecordingSink
+    clock: Clock
+
+    def new_calls(self, since: int) -> list[Call]:
+        return self.link.calls[since:]
+
+    async def settled(self) -> None:
+        """Wait until the worker has looked at its work twice more, doing whatever was due."""
+        seen = self.worker.progress
+        await wait_until(lambda: self.worker.progress >= seen + 2, WAIT_S, "worker idle again")
+
+    async def advance_to(self, t: float, expected_calls: int) -> list[Call]:
+        """Move the clock, wait for ``expected_calls`` requests and then for the worker to
+        settle; return every request it made (more than expected shows up here too)."""
+        before = len(self.link.calls)
+        self.clock.now = t
+        await wait_until(lambda: len(self.link.calls) >= before + expected_calls, WAIT_S,
+                         f"{expected_calls} requests at t={t}")
+        await self.settled()
+        return self.new_calls(before)
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[Bus]:
+    """A worker on an RTU bus with the sensor (listed first, slow) and the relay board (fast),
+    started at t=0 and left idle once both devices are online."""
+    link, sink, clock = FakeLink(), RecordingSink(), Clock()
+    devices = [
+        DeviceSpec(id="climate", unit=CLIMATE_UNIT, profile=load_profile("xy_md02"),
+                   poll_fast_s=FAST_S, poll_slow_s=SLOW_S),
+        DeviceSpec(id="relays", unit=RELAY_UNIT, profile=load_profile("waveshare_relay_8ch"),
+                   poll_fast_s=FAST_S, poll_slow_s=SLOW_S),
+    ]
+    worker = BusWorker(name="rs485", link=cast(ModbusLink, link), devices=devices, sink=sink,
+                       monotonic=clock, wall=lambda: 1_700_000_000.0)
+    task = asyncio.create_task(worker.run())
+    try:
+        whole = Bus(worker, link, sink, clock)
+        await wait_until(lambda: {"climate", "relays"} <= sink.states.keys(), WAIT_S, "online")
+        await whole.settled()
+        assert set(link.calls) == {CLIMATE_POLL, RELAY_POLL}
+        yield whole
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    assert link.closed, "the worker did not close its link when stopped"
+
+
+async def write_at(bus: Bus, t: float, device: str, register: str, value: Value) -> Value | None:
+    """Move the clock and queue the write in one step: every block overdue at ``t`` is still
+    pending when the write is queued, whenever the worker wakes up."""
+    async with asyncio.timeout(WAIT_S):  # not wait_for: that would start write() later
+        bus.clock.now = t
+        return await bus.worker.write(device, register, value)
+
+
+async def test_a_queued_write_and_its_read_back_go_before_pending_polls(bus: Bus) -> None:
+    before = len(bus.link.calls)
+    # at t=1 both blocks are overdue (relays since 0.1, sensor since 0.4)
+    assert await write_at(bus, 1.0, "relays", "relay_5", True) is True
+    await wait_until(lambda: len(bus.link.calls) >= before + 4, WAIT_S, "the polls after it")
+    calls = bus.new_calls(before)
+    assert calls[:2] == [
+        Call("write", "coil", 4, 1, RELAY_UNIT, (1,)),
+        Call("read", "coil", 4, 1, RELAY_UNIT),  # the read-back, of the same coil
+    ]
+    assert calls[2:4] == [RELAY_POLL, CLIMATE_POLL]
+
+
+async def test_write_returns_what_the_device_reads_back(bus: Bus) -> None:
+    assert await write_at(bus, 0.0, "relays", "relay_3", True) is True
+    assert bus.sink.last[("relays", "relay_3")] is True
+    # a relay that does not switch: the write is accepted, the read-back tells the truth
+    bus.link.stuck.add((RELAY_UNIT, "coil", 6))
+    assert await write_at(bus, 0.0, "relays", "relay_7", True) is False
+    assert bus.sink.last[("relays", "relay_7")] is False
+
+
+async def test_the_most_overdue_block_is_polled_first(bus: Bus) -> None:
+    # after start-up (t=0) the sensor is due at 0.4 and the relays at 0.1
+    assert await bus.advance_to(0.35, 1) == [RELAY_POLL]  # relays due again at 0.45
+    # t=0.5: the sensor is 0.1 s overdue, the relays 0.05 s: the slower sensor goes first
+    assert await bus.advance_to(0.5, 2) == [CLIMATE_POLL, RELAY_POLL]
+    # t=1.0: the sensor (due 0.9) 0.1 s overdue, the relays (due 0.6) 0.4 s: relays first,
+    # although the sensor is listed first
+    assert await bus.advance_to(1.0, 2) == [RELAY_POLL, CLIMATE_POLL]
+
+
+async def test_each_block_is_polled_again_only_when_due(bus: Bus) -> None:
+    # after start-up (t=0) the relays are due at 0.1, the sensor at 0.4; clock steps avoid
+    # landing exactly on a due time
+    assert await bus.advance_to(0.05, 0) == []
+    assert await bus.advance_to(0.15, 1) == [RELAY_POLL]  # next at 0.25
+    assert await bus.advance_to(0.2, 0) == []
+    assert await bus.advance_to(0.27, 1) == [RELAY_POLL]  # next at 0.37
+    assert await bus.advance_to(0.39, 1) == [RELAY_POLL]  # next at 0.49
+    assert await bus.advance_to(0.41, 1) == [CLIMATE_POLL]  # next at 0.81
+    assert await bus.advance_to(0.5, 1) == [RELAY_POLL]
+
+
+async def test_a_failed_write_raises_a_bus_error_and_the_worker_goes_on(bus: Bus) -> None:
+    bus.link.fail["write"] = ModbusError("timeout", "no answer from unit 2")
+    before = len(bus.link.calls)
+    with pytest.raises(WriteError) as caught:
+        await write_at(bus, 0.0, "relays", "relay_5", True)
+    assert caught.value.code == "bus_timeout"
+    # nothing to read back after a write that failed
+    assert bus.new_calls(before) == [Call("write", "coil", 4, 1, RELAY_UNIT, (1,))]
+    assert bus.sink.state("relays") == "degraded"
+
+    del bus.link.fail["write"]
+    polls = await bus.advance_to(0.15, 1)  # still polling (due at 0.1)
+    assert polls and set(polls) == {RELAY_POLL}
+    assert bus.sink.state("relays") == "online"
+    assert await write_at(bus, 0.15, "relays", "relay_5", True) is True  # and writing
+
+
+async def test_a_read_only_register_is_refused_without_a_request(bus: Bus) -> None:
+    before = len(bus.link.calls)
+    with pytest.raises(WriteError) as caught:
+        await write_at(bus, 0.0, "climate", "temperature", 21.5)
+    assert caught.value.code == "read_only"
+    assert bus.new_calls(before) == []
