@@ -43,6 +43,33 @@ class ReadingSink(Protocol):
         """The device's health changed (state or counts)."""
 
 
+class _ContainedSink:
+    """The sink as the worker calls it: an exception in the receiving code (a listener far up
+    in the supervisor) is logged once and never stops the bus."""
+
+    def __init__(self, sink: ReadingSink, log: structlog.typing.FilteringBoundLogger) -> None:
+        self._sink = sink
+        self._log = log
+        self._failed: set[str] = set()
+
+    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
+        self._call("values", lambda: self._sink.values(device, values, ts))
+
+    def unavailable(self, device: str, registers: Sequence[str], quality: str) -> None:
+        self._call("unavailable", lambda: self._sink.unavailable(device, registers, quality))
+
+    def health(self, device: str, status: dict[str, object]) -> None:
+        self._call("health", lambda: self._sink.health(device, status))
+
+    def _call(self, what: str, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception:
+            if what not in self._failed:
+                self._failed.add(what)
+                self._log.exception("sink_failed", call=what)
+
+
 @dataclass
 class DeviceSpec:
     """A device on this bus as the worker needs it."""
@@ -104,7 +131,8 @@ class BusWorker:
     ) -> None:
         self.name = name
         self.link = link
-        self.sink = sink
+        self.log = log.bind(bus=name)
+        self.sink = _ContainedSink(sink, self.log)
         self.frame_gap_s = frame_gap_s
         self.retry_unsupported_s = retry_unsupported_s
         self._mono = monotonic
@@ -122,7 +150,6 @@ class BusWorker:
         self._wake = asyncio.Event()
         self._last_frame_end = 0.0
         self.progress = 0  # grows with every turn of the loop: the watchdog watches it
-        self.log = log.bind(bus=name)
 
     # ---- public ---------------------------------------------------------------
 
@@ -280,6 +307,17 @@ class BusWorker:
         return encode(value, reg.type, reg.scale, dev.spec.profile.device.word_order, reg.words)
 
     async def _do_write(self, req: _WriteRequest) -> None:
+        """One write with its read-back; the caller is answered whatever happens, also when
+        the worker is cancelled or fails in the middle (it is restarted, the caller is not
+        left waiting)."""
+        try:
+            await self._write_and_read_back(req)
+        except BaseException as exc:
+            if not req.done.done():
+                req.done.set_exception(WriteError("bus_error", f"write interrupted: {exc!r}"))
+            raise
+
+    async def _write_and_read_back(self, req: _WriteRequest) -> None:
         dev = self._devices[req.device]
         reg = req.register
         try:
@@ -296,9 +334,12 @@ class BusWorker:
                 raw = await self._transact(
                     dev, lambda: self.link.read(reg.table, reg.address, reg.count, dev.spec.unit)
                 )
-                back = decode(
-                    raw, reg.type, reg.scale, dev.spec.profile.device.word_order, reg.invalid
-                )
+                try:
+                    back = decode(
+                        raw, reg.type, reg.scale, dev.spec.profile.device.word_order, reg.invalid
+                    )
+                except CodecError:
+                    back = None  # a read-back we cannot decode confirms nothing
                 self.sink.values(dev.spec.id, {reg.name: back}, self._wall())
         except ModbusError as exc:
             if not req.done.done():

@@ -110,3 +110,34 @@ async def test_failed_confirmation_is_reported(
     result = await r.submit("power/circuit", cmd(args={"circuit": "broken", "on": True}),
                             "crew", "t")
     assert (result.status, result.code) == ("failed", "not_confirmed")
+
+
+async def test_a_role_the_action_does_not_name_is_refused_until_granted(
+    router: tuple[CommandRouter, list[dict[str, Any]]],
+) -> None:
+    r, applied = router
+    result = await r.submit("power/circuit", cmd("t1"), "technician", "mqtt")
+    assert (result.status, result.code) == ("rejected", "forbidden")
+    assert applied == []
+    assert r.grant({"technician": ("power/circuit",)}) is None
+    assert (await r.submit("power/circuit", cmd("t2"), "technician", "mqtt")).status == "done"
+    meta = next(a for a in r.meta() if a["id"] == "power/circuit")
+    assert meta["roles"] == ["crew", "hq", "technician"]
+
+
+def test_a_grant_of_an_unknown_action_is_named(
+    router: tuple[CommandRouter, list[dict[str, Any]]],
+) -> None:
+    r, _ = router
+    assert r.grant({"hq": ("power/circuit", "power/teleport")}) == "hq[1]: no action " \
+        "'power/teleport'"
+
+
+async def test_after_shutdown_began_every_command_is_refused(
+    router: tuple[CommandRouter, list[dict[str, Any]]],
+) -> None:
+    r, applied = router
+    r.close()
+    result = await r.submit("power/circuit", cmd("s1"), "crew", "panel")
+    assert (result.id, result.status, result.code) == ("s1", "rejected", "shutting_down")
+    assert applied == []

@@ -21,7 +21,6 @@ from typing import Any
 
 import structlog
 
-from drivers.bus_worker import BusWorker
 from drivers.buses import build_workers
 from drivers.gpio import GpioBridge, LineSpec
 from supervisor.core.alarms import AlarmManager
@@ -42,7 +41,7 @@ from supervisor.core.subsystem import (
     make_context,
 )
 from supervisor.core.systemd_notify import notify
-from supervisor.core.ticker import Watchdog, tick
+from supervisor.core.ticker import Watchdog, progress_counter, supervised, tick
 from supervisor.core.van_state import VERSION, VanState
 from supervisor.core.vehicle import GpioPoints, VehicleCore
 from supervisor.interfaces.mqtt_bridge import MqttBridge
@@ -52,7 +51,6 @@ log = structlog.get_logger("supervisor")
 
 SAFE_STATE_TIMEOUT_S = 5.0
 REAL_TIME = Clock()
-RESTART_BACKOFF_MAX_S = 30.0
 
 
 class _Shutdown(Exception):
@@ -95,8 +93,8 @@ class Supervisor:
         if cfg.panel is not None and cfg.panel.enabled:
             history = History(self.storage, points, cfg.panel.history_days * 86400, clock.wall)
             self.panel = Panel(cfg.panel, self.van, history)
-        counters = {f"bus:{n}": _counter(w) for n, w in self.workers.items()}
-        counters.update({hb.name: _counter(hb) for hb in self.heartbeats})
+        counters = {f"bus:{n}": progress_counter(w) for n, w in self.workers.items()}
+        counters.update({hb.name: progress_counter(hb) for hb in self.heartbeats})
         self.watchdog = Watchdog(counters)
 
     def _context(self, name: str, clock: Clock) -> Context:
@@ -160,28 +158,6 @@ class Supervisor:
             log.error("safe_states_timed_out", timeout_s=SAFE_STATE_TIMEOUT_S)
         self.van.update_state("offline")
         await self.mqtt.flush(2.0)
-
-
-def _counter(loop: BusWorker | Heartbeat) -> Callable[[], int]:
-    """The progress counter of a bus worker or a subsystem loop, for the watchdog."""
-    if isinstance(loop, Heartbeat):
-        return lambda: loop.count
-    return lambda: loop.progress
-
-
-async def supervised(name: str, work: Callable[[], Awaitable[None]]) -> None:
-    """Run ``work`` forever, restarting it with backoff if it fails; cancellation ends it."""
-    delay = 0.5
-    while True:
-        try:
-            await work()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("task_failed", task=name, restart_in_s=delay)
-        await asyncio.sleep(delay)  # restart backoff
-        delay = min(delay * 2, RESTART_BACKOFF_MAX_S)
 
 
 def main(argv: list[str] | None = None) -> int:

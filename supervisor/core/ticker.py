@@ -1,5 +1,6 @@
-"""Once a second: age the points, refresh device counts, settle deferred safe states, and ping
-the systemd watchdog while every loop makes progress.
+"""Keeping the loops alive: each task restarts its own work after a failure (``supervised``),
+and once a second the ticker ages the points, refreshes device counts, settles deferred safe
+states and pings the systemd watchdog while every loop makes progress.
 
 The watchdog watches progress counters: each bus worker's and each subsystem's heartbeat. A
 counter that has not moved for ``stall_s`` stops the pings, so systemd restarts a supervisor
@@ -10,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
 from drivers.bus_worker import BusWorker
 from supervisor.core.outputs import OutputPort
+from supervisor.core.subsystem import Heartbeat
 from supervisor.core.systemd_notify import notify, watchdog_interval
 from supervisor.core.van_state import VanState
 
 log = structlog.get_logger("supervisor.ticker")
 
+RESTART_BACKOFF_MAX_S = 30.0
 TICK_S = 1.0
 STALL_S = 10.0
 DEVICE_STATUS_REFRESH_S = 10.0
@@ -76,3 +79,25 @@ def _refresh_device_status(van: VanState, workers: Mapping[str, BusWorker]) -> N
             snapshot = worker.health(device).snapshot()
             if device in van.devices.status and snapshot != van.devices.status[device]:
                 van.devices.health(device, snapshot)
+
+
+def progress_counter(loop: BusWorker | Heartbeat) -> Callable[[], int]:
+    """The progress counter of a bus worker or a subsystem loop, for the watchdog."""
+    if isinstance(loop, Heartbeat):
+        return lambda: loop.count
+    return lambda: loop.progress
+
+
+async def supervised(name: str, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work`` forever, restarting it with backoff if it fails; cancellation ends it."""
+    delay = 0.5
+    while True:
+        try:
+            await work()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task_failed", task=name, restart_in_s=delay)
+        await asyncio.sleep(delay)  # restart backoff
+        delay = min(delay * 2, RESTART_BACKOFF_MAX_S)
