@@ -294,14 +294,14 @@ class Bench:
     async def measure_plant(self) -> None:
         n = self.args.plant_samples
         log(f"plant change -> MQTT state: {n} samples (~{n} s)")
-        values = ((1, "grid"), (2, "generator"))
+        sources = ("grid", "generator")  # the simulator serves the profile's codes for them
         samples: list[float] = []
         try:
             for i in range(n):
-                code, name = values[i % 2]
-                seen = self.monitor.watch(state_is("power/ac/source", name))
+                source = sources[i % 2]
+                seen = self.monitor.watch(state_is("power/ac/source", source))
                 t0 = time.perf_counter()
-                self.sim.override("gx_system", "active_input_source", code)
+                self.sim.override("gx_system", "active_input_source", source)
                 samples.append(await asyncio.wait_for(seen, STEP_TIMEOUT_S) - t0)
                 # a random phase against the 1 s poll, so the samples cover the whole period
                 await asyncio.sleep(self.rng.uniform(0.0, 1.0))

@@ -32,7 +32,7 @@ from supervisor.core.subsystem import Clock
 from supervisor.power import power_config
 from supervisor.power.subsystem import PowerSubsystem
 from supervisor.registry import load_config
-from vansim.plant import Plant
+from vansim.plant import InverterMode, Plant
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "config" / "demo.toml"
@@ -117,9 +117,10 @@ class DayRig:
             self.plant.switches[name] = bool(value)
             self.plant.settle()
             return self.plant.switches[name]
-        if register == "mode":
-            self.plant.inverter.mode = int(value)
-            return self.plant.inverter.mode
+        if register == "mode":  # a code on the wire, a meaning in the plant
+            profile = self.devices.profile(device)
+            self.plant.inverter.mode = InverterMode(profile.enum_of(register)[int(value)])
+            return profile.code_of(register, self.plant.inverter.mode)
         if register == "ac_in_current_limit":
             self.plant.inverter.ac_in_current_limit_a = float(value)
             return self.plant.inverter.ac_in_current_limit_a
@@ -139,14 +140,19 @@ class DayRig:
     def feed(self) -> None:
         """The readings the bus workers would deliver, straight from the plant."""
         p, bat, inv, ts = self.plant, self.plant.battery, self.plant.inverter, self.now
+        # enumerated registers carry the codes the devices' profiles give the plant's meanings
+        system, vebus = self.devices.profile("gx_system"), self.devices.profile("multiplus")
         self.devices.values("battery", {
             "voltage": bat.voltage, "current": bat.current, "power": bat.power,
             "soc": bat.soc, "temperature": bat.temperature_c, "time_to_go": bat.time_to_go_s,
         }, ts)
-        self.devices.values("gx_system", {"active_input_source": int(p.active_input_source),
-                                          "ac_consumption_l1": inv.ac_out_power_w}, ts)
+        self.devices.values("gx_system", {
+            "active_input_source": system.code_of("active_input_source", p.active_input_source),
+            "ac_consumption_l1": inv.ac_out_power_w,
+        }, ts)
         self.devices.values("multiplus", {
-            "mode": inv.mode, "state": int(inv.state), "ac_in_current": p.ac_in_current_a,
+            "mode": vebus.code_of("mode", inv.mode), "state": vebus.code_of("state", inv.state),
+            "ac_in_current": p.ac_in_current_a,
             "ac_out_current": inv.ac_out_power_w / 230, "ac_out_power": inv.ac_out_power_w,
             "ac_in_current_limit": inv.ac_in_current_limit_a,
             "overload_alarm": int(inv.overload_alarm), "high_temperature_alarm": 0,

@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,11 @@ async def read_value(client: AsyncModbusTcpClient, profile_name: str, name: str,
     return decode(list(rr.registers), reg.type, reg.scale, profile.device.word_order, reg.invalid)
 
 
+def code(profile_name: str, register: str, meaning: str) -> int:
+    """The code a real device serves for ``meaning``: its profile's, not the simulator's."""
+    return load_profile(profile_name).code_of(register, meaning)
+
+
 def number(value: object) -> float:
     assert isinstance(value, int | float) and not isinstance(value, bool), value
     return float(value)
@@ -239,6 +245,25 @@ def make_plant(**kwargs: Any) -> Plant:
 
 
 # -- plant, pure and in virtual time --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("meanings", "profile_name", "register"), [
+    (BatteryState, "victron_gx_system", "battery_state"),
+    (AcSource, "victron_gx_system", "active_input_source"),
+    (InverterMode, "victron_gx_vebus", "mode"),
+    (InverterState, "victron_gx_vebus", "state"),
+    (SolarMode, "victron_gx_solarcharger", "mode"),
+    (SolarState, "victron_gx_solarcharger", "state"),
+])
+def test_plant_meanings_are_the_profiles(
+    meanings: type[StrEnum], profile_name: str, register: str
+) -> None:
+    profile = load_profile(profile_name)
+    known = set(profile.enum_of(register).values())
+    if profile.get(register).writable:  # the plant takes every mode a client may write
+        assert set(meanings) == known
+    else:  # and serves only states the profile has a code for
+        assert set(meanings) <= known
 
 
 def test_soc_falls_under_the_base_load() -> None:
@@ -641,9 +666,14 @@ async def test_gx_serves_the_plant_battery(van: SimulatedVan, gx: AsyncModbusTcp
     assert await read_value(gx, "victron_gx_system", "battery_soc", GX_SYSTEM) == 80
     sys_v = await read_value(gx, "victron_gx_system", "battery_voltage", GX_SYSTEM)
     assert sys_v == pytest.approx(bat.voltage, abs=0.1)
-    assert await read_value(gx, "victron_gx_system", "battery_state", GX_SYSTEM) == 2
-    assert await read_value(gx, "victron_gx_system", "active_input_source", GX_SYSTEM) == 240
-    assert await read_value(gx, "victron_gx_vebus", "state", GX_VEBUS) == 9  # inverting
+    assert await read_value(gx, "victron_gx_system", "battery_state", GX_SYSTEM) == code(
+        "victron_gx_system", "battery_state", "discharging")
+    assert await read_value(gx, "victron_gx_system", "active_input_source", GX_SYSTEM) == code(
+        "victron_gx_system", "active_input_source", "none")
+    assert await read_value(gx, "victron_gx_vebus", "state", GX_VEBUS) == code(
+        "victron_gx_vebus", "state", "inverting")
+    assert await read_value(gx, "victron_gx_vebus", "active_input", GX_VEBUS) == code(
+        "victron_gx_vebus", "active_input", "disconnected")
     # a whole block through the holes of the system map, as the block planner reads it
     rr = await gx.read_holding_registers(806, count=861 - 806, device_id=GX_SYSTEM)
     assert not rr.isError()
@@ -651,22 +681,42 @@ async def test_gx_serves_the_plant_battery(van: SimulatedVan, gx: AsyncModbusTcp
 
 
 async def test_shore_power_shows_on_the_gx(van: SimulatedVan, gx: AsyncModbusTcpClient) -> None:
+    shore = code("victron_gx_system", "active_input_source", "shore")
     van.plant.shore_connected = True
-    await wait_until(lambda: van.served_value("gx_system", "active_input_source") == 3)
-    assert await read_value(gx, "victron_gx_system", "active_input_source", GX_SYSTEM) == 3
-    assert await read_value(gx, "victron_gx_system", "battery_state", GX_SYSTEM) == 1
-    assert await read_value(gx, "victron_gx_vebus", "state", GX_VEBUS) == 3  # bulk
+    await wait_until(lambda: van.served_value("gx_system", "active_input_source") == shore)
+    assert await read_value(gx, "victron_gx_system", "active_input_source", GX_SYSTEM) == shore
+    assert await read_value(gx, "victron_gx_system", "battery_state", GX_SYSTEM) == code(
+        "victron_gx_system", "battery_state", "charging")
+    assert await read_value(gx, "victron_gx_vebus", "state", GX_VEBUS) == code(
+        "victron_gx_vebus", "state", "bulk")
+    assert await read_value(gx, "victron_gx_vebus", "active_input", GX_VEBUS) == code(
+        "victron_gx_vebus", "active_input", "ac_in_1")
     ac_in = await read_value(gx, "victron_gx_vebus", "ac_in_voltage", GX_VEBUS)
     assert ac_in == pytest.approx(230.0, abs=3)
+
+
+async def test_override_pins_an_enumerated_register_by_meaning(
+    van: SimulatedVan, gx: AsyncModbusTcpClient
+) -> None:
+    async def source() -> Value | None:
+        return await read_value(gx, "victron_gx_system", "active_input_source", GX_SYSTEM)
+
+    van.override("gx_system", "active_input_source", "grid")
+    van.advance(60)  # the plant running on does not overwrite it
+    assert await source() == code("victron_gx_system", "active_input_source", "grid")
+    van.override("gx_system", "active_input_source", None)
+    van.advance(0)
+    assert await source() == code("victron_gx_system", "active_input_source", "none")
 
 
 async def test_inverter_settings_written_by_the_client_reach_the_plant(
     van: SimulatedVan, gx: AsyncModbusTcpClient
 ) -> None:
     vebus = load_profile("victron_gx_vebus")
-    assert van.served_value("multiplus", "mode") == 3
+    off = vebus.code_of("mode", "off")
+    assert van.served_value("multiplus", "mode") == vebus.code_of("mode", "on")
     assert van.served_value("multiplus", "ac_in_current_limit") == pytest.approx(16.0)
-    rr = await gx.write_register(vebus.get("mode").address, 4, device_id=GX_VEBUS)
+    rr = await gx.write_register(vebus.get("mode").address, off, device_id=GX_VEBUS)
     assert not rr.isError()
     limit = vebus.get("ac_in_current_limit")
     rr = await gx.write_register(limit.address, 105, device_id=GX_VEBUS)  # 10.5 A
@@ -675,8 +725,14 @@ async def test_inverter_settings_written_by_the_client_reach_the_plant(
     assert van.plant.inverter.ac_in_current_limit_a == pytest.approx(10.5)
     # the write sticks: the plant running on does not overwrite what the client set
     van.advance(600)
-    assert await read_value(gx, "victron_gx_vebus", "mode", GX_VEBUS) == 4
-    assert await read_value(gx, "victron_gx_vebus", "state", GX_VEBUS) == 0
+    assert await read_value(gx, "victron_gx_vebus", "mode", GX_VEBUS) == off
+    assert await read_value(gx, "victron_gx_vebus", "state", GX_VEBUS) == vebus.code_of(
+        "state", "off")
+    # a code the profile does not know means nothing to the plant: it keeps its mode
+    unknown = max(vebus.enum_of("mode")) + 1
+    rr = await gx.write_register(vebus.get("mode").address, unknown, device_id=GX_VEBUS)
+    assert not rr.isError()
+    assert van.plant.inverter.mode == InverterMode.OFF
 
 
 async def test_tcp_reads_outside_the_map_are_refused(gx: AsyncModbusTcpClient) -> None:
@@ -919,7 +975,10 @@ async def test_solar_charger_registers(van: SimulatedVan, gx: AsyncModbusTcpClie
     async def solar(name: str) -> float:
         return number(await read_value(gx, "victron_gx_solarcharger", name, GX_SOLAR))
 
-    assert await solar("pv_power") == 0 and await solar("state") == SolarState.OFF
+    def solar_code(register: str, meaning: str) -> int:
+        return code("victron_gx_solarcharger", register, meaning)
+
+    assert await solar("pv_power") == 0 and await solar("state") == solar_code("state", "off")
     assert await solar("pv_voltage") == 0
     plant = van.plant
     plant.clock = NOON
@@ -927,7 +986,7 @@ async def test_solar_charger_registers(van: SimulatedVan, gx: AsyncModbusTcpClie
     van.advance(600)
     assert await solar("pv_power") == pytest.approx(300, abs=1)
     assert await solar("pv_voltage") == pytest.approx(18.0)
-    assert await solar("state") == SolarState.BULK
+    assert await solar("state") == solar_code("state", "bulk")
     assert await solar("battery_current") == pytest.approx(plant.solar.current_a, abs=0.1)
     assert await solar("battery_voltage") == pytest.approx(plant.battery.voltage, abs=0.01)
     assert await solar("yield_today") == pytest.approx(0.3 * 0.97 / 6, abs=0.1)
@@ -937,11 +996,11 @@ async def test_solar_charger_registers(van: SimulatedVan, gx: AsyncModbusTcpClie
     assert number(battery) == pytest.approx(plant.solar.current_a - 2.5, abs=0.1)
     # the client switches the charger off
     mode = load_profile("victron_gx_solarcharger").get("mode")
-    rr = await gx.write_register(mode.address, 4, device_id=GX_SOLAR)
+    rr = await gx.write_register(mode.address, solar_code("mode", "off"), device_id=GX_SOLAR)
     assert not rr.isError()
     assert plant.solar.mode == SolarMode.OFF
-    assert await solar("pv_power") == 0 and await solar("state") == SolarState.OFF
-    assert await solar("mode") == 4
+    assert await solar("pv_power") == 0 and await solar("state") == solar_code("state", "off")
+    assert await solar("mode") == solar_code("mode", "off")
     assert plant.battery.current == pytest.approx(-2.5)
 
 
@@ -960,7 +1019,7 @@ async def test_vebus_alarms_and_ac_figures(van: SimulatedVan, gx: AsyncModbusTcp
     van.plant.ac_base_load_w = 2600
     van.advance(0)
     assert await vebus("overload_alarm") == 2
-    assert await vebus("state") == InverterState.INVERTING
+    assert await vebus("state") == code("victron_gx_vebus", "state", "inverting")
     van.plant.inverter.high_temperature = True
     van.advance(0)
     assert await vebus("high_temperature_alarm") == 2
@@ -970,7 +1029,7 @@ async def test_vebus_alarms_and_ac_figures(van: SimulatedVan, gx: AsyncModbusTcp
     limit = load_profile("victron_gx_vebus").get("ac_in_current_limit")
     rr = await gx.write_register(limit.address, 60, device_id=GX_VEBUS)  # 6 A
     assert not rr.isError()
-    assert await vebus("state") == InverterState.POWER_ASSIST
+    assert await vebus("state") == code("victron_gx_vebus", "state", "power_assist")
     assert await vebus("ac_in_current") == pytest.approx(6.0, abs=0.1)
     assert await vebus("overload_alarm") == 0
 
@@ -992,11 +1051,11 @@ async def test_generator_follows_the_gpio_run_line(
         assert gen.running
         assert await read_msg(reader) == {"pin": 24, "level": True}
         source = await read_value(gx, "victron_gx_system", "active_input_source", GX_SYSTEM)
-        assert source == AcSource.GENERATOR
+        assert source == code("victron_gx_system", "active_input_source", "generator")
         van.plant.shore_connected = True
         van.advance(0)
         source = await read_value(gx, "victron_gx_system", "active_input_source", GX_SYSTEM)
-        assert source == AcSource.SHORE
+        assert source == code("victron_gx_system", "active_input_source", "shore")
         writer.write(b'{"pin": 23, "level": false}\n')  # and to stop
         await writer.drain()
         await wait_until(lambda: not gen.running)

@@ -3,9 +3,11 @@
 Each device serves its profile's register map. What the registers hold is data: the table
 :data:`DEVICE_MODELS` maps a profile name to a function producing register values from the
 plant, to a function applying what the client wrote back to the plant, and to the defaults
-of the writable registers. Nothing here knows pymodbus: the server adapter
-(:mod:`vansim.modbus_server`) turns :class:`ModbusError` and :class:`Silent` into wire
-behaviour.
+of the writable registers. The plant models states and modes by meaning: an enumerated
+register serves the code its profile gives the plant's meaning, and a code the client writes
+reaches the plant as its meaning (a code the profile does not know changes nothing). Nothing
+here knows pymodbus: the server adapter (:mod:`vansim.modbus_server`) turns
+:class:`ModbusError` and :class:`Silent` into wire behaviour.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from drivers.buses import DeviceConfig
 from drivers.profile import Profile, Register, Table
 from drivers.register_codec import CodecError, Value, decode, encode
 from supervisor.power.config import Circuit
-from vansim.plant import Plant
+from vansim.plant import InverterMode, Plant, SolarMode
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +133,20 @@ class ServedDevice:
         words = [table.get(a, 0) for a in range(reg.address, reg.end)]
         return decode(words, reg.type, reg.scale, self.profile.device.word_order, reg.invalid)
 
+    def meaning(self, name: str) -> str | None:
+        """What the code now served in enumerated register ``name`` means (None: none known)."""
+        code = self.value(name)
+        return self.profile.enum_of(name).get(code) if isinstance(code, int) else None
+
     def set_value(self, name: str, value: Value) -> None:
-        """Serve ``value`` in register ``name``; numbers out of the type's range are clamped."""
+        """Serve ``value`` in register ``name``; numbers out of the type's range are clamped.
+
+        For an enumerated register ``value`` may be a meaning: the profile's code for it is
+        served (KeyError if the profile has no such meaning).
+        """
         reg = self.register(name)
+        if reg.enum is not None and isinstance(value, str):
+            value = self.profile.code_of(name, value)
         words = _encode_clamped(value, reg, self.profile)
         table = self._words[reg.table]
         for offset, word in enumerate(words):
@@ -241,9 +254,9 @@ def _gx_system(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
         "battery_current": b.current,
         "battery_power": b.power,
         "battery_soc": b.soc,
-        "battery_state": int(b.state),
+        "battery_state": b.state,
         "battery_time_to_go": b.time_to_go_s,
-        "active_input_source": int(p.active_input_source),
+        "active_input_source": p.active_input_source,
         "ac_consumption_l1": p.inverter.ac_out_power_w,
         "pv_power": p.solar.pv_power_w,
         "dc_system_power": p.dc_load_a * b.voltage,
@@ -284,8 +297,8 @@ def _gx_vebus(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
         "ac_out_power": inv.ac_out_power_w,
         "dc_voltage": b.voltage,
         "dc_current": inv.dc_current_a,
-        "active_input": 0 if inv.ac_input_active else 240,
-        "state": int(inv.state),
+        "active_input": "ac_in_1" if inv.ac_input_active else "disconnected",
+        "state": inv.state,
         "error": 0,
         "high_temperature_alarm": int(inv.high_temperature_alarm),
         "low_battery_alarm": 0,
@@ -294,10 +307,10 @@ def _gx_vebus(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
 
 
 def _gx_vebus_apply(p: Plant, dev: ServedDevice) -> None:
-    mode = dev.value("mode") if dev.has("mode") else None
+    mode = dev.meaning("mode") if dev.has("mode") else None
     limit = dev.value("ac_in_current_limit") if dev.has("ac_in_current_limit") else None
-    if isinstance(mode, int):
-        p.inverter.mode = mode
+    if mode is not None:
+        p.inverter.mode = InverterMode(mode)
     if isinstance(limit, int | float):
         p.inverter.ac_in_current_limit_a = float(limit)
 
@@ -307,7 +320,7 @@ def _gx_solarcharger(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
     return {
         "battery_voltage": p.battery.voltage,
         "battery_current": s.current_a,
-        "state": int(s.state),
+        "state": s.state,
         "pv_voltage": s.pv_voltage_v,
         "yield_today": s.yield_today_kwh,
         "pv_power": s.pv_power_w,
@@ -315,9 +328,9 @@ def _gx_solarcharger(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
 
 
 def _gx_solarcharger_apply(p: Plant, dev: ServedDevice) -> None:
-    mode = dev.value("mode") if dev.has("mode") else None
-    if isinstance(mode, int):
-        p.solar.mode = mode
+    mode = dev.meaning("mode") if dev.has("mode") else None
+    if mode is not None:
+        p.solar.mode = SolarMode(mode)
 
 
 def _eastron_sdm120(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
@@ -355,10 +368,11 @@ DEVICE_MODELS: dict[str, DeviceModel] = {
     "victron_gx_vebus": DeviceModel(
         produce=_gx_vebus,
         apply=_gx_vebus_apply,
-        defaults={"mode": 3, "ac_in_current_limit": 16.0},
+        defaults={"mode": InverterMode.ON, "ac_in_current_limit": 16.0},
     ),
     "victron_gx_solarcharger": DeviceModel(
-        produce=_gx_solarcharger, apply=_gx_solarcharger_apply, defaults={"mode": 1}
+        produce=_gx_solarcharger, apply=_gx_solarcharger_apply,
+        defaults={"mode": SolarMode.ON}
     ),
     "eastron_sdm120": DeviceModel(produce=_eastron_sdm120),
     "xy_md02": DeviceModel(produce=_xy_md02),

@@ -25,6 +25,10 @@ Without Modbus the plant is driven through attributes: ``plant.switches[name] = 
 
 Sign convention (Victron's): battery current is positive while charging, negative while
 discharging.
+
+States and modes are modelled by meaning: the enums' values are the meanings in the device
+profiles' ``[enum.*]`` tables (``drivers/profiles``), and the Victron codes live only there;
+:mod:`vansim.modbus_devices` translates between the two through the profile.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from enum import Enum, IntEnum
+from enum import Enum, IntEnum, StrEnum
 
 # LiFePO4 12 V (4 cells) rest voltage against state of charge: the long flat middle and the
 # knees at both ends are what make SOC, not voltage, the useful measure.
@@ -85,20 +89,20 @@ def sun_fraction(clock: datetime) -> float:
     return math.sin(math.pi * (hour - 6.0) / 12.0)
 
 
-class BatteryState(IntEnum):
-    """Victron ``/Dc/Battery/State``."""
+class BatteryState(StrEnum):
+    """Whether the battery rests, charges or discharges (system ``battery_state``)."""
 
-    IDLE = 0
-    CHARGING = 1
-    DISCHARGING = 2
+    IDLE = "idle"
+    CHARGING = "charging"
+    DISCHARGING = "discharging"
 
 
-class ChargeStage(IntEnum):
-    """Charge stage the battery's SOC calls for (Victron's charger state numbers)."""
+class ChargeStage(StrEnum):
+    """Charge stage the battery's SOC calls for; the chargers' states share these meanings."""
 
-    BULK = 3
-    ABSORPTION = 4
-    FLOAT = 5
+    BULK = "bulk"
+    ABSORPTION = "absorption"
+    FLOAT = "float"
 
 
 def charge_stage(soc: float) -> ChargeStage:
@@ -125,53 +129,56 @@ def charge_acceptance_a(soc: float, bulk_a: float) -> float:
     return math.inf
 
 
-class InverterMode(IntEnum):
-    """Victron VE.Bus ``/Mode`` (written by the supervisor)."""
+class InverterMode(StrEnum):
+    """What the MultiPlus may do (VE.Bus ``mode``, written by the supervisor)."""
 
-    CHARGER_ONLY = 1
-    INVERTER_ONLY = 2
-    ON = 3
-    OFF = 4
-
-
-class InverterState(IntEnum):
-    """Victron VE.Bus ``/State`` values the model produces."""
-
-    OFF = 0
-    FAULT = 2
-    BULK = 3
-    ABSORPTION = 4
-    FLOAT = 5
-    INVERTING = 9
-    POWER_ASSIST = 10
+    CHARGER_ONLY = "charger_only"
+    INVERTER_ONLY = "inverter_only"
+    ON = "on"
+    OFF = "off"
 
 
-class AcSource(IntEnum):
-    """Victron ``/Ac/ActiveIn/Source``: what feeds the AC input."""
+class InverterState(StrEnum):
+    """The MultiPlus states the model produces (VE.Bus ``state``)."""
 
-    GENERATOR = 2
-    SHORE = 3
-    NONE = 240
-
-
-class SolarState(IntEnum):
-    """Victron solar charger ``/State`` values the model produces."""
-
-    OFF = 0
-    BULK = 3
-    ABSORPTION = 4
-    FLOAT = 5
+    OFF = "off"
+    BULK = "bulk"
+    ABSORPTION = "absorption"
+    FLOAT = "float"
+    INVERTING = "inverting"
+    POWER_ASSIST = "power_assist"
 
 
-class SolarMode(IntEnum):
-    """Victron solar charger ``/Mode`` (written by the supervisor)."""
+class AcSource(StrEnum):
+    """What feeds the AC input (system ``active_input_source``)."""
 
-    ON = 1
-    OFF = 4
+    GENERATOR = "generator"
+    SHORE = "shore"
+    NONE = "none"
+
+
+class SolarState(StrEnum):
+    """The solar charger states the model produces (solar charger ``state``)."""
+
+    OFF = "off"
+    BULK = "bulk"
+    ABSORPTION = "absorption"
+    FLOAT = "float"
+
+
+class SolarMode(StrEnum):
+    """Whether the solar charger may charge (solar charger ``mode``, written by the supervisor)."""
+
+    ON = "on"
+    OFF = "off"
 
 
 class AlarmLevel(IntEnum):
-    """Victron alarm register values."""
+    """Victron alarm register values.
+
+    Numbers, unlike the states above: the profiles give alarm registers no enum table and the
+    supervisor reads them as numbers.
+    """
 
     OK = 0
     WARNING = 1
@@ -244,7 +251,7 @@ class InverterCharger:
     while passing AC input through); the overload alarm compares it with ``nominal_w``.
     """
 
-    mode: int = InverterMode.ON
+    mode: InverterMode = InverterMode.ON
     ac_in_current_limit_a: float = 16.0
     charger_max_a: float = 30.0
     efficiency: float = 0.9
@@ -307,7 +314,7 @@ class SolarCharger:
     max_current_a: float = 30.0  # a 100/30 MPPT
     cloud_depth: float = 0.4
     mpp_voltage_v: float = 18.0  # panel voltage at the maximum power point, by day
-    mode: int = SolarMode.ON  # written by the supervisor: 1 on, 4 off
+    mode: SolarMode = SolarMode.ON  # written by the supervisor
     # outputs, recomputed by Plant at every step
     available_w: float = 0.0  # what the panels could give now
     pv_power_w: float = 0.0  # what the charger takes from them
@@ -327,7 +334,7 @@ class SolarCharger:
     @property
     def enabled(self) -> bool:
         """Whether the mode lets it charge."""
-        return self.mode != SolarMode.OFF
+        return self.mode is not SolarMode.OFF
 
 
 class GeneratorPhase(Enum):
