@@ -124,7 +124,7 @@ async def test_crew_settings_survive_a_power_cut(fast_van: Van) -> None:
     result = await mon.command("power/inverter/mode", {"id": "m1", "args": {
         "mode": "charger_only"}})
     assert result["status"] == "done"
-    assert plant.inverter.mode == 1
+    assert plant.inverter.mode == "charger_only"
     bad = await mon.command("power/shore/current_limit", {"id": "l2", "args": {"amps": 99}})
     assert (bad["status"], bad["code"]) == ("rejected", "out_of_range")
     # the controller loses power without warning; meanwhile the MultiPlus is reset and the
@@ -137,6 +137,7 @@ async def test_crew_settings_survive_a_power_cut(fast_van: Van) -> None:
     await settled(van)
     await wait_until(lambda: plant.inverter.ac_in_current_limit_a == pytest.approx(10),
                      what="limit re-applied")
-    assert van.sim.relay("relays", "relay_1") is True  # the crew's choice came back
+    await wait_until(lambda: van.sim.relay("relays", "relay_1") is True,
+                     what="the crew's choice came back")
     assert mon.value("power/shore/current_limit") == 10
     assert mon.value("power/inverter/mode_setting") == "charger_only"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Van
+from conftest import Van, settled
 from harness import BIN, DEMO_CONFIG, run, wait_until
 
 
@@ -109,8 +110,23 @@ async def test_silent_rtu_device_goes_offline_while_the_rest_keeps_updating(van:
 
 async def test_garbage_on_the_rtu_line_is_survived(van: Van) -> None:
     mon, sim = van.monitor, van.sim
-    for _ in range(5):
-        await sim.inject_garbage("rs485", 200)
+    rtu = ("room_climate", "relays", "shore_meter")
+
+    def framing_errors() -> int:
+        return sum(int((mon.latest.get(f"device/{d}/status") or {}).get("errors", {})
+                       .get("framing", 0)) for d in rtu)
+
+    await wait_until(lambda: mon.value("power/battery/voltage") is not None, what="voltage")
+    before = framing_errors()
+    gx_ts = mon.latest["state/power/battery/voltage"]["ts"]
+    # noise on the line until some of it lands in an answer: counted as a framing error
+    deadline = asyncio.get_running_loop().time() + 60
+    while framing_errors() <= before:
+        assert asyncio.get_running_loop().time() < deadline, "no framing error counted"
+        await sim.inject_garbage("rs485", 40)
+        await asyncio.sleep(0.05)  # the noise's pace, not a wait for a result
+    # the GX on its own bus kept updating the whole time
+    assert mon.latest["state/power/battery/voltage"]["ts"] > gx_ts
     result = await mon.command("power/circuit", {"id": "g1", "args": {
         "circuit": "fridge", "on": True}})
     if result["status"] != "done":  # a write may hit the garbage: the crew retries once
@@ -118,10 +134,8 @@ async def test_garbage_on_the_rtu_line_is_survived(van: Van) -> None:
             "circuit": "fridge", "on": True}})
     assert result["status"] == "done"
     assert sim.relay("relays", "relay_4") is True
-    await wait_until(lambda: mon.latest["device/relays/status"]["state"] == "online",
-                     what="relay board online")
-    await wait_until(lambda: mon.latest["device/room_climate/status"]["state"] == "online",
-                     what="sensor online")
+    await wait_until(lambda: all(mon.latest[f"device/{d}/status"]["state"] == "online"
+                                 for d in rtu), what="RTU devices online")
     assert van.supervisor.proc is not None and van.supervisor.proc.poll() is None
 
 
@@ -173,14 +187,66 @@ async def test_bad_config_refuses_to_start_and_touches_nothing(
     result = await van.monitor.command("power/circuit", {"id": "c1", "args": {
         "circuit": "exterior_lights", "on": True}})
     assert result["status"] == "done"
-    assert await van.supervisor.stop() == 0
-    sim.override("relays", "relay_1", True)  # someone left the lights on by hand
+    # a power cut: the lights stay on, no safe state was applied
+    assert await van.supervisor.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert sim.relay("relays", "relay_1") is True
+    # the same van with one mistake far from the relay board (which stays reachable)
     bad = tmp_path / "bad.toml"
-    bad.write_text(DEMO_CONFIG.read_text().replace("unit = 2", "unit = 1"))
+    bad.write_text(DEMO_CONFIG.read_text().replace("restore_soc = 60", "restore_soc = 40"))
     proc = await run([str(BIN / "mcw-supervisor"), "--config", str(bad)])
     assert proc.returncode == 2
-    assert f"{bad}: device[5].unit: unit id 1 is used twice on bus 'rs485'" in proc.stderr
-    assert sim.relay("relays", "relay_1") is True  # untouched
+    assert f"{bad}: power.shedding.step[0].restore_soc: must be above shed_soc" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sim.relay("relays", "relay_1") is True  # untouched: a started one would cut it
+
+
+async def test_sigterm_with_a_silent_device_still_exits_cleanly(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    sim.set_silent("relays", True)  # the relay board stops answering
+    await wait_until(lambda: mon.latest["device/relays/status"]["state"] == "offline",
+                     what="relay board offline")
+    assert await van.supervisor.stop(signal.SIGTERM) == 0
+    await wait_until(lambda: mon.latest["status"]["state"] == "offline", what="offline")
+    events = [line.get("event") for line in van.supervisor.log_lines()]
+    assert "safe_state_not_confirmed" in events or "safe_states_timed_out" in events
+    assert "supervisor_stopped" in events
+
+
+async def test_each_role_runs_only_its_actions_over_mqtt(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    circuit = next(a for a in mon.latest["meta"]["actions"] if a["id"] == "power/circuit")
+    assert circuit["roles"] == ["crew", "technician"]
+    result = await mon.command("power/circuit", {"id": "r1", "args": {
+        "circuit": "exterior_lights", "on": True}}, role="hq")
+    assert (result["status"], result["code"]) == ("rejected", "forbidden")
+    assert sim.relay("relays", "relay_1") is False
+    done = await mon.command("system/republish", {"id": "r2", "args": {}}, role="hq")
+    assert done["status"] == "done"
+    unknown = await mon.command("power/circuit", {"id": "r3", "args": {
+        "circuit": "exterior_lights", "on": True}}, role="admin")
+    assert unknown["code"] == "unknown_role"
+    assert sim.relay("relays", "relay_1") is False
+
+
+async def test_a_retained_command_is_never_applied(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    assert mon.client is not None
+    assert await van.supervisor.stop(signal.SIGTERM) == 0
+    # published while the supervisor is down, kept by the broker for its next start
+    await mon.client.publish("mcw/v1/demo/cmd/crew/power/circuit", json.dumps(
+        {"id": "kept", "args": {"circuit": "exterior_lights", "on": True}}), qos=1, retain=True)
+    van.supervisor.start()
+    answers = await wait_until(lambda: [v for t, v, _ in mon.messages
+                                        if t == "result/crew/power/circuit"],
+                               what="retained command answered")
+    assert [(a["id"], a["status"], a["code"]) for a in answers] == [
+        ("kept", "rejected", "retained")]
+    await settled(van)
+    assert sim.relay("relays", "relay_1") is False
+    assert len([t for t, _, _ in mon.messages if t == "result/crew/power/circuit"]) == 1
+    # and the broker no longer offers it (the supervisor cleared it)
+    await wait_until(lambda: mon.latest.get("cmd/crew/power/circuit") is None,
+                     what="retained command cleared")
 
 
 async def test_mcwctl_status_shows_devices_and_failures(van: Van) -> None:

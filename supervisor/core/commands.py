@@ -195,6 +195,17 @@ class CommandRouter:
             self._in_flight.discard(cid)
         return self._finish(result, role, source, args)
 
+    def refuse(self, action: str, payload: bytes | str, role: str, source: str, code: str,
+               message: str) -> Result:
+        """Answer a command an interface will not submit (e.g. a retained MQTT message):
+        ``rejected``, with its id when one can be read, audited like any other."""
+        try:
+            cid: str | None = _command_id(_parse(payload))
+        except _Reject:
+            cid = None
+        return self._finish(Result(cid, action, "rejected", code, message), role, source, {},
+                            record=False)
+
     def _finish(
         self, result: Result, role: str, source: str, args: dict[str, Any], record: bool = True
     ) -> Result:

@@ -18,7 +18,7 @@ import aiomqtt
 import structlog
 
 from supervisor.core.alarms import AlarmDef, AlarmState
-from supervisor.core.commands import ROLE_NAMES, Result
+from supervisor.core.commands import ROLE_NAMES
 from supervisor.core.points import PointDef, PointValue
 from supervisor.core.van_state import (
     VanState,
@@ -52,6 +52,7 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._republish = asyncio.Event()
         self._drained = asyncio.Event()  # set by the sender whenever the outbox is empty
+        self._clearing: set[str] = set()  # retained commands we cleared (their echo is no command)
         self.connected = False
         self.session = int(self.storage.get("mqtt_session", 0))
         self.published = 0
@@ -144,7 +145,7 @@ class MqttBridge:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._sender(client), name="mqtt-sender")
                 async for message in client.messages:
-                    tg.create_task(self._command(message), name="mqtt-command")
+                    tg.create_task(self._command(message, client), name="mqtt-command")
 
     async def _sender(self, client: aiomqtt.Client) -> None:
         while True:
@@ -172,16 +173,22 @@ class MqttBridge:
             if not self._wake.is_set():
                 self._drained.set()
 
-    async def _command(self, message: aiomqtt.Message) -> None:
+    async def _command(self, message: aiomqtt.Message, client: aiomqtt.Client) -> None:
         role, _, action = message.topic.value.removeprefix(f"{self.prefix}/cmd/").partition("/")
         payload = message.payload if isinstance(message.payload, bytes | str) else b""
         if role not in ROLE_NAMES:
-            result = Result(None, action, "rejected", "unknown_role",
-                            f"commands go to cmd/{{{'|'.join(ROLE_NAMES)}}}/<action>")
+            result = self.router.refuse(action, payload, role, "mqtt", "unknown_role",
+                                        f"commands go to cmd/{{{'|'.join(ROLE_NAMES)}}}/<action>")
         elif message.retain:
-            # a command kept by the broker was meant for another moment: never applied
-            result = Result(None, action, "rejected", "retained",
-                            "retained commands are never applied")
+            # kept by the broker for whoever subscribes next: meant for another moment, never
+            # applied; cleared so that it is not offered again
+            result = self.router.refuse(action, payload, role, "mqtt", "retained",
+                                        "retained commands are never applied")
+            self._clearing.add(message.topic.value)
+            await client.publish(message.topic.value, b"", qos=QOS, retain=True)
+        elif not payload and message.topic.value in self._clearing:
+            self._clearing.discard(message.topic.value)  # our own clearing, coming back
+            return
         else:
             result = await self.router.submit(action, payload, role, "mqtt")
         self._results.append((f"{self.prefix}/result/{role}/{action}",
