@@ -9,7 +9,7 @@ The broker keeps its state on disk (``persistence true``), so a restart keeps wh
 retained before it (a stale value would show) and an observer's persistent session, which
 queues what the bridge publishes while the observer is reconnecting.
 
-Tests marked ``xfail(strict=True)`` show bugs found in ``mqtt_bridge.py``; each reason says
+Tests marked ``xfail(strict=True)`` show what ``mqtt_bridge.py`` does not do yet; each reason says
 what is wrong. Once a bug is fixed its test passes and strict xfail turns that into a failure
 that says: drop the mark.
 """
@@ -498,11 +498,6 @@ async def test_a_command_sent_while_the_supervisor_is_away_is_answered_when_it_i
     assert rig.applied == [{"on": True}, {"on": False}]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_session sets _republish on (re)connect but not _wake, and the sender only looks at "
-    "_republish when woken; with nothing else queued (a quiet van) nothing is republished, so "
-    "after a network drop the broker keeps the last will's status 'lost' while the bridge is "
-    "connected again. request_republish() sets both; _session should too."))
 async def test_status_is_republished_after_a_network_drop_in_a_quiet_van(
     broker: Broker, link: Link, linked_rig: Rig,
 ) -> None:
@@ -521,12 +516,6 @@ async def test_status_is_republished_after_a_network_drop_in_a_quiet_van(
     assert hq.on("status")[-1]["session"] == session + 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_sender pops a retained topic before publishing it and puts it back only on MqttError; "
-    "when the connection drops while the publish waits for its PUBACK, the session's TaskGroup "
-    "cancels the sender (CancelledError, not MqttError) and the payload is lost. A republish "
-    "restores points and active alarms, but not a cleared alarm's empty payload, so the "
-    "broker keeps showing the alarm as active."))
 async def test_an_alarm_cleared_as_the_link_drops_is_cleared_on_the_broker(
     broker: Broker, link: Link, linked_rig: Rig,
 ) -> None:

@@ -141,7 +141,7 @@ class MqttBridge:
             self.connected = True
             log.info("mqtt_connected", host=self.cfg.host, port=self.cfg.port, session=self.session)
             await client.subscribe(f"{self.prefix}/cmd/#", qos=QOS)
-            self._republish.set()
+            self.request_republish()  # everything again, whatever the broker kept
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._sender(client), name="mqtt-sender")
                 async for message in client.messages:
@@ -156,12 +156,12 @@ class MqttBridge:
                 for suffix, payload in self.van.retained().items():
                     self._retained[suffix] = payload
             while self._retained:
-                suffix, payload = self._retained.popitem(last=False)
-                try:
-                    await client.publish(f"{self.prefix}/{suffix}", payload, qos=QOS, retain=True)
-                except aiomqtt.MqttError:
-                    self._retained[suffix] = payload  # keep it for the next connection
-                    raise
+                # removed only once the broker has it: a publish cut off by a lost link (an
+                # error or a cancellation) leaves it queued for the next connection
+                suffix, payload = next(iter(self._retained.items()))
+                await client.publish(f"{self.prefix}/{suffix}", payload, qos=QOS, retain=True)
+                if self._retained.get(suffix) is payload:  # not replaced meanwhile
+                    del self._retained[suffix]
                 self.published += 1
             while self._results:
                 topic, payload = self._results[0]
