@@ -64,10 +64,10 @@ class Register(BaseModel):
             raise ValueError("min must not be above max")
         return self
 
-    def check_write(self, value: float | bool) -> str | None:
-        """Why ``value`` may not be written to this register (None when it may)."""
-        if isinstance(value, bool):
-            return None if self.type == "bool" else f"{self.name} takes a number"
+    def check_range(self, value: float | bool) -> str | None:
+        """Why ``value`` is outside this register's type or write range (None when inside)."""
+        if isinstance(value, bool) != (self.type == "bool"):
+            return f"{self.name} takes {'true or false' if self.type == 'bool' else 'a number'}"
         if self.min is not None and value < self.min:
             return f"{self.name} must be at least {self.min:g}"
         if self.max is not None and value > self.max:
@@ -137,6 +137,17 @@ class Profile(BaseModel):
         """Code -> meaning of an enumerated register ({} when it is not one)."""
         table = self.get(register).enum
         return {} if table is None else self.enums[table]
+
+    def check_write(self, register: str, value: float | bool) -> str | None:
+        """Why ``value`` may not be written to ``register`` (None when it may): its access,
+        type, write range, or for an enumerated register a code the device defines."""
+        reg = self.get(register)
+        if not reg.writable:
+            return f"{register} is read-only"
+        table = self.enum_of(register)
+        if table and value not in table:
+            return f"{register} takes one of the codes {sorted(table)}"
+        return reg.check_range(value)
 
     def code_of(self, register: str, meaning: str) -> int:
         """The code that means ``meaning`` in an enumerated register (KeyError if none)."""

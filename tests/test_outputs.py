@@ -186,3 +186,18 @@ async def test_a_rule_that_changes_the_target_answers_the_waiting_command(rig: R
     with pytest.raises(WriteError) as err:
         await waiting
     assert err.value.code == "overridden"
+
+
+async def test_a_write_outside_the_devices_range_is_refused_before_the_bus(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path)
+    rig.port.declare(OutputDef("test/mode", None, device="multiplus", register="mode"))
+    rig.port.declare(OutputDef("test/limit", None, device="multiplus",
+                               register="ac_in_current_limit"))
+    for output, value in (("test/mode", 7), ("test/limit", 150.0), ("test/limit", True)):
+        with pytest.raises(WriteError) as err:
+            await rig.port.write(output, value)
+        assert err.value.code == "out_of_range"
+    assert rig.relays.writes == []
+    assert await rig.port.write("test/mode", 4) == 4  # "off" in the profile's inverter_mode

@@ -109,6 +109,10 @@ class OutputPort:
         if out.line is not None:
             return self.write_line(output_id, bool(value))
         assert out.device is not None and out.register is not None
+        if not isinstance(value, str):  # the device's own limits, from its profile
+            refused = self._devices.profile(out.device).check_write(out.register, value)
+            if refused is not None:
+                raise WriteError("out_of_range", f"{out.device}: {refused}")
         return await self._bus_write(out.device, out.register, value)
 
     def write_line(self, output_id: str, active: bool) -> bool:
