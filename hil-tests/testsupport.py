@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 DEADLINE_S = 30.0  # generous: a loaded 2-core machine must pass too
 POLL_STEP_S = 0.05
@@ -217,3 +218,8 @@ class Broker:
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.stop_blocking)
+
+
+# Property-based tests: a fixed budget in CI, a larger one from `make bench` (MCW_FUZZ_EXAMPLES).
+FUZZ = settings(max_examples=int(os.environ.get("MCW_FUZZ_EXAMPLES", "300")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -8,7 +8,6 @@ not applied) and ``duplicate`` (this id was seen before: not applied again).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +17,7 @@ from typing import Any, Literal
 
 import structlog
 
+from supervisor.core.command_payload import PayloadError, decode
 from supervisor.core.listeners import Listeners
 from supervisor.core.storage import Storage
 
@@ -31,8 +31,6 @@ ROLE_NAMES = ("hq", "crew", "technician")
 # more only where the vehicle config grants it ([access] grant).
 ON_BOARD = frozenset({"crew", "technician"})
 EVERYONE = frozenset(ROLE_NAMES)
-MAX_ID_LEN = 64
-MAX_PAYLOAD = 4096
 
 
 @dataclass(frozen=True)
@@ -140,11 +138,14 @@ class CommandRouter:
         cid: str | None = None
         args: dict[str, Any] = {}
         try:
-            body = _parse(payload)
-            cid = _command_id(body)
+            try:
+                cid, body = decode(payload)
+            except PayloadError as exc:
+                cid = exc.command_id
+                raise _Reject(exc.code, str(exc)) from exc
             spec = self.actions.get(action)
             if spec is None:
-                raise _Reject("unknown_action", f"no action {action!r}")
+                raise _Reject("unknown_action", f"no action {action[:80]!r}")
             if role not in self.roles(spec):
                 raise _Reject("forbidden", f"role {role!r} may not run {action}")
             if self.closed:
@@ -200,9 +201,9 @@ class CommandRouter:
         """Answer a command an interface will not submit (e.g. a retained MQTT message):
         ``rejected``, with its id when one can be read, audited like any other."""
         try:
-            cid: str | None = _command_id(_parse(payload))
-        except _Reject:
-            cid = None
+            cid: str | None = decode(payload)[0]
+        except PayloadError as exc:
+            cid = exc.command_id
         return self._finish(Result(cid, action, "rejected", code, message), role, source, {},
                             record=False)
 
@@ -236,28 +237,6 @@ class CommandRouter:
     def meta(self) -> list[dict[str, object]]:
         return [{**spec.meta(), "roles": sorted(self.roles(spec))}
                 for spec in self.actions.values()]
-
-
-def _parse(payload: bytes | str) -> dict[str, Any]:
-    if len(payload) > MAX_PAYLOAD:
-        raise _Reject("too_large", f"payload over {MAX_PAYLOAD} bytes")
-    try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _Reject("bad_json", f"payload is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise _Reject("bad_json", "payload must be a JSON object")
-    unknown = set(body) - {"id", "args", "expires"}
-    if unknown:
-        raise _Reject("bad_request", f"unknown fields: {', '.join(sorted(unknown))}")
-    return body
-
-
-def _command_id(body: dict[str, Any]) -> str:
-    cid = body.get("id")
-    if not isinstance(cid, str) or not cid or len(cid) > MAX_ID_LEN:
-        raise _Reject("bad_id", f"id must be a string of 1-{MAX_ID_LEN} characters")
-    return cid
 
 
 def _expires(raw: object) -> float | None:

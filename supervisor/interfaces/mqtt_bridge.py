@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import socket
 from collections import OrderedDict, deque
 from typing import Any
@@ -18,7 +19,7 @@ import aiomqtt
 import structlog
 
 from supervisor.core.alarms import AlarmDef, AlarmState
-from supervisor.core.commands import ROLE_NAMES
+from supervisor.core.commands import ROLE_NAMES, Result
 from supervisor.core.points import PointDef, PointValue
 from supervisor.core.van_state import (
     VanState,
@@ -32,6 +33,9 @@ log = structlog.get_logger("supervisor.mqtt")
 
 EVENT_BACKLOG = 1000
 QOS = 1
+MAX_INTAKE = 100  # commands in progress at once; beyond it a command is answered "busy"
+MAX_ACTION = 120  # characters of a role or an action id in a command topic
+_SHAPE = re.compile(r"[a-z0-9_]+(/[a-z0-9_]+){0,7}")
 
 
 class MqttBridge:
@@ -52,6 +56,7 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._republish = asyncio.Event()
         self._drained = asyncio.Event()  # set by the sender whenever the outbox is empty
+        self._intake = 0  # commands being handled now
         self._clearing: set[str] = set()  # retained commands we cleared (their echo is no command)
         self.connected = False
         self.session = int(self.storage.get("mqtt_session", 0))
@@ -174,23 +179,56 @@ class MqttBridge:
                 self._drained.set()
 
     async def _command(self, message: aiomqtt.Message, client: aiomqtt.Client) -> None:
+        """Answer one message on cmd/#, whatever it holds: exactly one result, and nothing it
+        carries may end the session (its task runs in the session's TaskGroup)."""
         role, _, action = message.topic.value.removeprefix(f"{self.prefix}/cmd/").partition("/")
         payload = message.payload if isinstance(message.payload, bytes | str) else b""
+        topic = self._result_topic(role, action)
+        self._intake += 1
+        try:
+            result = await self._answer(message, client, role, action, payload)
+        except Exception:  # a bug must still give the sender an answer, and keep the session
+            log.exception("mqtt_command_error", topic=message.topic.value[:200])
+            result = self.router.refuse(action[:MAX_ACTION], payload, role[:MAX_ACTION], "mqtt",
+                                        "internal_error", "the command could not be handled")
+        finally:
+            self._intake -= 1
+        if result is not None:
+            self._results.append((topic, dumps(result.as_dict())))
+            self._wake.set()
+
+    async def _answer(self, message: aiomqtt.Message, client: aiomqtt.Client, role: str,
+                      action: str, payload: bytes | str) -> Result | None:
+        topic = message.topic.value
+        refuse = self.router.refuse
+        if not (_well_formed(role) and _well_formed(action)):
+            return refuse(action[:MAX_ACTION], payload, role[:MAX_ACTION], "mqtt", "bad_topic",
+                          "commands go to cmd/<role>/<action>, lower case, at most "
+                          f"{MAX_ACTION} characters")
         if role not in ROLE_NAMES:
-            result = self.router.refuse(action, payload, role, "mqtt", "unknown_role",
-                                        f"commands go to cmd/{{{'|'.join(ROLE_NAMES)}}}/<action>")
-        elif message.retain:
+            return refuse(action, payload, role, "mqtt", "unknown_role",
+                          f"commands go to cmd/{{{'|'.join(ROLE_NAMES)}}}/<action>")
+        if not payload and topic in self._clearing:
+            self._clearing.discard(topic)  # our own clearing of a retained command
+            return None
+        if message.retain:
             # kept by the broker for whoever subscribes next: meant for another moment, never
             # applied; cleared so that it is not offered again
-            result = self.router.refuse(action, payload, role, "mqtt", "retained",
-                                        "retained commands are never applied")
-            self._clearing.add(message.topic.value)
-            await client.publish(message.topic.value, b"", qos=QOS, retain=True)
-        elif not payload and message.topic.value in self._clearing:
-            self._clearing.discard(message.topic.value)  # our own clearing, coming back
-            return
-        else:
-            result = await self.router.submit(action, payload, role, "mqtt")
-        self._results.append((f"{self.prefix}/result/{role}/{action}",
-                              dumps(result.as_dict())))
-        self._wake.set()
+            self._clearing.add(topic)
+            await client.publish(topic, b"", qos=QOS, retain=True)
+            return refuse(action, payload, role, "mqtt", "retained",
+                          "retained commands are never applied")
+        if self._intake > MAX_INTAKE:
+            return refuse(action, payload, role, "mqtt", "busy",
+                          f"more than {MAX_INTAKE} commands in progress; try again")
+        return await self.router.submit(action, payload, role, "mqtt")
+
+    def _result_topic(self, role: str, action: str) -> str:
+        if _well_formed(role) and _well_formed(action):
+            return f"{self.prefix}/result/{role}/{action}"
+        return f"{self.prefix}/result/invalid"  # a topic we cannot echo back
+
+
+def _well_formed(name: str) -> bool:
+    """A role or action id fit to be echoed in a result topic."""
+    return len(name) <= MAX_ACTION and _SHAPE.fullmatch(name) is not None
