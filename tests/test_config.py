@@ -79,3 +79,39 @@ def test_not_toml_and_missing_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_environment_overrides_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCW_MQTT_PORT", "18830")
     assert load_config(ROOT / "config" / "demo.toml").mqtt.port == 18830
+
+
+def run_supervisor(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from supervisor.core.app import main
+
+    code = main(args)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("case", "key", "rule"), [
+    ("not_utf8", "", "not UTF-8 text"),
+    ("storage_under_a_file", "storage.path", "cannot create"),
+    ("no_serial_port", "bus[1].port", "no serial device"),
+])
+def test_a_config_unusable_on_this_machine_is_refused_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    case: str, key: str, rule: str,
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setenv("MCW_RUN_DIR", str(run))
+    (run / "ttyRS485").touch()  # the serial port is there unless the case removes it
+    text = DEMO
+    if case == "storage_under_a_file":
+        (tmp_path / "afile").write_text("")
+        text = text.replace('path = "${MCW_RUN_DIR:-/tmp/mcw-demo}/mcw.sqlite"',
+                            f'path = "{tmp_path}/afile/mcw.sqlite"')
+    if case == "no_serial_port":
+        (run / "ttyRS485").unlink()
+    path = write(tmp_path, text)
+    if case == "not_utf8":
+        path.write_bytes(DEMO.encode().replace(b"MCW demo van", b"MCW demo \xff van"))
+    code, err = run_supervisor(["--check-config", "--config", str(path)], capsys)
+    assert code == 2
+    assert err.startswith(f"mcw-supervisor: config error: {path}: " + (f"{key}: " if key else ""))
+    assert rule in err and "Traceback" not in err

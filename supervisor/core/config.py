@@ -267,7 +267,8 @@ def load_config(path: Path | str, subsystems: Sequence[SubsystemSpec[Any]]) -> S
 
 
 def check_on_target(cfg: SupervisorConfig, path: Path | str) -> None:
-    """Checks that only make sense on the machine that runs the supervisor (files exist)."""
+    """Checks that only make sense on the machine that runs the supervisor: the files and
+    devices the config names exist and can be used."""
     secret = cfg.mqtt.password_file
     if secret is not None:
         try:
@@ -275,6 +276,25 @@ def check_on_target(cfg: SupervisorConfig, path: Path | str) -> None:
         except OSError as exc:
             raise ConfigError(path, "mqtt.password_file",
                               f"cannot read {secret}: {exc.strerror}") from exc
+    _check_storage(cfg.storage.path, path)
+    for i, bus in enumerate(cfg.bus):
+        if isinstance(bus, RtuBus) and not Path(bus.port).exists():
+            raise ConfigError(path, f"bus[{i}].port", f"no serial device {bus.port} "
+                              "(is the RS-485 adapter plugged in?)")
+
+
+def _check_storage(db: Path, path: Path | str) -> None:
+    """The database's folder exists (or can be made) and is writable."""
+    folder = db.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(path, "storage.path", f"cannot create {folder}: {exc.strerror}") \
+            from exc
+    if db.exists() and not db.is_file():
+        raise ConfigError(path, "storage.path", f"{db} is not a file")
+    if not os.access(folder, os.W_OK | os.X_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        raise ConfigError(path, "storage.path", f"{db} is not writable")
 
 
 def _cross_check(cfg: SupervisorConfig, chk: Checker) -> None:
