@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 import structlog
 
 from drivers.block_planner import Block, BlockPlanner
-from drivers.device_health import DeviceHealth, HealthState
+from drivers.device_health import OFFLINE_AFTER, DeviceHealth, HealthState
 from drivers.errors import WriteError
 from drivers.modbus_link import ILLEGAL_DATA_ADDRESS, ModbusError, ModbusLink
 from drivers.profile import Profile, Register
@@ -128,6 +128,7 @@ class BusWorker:
         retry_unsupported_s: float = RETRY_UNSUPPORTED_S,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        idle_wake_s: float = IDLE_WAKE_S,
     ) -> None:
         self.name = name
         self.link = link
@@ -135,6 +136,7 @@ class BusWorker:
         self.sink = _ContainedSink(sink, self.log)
         self.frame_gap_s = frame_gap_s
         self.retry_unsupported_s = retry_unsupported_s
+        self.idle_wake_s = idle_wake_s
         self._mono = monotonic
         self._wall = wall
         self._devices = {
@@ -149,6 +151,8 @@ class BusWorker:
         self._writes: asyncio.Queue[_WriteRequest] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._last_frame_end = 0.0
+        self._last_was_write = False
+        self._bus_failures = 0  # consecutive failed requests on this bus, whatever the device
         self.progress = 0  # grows with every turn of the loop: the watchdog watches it
 
     # ---- public ---------------------------------------------------------------
@@ -180,15 +184,20 @@ class BusWorker:
         try:
             while True:
                 self.progress += 1
-                if not self._writes.empty():
+                job, wait = self._next_job()
+                # writes first, but never two in a row while a poll is overdue: a flood of
+                # commands must not starve the readings (fast points stay fresh)
+                if not self._writes.empty() and (job is None or not self._last_was_write):
+                    self._last_was_write = True
                     await self._do_write(self._writes.get_nowait())
                     continue
-                job, wait = self._next_job()
+                self._last_was_write = False
                 if job is None:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        # at most IDLE_WAKE_S, so an idle worker still shows it is alive
-                        await asyncio.wait_for(self._wake.wait(), timeout=min(wait, IDLE_WAKE_S))
+                        # at most idle_wake_s, so an idle worker still shows it is alive
+                        await asyncio.wait_for(self._wake.wait(),
+                                               timeout=min(wait, self.idle_wake_s))
                     continue
                 await self._poll(*job)
         finally:
@@ -238,10 +247,24 @@ class BusWorker:
         except ModbusError as exc:
             self._last_frame_end = self._mono()
             self._record(dev, dev.health.failure(exc.kind, str(exc), self._mono()))
+            self._bus_failed(exc)
             raise
         self._last_frame_end = self._mono()
+        self._bus_failures = 0
         self._record(dev, dev.health.success(self._last_frame_end - start, self._wall()))
         return result
+
+    def _bus_failed(self, exc: ModbusError) -> None:
+        """A lost connection, or requests to every device failing in a row, is the host or the
+        line, not one device: every device on the bus goes offline at once instead of one
+        after another (a silent GX would otherwise take 3 timeouts per unit)."""
+        if exc.kind not in ("timeout", "connection", "framing"):
+            return  # an exception reply: the device is there
+        self._bus_failures += 1
+        spread = len(self._devices) > 1
+        if exc.kind == "connection" or (spread and self._bus_failures >= OFFLINE_AFTER):
+            for other in self._devices.values():
+                self._record(other, other.health.lost(f"bus down: {exc}", self._mono()))
 
     def _record(self, dev: _Device, transition: HealthState | None) -> None:
         if transition is None:
@@ -256,7 +279,8 @@ class BusWorker:
         else:
             self.log.info("device_online", device=dev.spec.id, latency_ms=h.latency_ms)
             now = self._mono()
-            dev.due = {b: now for b in dev.blocks}  # refresh everything after a recovery
+            # refresh everything after a recovery, but not the block just read
+            dev.due = {b: min(due, now) for b, due in dev.due.items()}
         self.sink.health(dev.spec.id, h.snapshot())
 
     async def _poll(self, dev: _Device, block: Block) -> None:

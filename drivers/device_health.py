@@ -1,9 +1,11 @@
 """Health of one device on a bus: online -> degraded -> offline, with error counts.
 
 A device that stops answering is degraded at the first failure and offline after
-``OFFLINE_AFTER`` consecutive failures; an offline device is re-probed with exponential
-backoff. A device that answers, even with a Modbus exception, is alive: exceptions degrade it
-but never make it offline. Transitions are returned to the caller, which logs each once.
+``OFFLINE_AFTER`` consecutive failures (or at once when its whole bus is gone); an offline
+device is re-probed every second or so, so it is back within about two seconds of answering
+again (a dead RTU unit costs one timeout per probe). A device that answers, even with a
+Modbus exception, is alive: exceptions degrade it but never make it offline. Transitions are
+returned to the caller, which logs each once.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ HealthState = Literal["online", "degraded", "offline"]
 
 OFFLINE_AFTER = 3
 PROBE_BACKOFF_MIN_S = 1.0
-PROBE_BACKOFF_MAX_S = 30.0
+PROBE_BACKOFF_MAX_S = 1.5
 LATENCY_SMOOTHING = 0.2
 
 
@@ -63,6 +65,14 @@ class DeviceHealth:
             self.next_probe = mono_now + self.probe_backoff_s
             return self._move("offline")
         return self._move("degraded")
+
+    def lost(self, message: str, mono_now: float) -> HealthState | None:
+        """The bus or host it hangs on is gone: offline now (no request of its own failed)."""
+        if self.state == "offline":
+            return None
+        self.last_error = message[:200]
+        self.next_probe = mono_now + self.probe_backoff_s
+        return self._move("offline")
 
     def _move(self, new: HealthState) -> HealthState | None:
         if new == self.state:

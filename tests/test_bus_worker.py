@@ -24,7 +24,7 @@ from drivers.profile import Table, load_profile
 from drivers.register_codec import Value
 
 CLIMATE_UNIT, RELAY_UNIT = 1, 2
-FAST_S, SLOW_S = 0.1, 0.4  # fake seconds; also bounds how long the idle worker waits (real)
+FAST_S, SLOW_S = 0.1, 0.4  # fake seconds
 WAIT_S = 5.0
 
 
@@ -142,8 +142,9 @@ async def bus() -> AsyncIterator[Bus]:
         DeviceSpec(id="relays", unit=RELAY_UNIT, profile=load_profile("waveshare_relay_8ch"),
                    poll_fast_s=FAST_S, poll_slow_s=SLOW_S),
     ]
+    # idle_wake_s: the fake clock moves without waking the worker; it looks every 10 ms
     worker = BusWorker(name="rs485", link=cast(ModbusLink, link), devices=devices, sink=sink,
-                       monotonic=clock, wall=lambda: 1_700_000_000.0)
+                       monotonic=clock, wall=lambda: 1_700_000_000.0, idle_wake_s=0.01)
     task = asyncio.create_task(worker.run())
     try:
         whole = Bus(worker, link, sink, clock)
@@ -233,3 +234,55 @@ async def test_a_read_only_register_is_refused_without_a_request(bus: Bus) -> No
         await write_at(bus, 0.0, "climate", "temperature", 21.5)
     assert caught.value.code == "read_only"
     assert bus.new_calls(before) == []
+
+
+async def test_a_flood_of_writes_does_not_starve_the_polls(bus: Bus) -> None:
+    before = len(bus.link.calls)
+    bus.clock.now = 1.0  # both blocks overdue
+    writes = [asyncio.create_task(bus.worker.write("relays", f"relay_{i}", True))
+              for i in range(1, 6)]
+    async with asyncio.timeout(WAIT_S):
+        await asyncio.gather(*writes)
+    calls = bus.new_calls(before)
+    ops = ["poll" if c in (RELAY_POLL, CLIMATE_POLL) else c.op for c in calls]
+    # each write with its read-back, and an overdue poll between writes: never two writes
+    # in a row while a block is overdue (both were, at t=1)
+    polls = [i for i, op in enumerate(ops) if op == "poll"]
+    writes_at = [i for i, op in enumerate(ops) if op == "write"]
+    assert len(writes_at) == 5 and len(polls) == 2
+    assert polls[0] < writes_at[1] and polls[1] < writes_at[2]
+
+
+async def test_a_bus_that_stops_answering_takes_every_device_offline_at_once(bus: Bus) -> None:
+    bus.link.fail["read"] = ModbusError("timeout", "no answer")
+    # three failed requests in a row on the bus, whichever devices they were for
+    await bus.advance_to(1.0, 2)
+    await bus.advance_to(2.0, 1)
+    assert bus.sink.state("climate") == "offline"
+    assert bus.sink.state("relays") == "offline"
+
+
+async def test_a_connection_lost_takes_every_device_offline_at_once(bus: Bus) -> None:
+    bus.link.fail["read"] = ModbusError("connection", "connection refused")
+    await bus.advance_to(1.0, 1)
+    assert bus.sink.state("climate") == "offline" and bus.sink.state("relays") == "offline"
+
+
+async def test_an_offline_device_is_back_within_two_seconds_of_answering(bus: Bus) -> None:
+    bus.link.fail["read"] = ModbusError("timeout", "no answer")
+
+    async def at(t: float) -> None:
+        bus.clock.now = t
+        await bus.settled()
+
+    t = 0.0
+    for _ in range(20):  # 10 s of a dead bus: the re-probe backoff grows to its cap
+        t += 0.5
+        await at(t)
+    assert bus.sink.state("relays") == "offline"
+    del bus.link.fail["read"]  # the bus answers again
+    answered_at = t
+    while bus.sink.state("relays") != "online":
+        t += 0.1
+        await at(t)
+        assert t - answered_at <= 2.0, "not back within 2 s"
