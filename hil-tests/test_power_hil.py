@@ -7,6 +7,7 @@ themselves, and their minute-long defaults, are tested in virtual time in tests/
 from __future__ import annotations
 
 import signal
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -141,3 +142,34 @@ async def test_crew_settings_survive_a_power_cut(fast_van: Van) -> None:
                      what="the crew's choice came back")
     assert mon.value("power/shore/current_limit") == 10
     assert mon.value("power/inverter/mode_setting") == "charger_only"
+
+
+async def test_a_restart_after_a_crash_blinks_nothing_a_reboot_starts_safe(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    result = await mon.command("power/circuit", {"id": "w1", "args": {
+        "circuit": "exterior_lights", "on": True}})
+    assert result["status"] == "done"
+    # the supervisor crashes and systemd starts it again: same boot of the controller
+    assert await van.supervisor.stop(signal.SIGKILL) == -signal.SIGKILL
+    before = len(sim.writes_to("relays", "relay_1"))
+
+    def readies() -> int:
+        return sum(1 for line in van.supervisor.log_lines()
+                   if line.get("event") == "supervisor_ready")
+
+    started = readies()
+    van.supervisor.start()
+    await wait_until(lambda: readies() > started, what="ready again")
+    await settled(van)
+    assert sim.writes_to("relays", "relay_1")[before:] == []  # never switched off, not even once
+    assert sim.relay("relays", "relay_1") is True
+    # a power cut: the controller boots again (a new boot id), the outputs' states are unknown
+    assert await van.supervisor.stop(signal.SIGKILL) == -signal.SIGKILL
+    with sqlite3.connect(van.run_dir / "mcw.sqlite") as db:
+        db.execute("UPDATE kv SET value = '\"an earlier boot\"' WHERE key = 'boot_id'")
+    before = len(sim.writes_to("relays", "relay_1"))
+    van.supervisor.start()
+    await wait_until(lambda: (0,) in sim.writes_to("relays", "relay_1")[before:],
+                     what="the safe state first")
+    await wait_until(lambda: sim.relay("relays", "relay_1") is True,
+                     what="then the crew's choice")

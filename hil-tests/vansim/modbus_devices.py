@@ -89,6 +89,7 @@ class ServedDevice:
         self.exception: ExceptionCode | None = None
         # called after every accepted write, so the van can apply it to the plant at once
         self.on_write: Callable[[ServedDevice], None] | None = None
+        self.written: list[tuple[Table, int, tuple[int, ...]]] = []  # every accepted write
         self._words: dict[Table, dict[int, int]] = {t: {} for t in TABLES}
         self._spans: dict[Table, tuple[int, int]] = {}
         self._writable: dict[Table, set[int]] = {t: set() for t in TABLES}
@@ -206,6 +207,7 @@ class ServedDevice:
         words = self._words[table]
         for a, v in zip(addresses, values, strict=True):
             words[a] = int(v) & 0xFFFF
+        self.written.append((table, address, tuple(int(v) & 0xFFFF for v in values)))
         if self.on_write is not None:
             self.on_write(self)
 

@@ -211,6 +211,13 @@ class SimulatedVan:
         """State of a coil as the client left it."""
         return bool(self._device(device_id).value(register))
 
+    def writes_to(self, device_id: str, register: str) -> list[tuple[int, ...]]:
+        """The raw words of every write the client made to ``register``, oldest first."""
+        dev = self._device(device_id)
+        reg = dev.register(register)
+        return [words for table, address, words in dev.written
+                if table == reg.table and address == reg.address]
+
     def served_value(self, device_id: str, register: str) -> float | int | bool | str | None:
         """Decoded value the device serves now in ``register``."""
         return self._device(device_id).value(register)

@@ -122,10 +122,12 @@ class Supervisor:
                 start("ticker", lambda: tick(self.van, self.port, self.workers, self.watchdog))
                 if self.panel is not None:
                     start("panel", self.panel.run)
-                # READY once the outputs are confirmed in their safe states (or given up on)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.port.apply_safe_states("start"),
-                                           SAFE_STATE_TIMEOUT_S)
+                # READY once the outputs are confirmed in their safe states (or given up on);
+                # after a crash (same boot) they are as the last run left them: no blink
+                if self.storage.cold_start():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.port.apply_safe_states("start"),
+                                               SAFE_STATE_TIMEOUT_S)
                 self.port.release(set(self.port.outputs))  # the subsystems take over
                 running = [start(name, sub.run) for name, sub in self.subsystems.items()]
                 self.core.drive_lamp()

@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # new at every boot of the controller
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS event (
@@ -44,6 +45,15 @@ class Storage:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, json.dumps(value)),
         )
+
+    def cold_start(self, boot_id_file: Path = BOOT_ID) -> bool:
+        """Whether this is the supervisor's first start since the controller booted (the
+        outputs' states are then unknown; a power cut is a new boot); remembers the boot
+        for the next start."""
+        boot_id = boot_id_file.read_text().strip()
+        cold: bool = self.get("boot_id") != boot_id
+        self.put("boot_id", boot_id)
+        return cold
 
     def increment(self, key: str) -> int:
         """Add one to a persisted counter and return the new value."""
