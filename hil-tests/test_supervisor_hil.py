@@ -228,6 +228,23 @@ async def test_each_role_runs_only_its_actions_over_mqtt(van: Van) -> None:
     assert sim.relay("relays", "relay_1") is False
 
 
+async def test_a_command_sent_while_the_supervisor_restarts_is_answered(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    assert await van.supervisor.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert mon.client is not None
+    for cid, on in (("away-1", True), ("away-2", False), ("away-3", True)):
+        await mon.client.publish("mcw/v1/demo/cmd/crew/power/circuit", json.dumps(
+            {"id": cid, "args": {"circuit": "exterior_lights", "on": on}}), qos=1)
+    van.supervisor.start()
+    answered = await wait_until(lambda: [v for t, v, _ in mon.messages
+                                         if t == "result/crew/power/circuit"
+                                         and v.get("id") == "away-3"], what="answers")
+    assert answered[0]["status"] == "done"
+    ids = [v["id"] for t, v, _ in mon.messages if t == "result/crew/power/circuit"]
+    assert ids == ["away-1", "away-2", "away-3"]  # each once, in order
+    await wait_until(lambda: sim.relay("relays", "relay_1") is True, what="the last one")
+
+
 async def test_a_retained_command_is_never_applied(van: Van) -> None:
     mon, sim = van.monitor, van.sim
     assert mon.client is not None

@@ -42,6 +42,8 @@ listener $MCW_MQTT_PORT 127.0.0.1
 allow_anonymous true
 persistence false
 set_tcp_nodelay true
+# a command flood is answered ("busy" beyond the supervisor's intake), not dropped here
+max_queued_messages 10000
 CONF
 if [ "$(id -u)" = 0 ]; then echo "user root" >> "$MCW_RUN_DIR/mosquitto.conf"; fi
 # Each child runs in its own session (setsid): Ctrl-C reaches only this script, whose trap

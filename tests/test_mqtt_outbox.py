@@ -9,9 +9,9 @@ The broker keeps its state on disk (``persistence true``), so a restart keeps wh
 retained before it (a stale value would show) and an observer's persistent session, which
 queues what the bridge publishes while the observer is reconnecting.
 
-Tests marked ``xfail(strict=True)`` show what ``mqtt_bridge.py`` does not do yet; each reason says
-what is wrong. Once a bug is fixed its test passes and strict xfail turns that into a failure
-that says: drop the mark.
+The last group keeps fixed what was found on the way: a command retained while the
+supervisor listens, commands sent while it is away (its session is persistent), a quiet van
+after a network drop, a retained payload cut off mid-publish.
 """
 
 from __future__ import annotations
@@ -487,15 +487,9 @@ async def test_hostile_messages_never_end_the_session(broker: Broker, rig: Rig) 
     assert rig.bridge.session == session and rig.bridge.connected
 
 
-# ---- bugs found on the way (xfail strict: each passes once its bug is fixed) -----------------
+# ---- bugs found on the way, kept fixed ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Mosquitto clears the retain flag on messages it forwards to an existing MQTT 3.1.1 "
-    "subscription, so a command published with retain=True while the bridge is subscribed "
-    "arrives with message.retain == False and is applied (DESIGN 4: a retained command is never "
-    "applied); it is not cleared either, so it is refused again after the next reconnect. "
-    "Needs MQTT 5 with retain_as_published on the cmd/# subscription."))
 async def test_a_command_retained_while_the_supervisor_listens_is_not_applied(
     broker: Broker, rig: Rig,
 ) -> None:
@@ -509,11 +503,6 @@ async def test_a_command_retained_while_the_supervisor_listens_is_not_applied(
     assert answers(crew, "crew", ACTION) == [("r2", "rejected", "retained")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The bridge connects with aiomqtt's default clean session, so the broker drops its "
-    "subscription when it disconnects and a command sent meanwhile is never delivered nor "
-    "answered (DESIGN 4: the supervisor's session is persistent, so commands sent while it "
-    "restarts are answered when it is back). Needs clean_session=False."))
 async def test_a_command_sent_while_the_supervisor_is_away_is_answered_when_it_is_back(
     broker: Broker, rig: Rig,
 ) -> None:

@@ -56,8 +56,9 @@ class MqttConfig(Strict):
     username: str | None = None
     password_file: Path | None = None
     keepalive_s: int = Field(default=30, ge=5, le=600)
-    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(default=30.0, gt=0, le=600)
+    # the broker is local: a restarted one is noticed within ~1.5 s (the delay gets a jitter)
+    reconnect_min_s: float = Field(default=0.2, gt=0, le=60)
+    reconnect_max_s: float = Field(default=1.0, gt=0, le=600)
 
 
 class StorageConfig(Strict):

@@ -17,6 +17,9 @@ from typing import Any
 
 import aiomqtt
 import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from supervisor.core.alarms import AlarmDef, AlarmState
 from supervisor.core.commands import ROLE_NAMES, Result
@@ -31,6 +34,7 @@ from supervisor.core.van_state import (
 
 log = structlog.get_logger("supervisor.mqtt")
 
+SESSION_EXPIRY_S = 7 * 86400  # the broker keeps our session (and queues commands) this long
 EVENT_BACKLOG = 1000
 QOS = 1
 MAX_INTAKE = 100  # commands in progress at once; beyond it a command is answered "busy"
@@ -57,7 +61,6 @@ class MqttBridge:
         self._republish = asyncio.Event()
         self._drained = asyncio.Event()  # set by the sender whenever the outbox is empty
         self._intake = 0  # commands being handled now
-        self._clearing: set[str] = set()  # retained commands we cleared (their echo is no command)
         self.connected = False
         self.session = int(self.storage.get("mqtt_session", 0))
         self.published = 0
@@ -141,11 +144,20 @@ class MqttBridge:
             timeout=10,
             # small JSON messages: without this, Nagle + delayed ACK add ~40 ms per command
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            # MQTT 5, a session the broker keeps while we are away (commands sent during a
+            # restart are queued and answered when we are back, or expired)
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=_session_properties(),
         ) as client:
             self.session = self.storage.increment("mqtt_session")
             self.connected = True
             log.info("mqtt_connected", host=self.cfg.host, port=self.cfg.port, session=self.session)
-            await client.subscribe(f"{self.prefix}/cmd/#", qos=QOS)
+            # retainAsPublished: a retained command shows as one even when it arrives live;
+            # noLocal: our own clearing of one does not come back; retainHandling 1: the
+            # retained copies are sent when the subscription is new, not at every reconnect
+            await client.subscribe(f"{self.prefix}/cmd/#", options=SubscribeOptions(
+                qos=QOS, noLocal=True, retainAsPublished=True, retainHandling=1))
             self.request_republish()  # everything again, whatever the broker kept
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._sender(client), name="mqtt-sender")
@@ -208,14 +220,11 @@ class MqttBridge:
         if role not in ROLE_NAMES:
             return refuse(action, payload, role, "mqtt", "unknown_role",
                           f"commands go to cmd/{{{'|'.join(ROLE_NAMES)}}}/<action>")
-        if not payload and topic in self._clearing:
-            self._clearing.discard(topic)  # our own clearing of a retained command
-            return None
         if message.retain:
             # kept by the broker for whoever subscribes next: meant for another moment, never
             # applied; cleared so that it is not offered again
-            self._clearing.add(topic)
-            await client.publish(topic, b"", qos=QOS, retain=True)
+            if payload:
+                await client.publish(topic, b"", qos=QOS, retain=True)
             return refuse(action, payload, role, "mqtt", "retained",
                           "retained commands are never applied")
         if self._intake > MAX_INTAKE:
@@ -227,6 +236,12 @@ class MqttBridge:
         if _well_formed(role) and _well_formed(action):
             return f"{self.prefix}/result/{role}/{action}"
         return f"{self.prefix}/result/invalid"  # a topic we cannot echo back
+
+
+def _session_properties() -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = SESSION_EXPIRY_S
+    return props
 
 
 def _well_formed(name: str) -> bool:
