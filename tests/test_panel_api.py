@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,111 @@ async def test_history_is_downsampled_from_sqlite(rig: tuple[Rig, TestClient[Any
     assert 100 < len(body["t"]) <= 288
     assert body["v"][0] > body["v"][-1]
     assert (await client.get("/api/history?point=x&hours=abc")).status == 400
+
+
+async def test_a_page_from_elsewhere_cannot_open_the_socket_or_unlock(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    _, client = rig
+    await client.post("/api/unlock", json={"pin": CREW})
+    evil = {"Origin": "http://evil.example"}
+    assert (await client.get("/api/ws", headers=evil)).status == 403
+    assert (await client.post("/api/unlock", json={"pin": CREW}, headers=evil)).status == 403
+    assert (await client.post("/api/lock", headers=evil)).status == 403
+    own = {"Origin": f"http://{client.host}:{client.port}"}
+    async with client.ws_connect("/api/ws", headers=own) as ws:
+        assert (await ws.receive_json())["type"] == "hello"
+
+
+async def test_every_answer_carries_a_strict_content_security_policy(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    _, client = rig
+    for path in ("/", "/api/session", "/static/app.js"):
+        csp = (await client.get(path)).headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "script-src 'self';" in csp  # no inline scripts, no eval
+
+
+@pytest.mark.parametrize("body", [
+    b'{"pin":' + b"[" * 3000 + b"]" * 3000 + b"}",
+    b"\xed\xa0\x80",
+    b'{"pin": true}',
+    b'{"pin": "' + b"1" * 100 + b'"}',
+    b"x" * 20_000,
+])
+async def test_bad_unlock_bodies_are_4xx_never_5xx(
+    rig: tuple[Rig, TestClient[Any, Any]], body: bytes,
+) -> None:
+    _, client = rig
+    resp = await client.post("/api/unlock", data=body,
+                             headers={"Content-Type": "application/json"})
+    assert 400 <= resp.status < 500
+
+
+async def test_deep_json_on_the_socket_is_refused_and_the_page_stays_connected(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    r, client = rig
+    await client.post("/api/unlock", json={"pin": CREW})
+    async with client.ws_connect("/api/ws") as ws:
+        await ws.receive_json()
+        await ws.receive_json()
+        await ws.send_str("[" * 3000 + "]" * 3000)
+        assert (await ws.receive_json())["code"] == "bad_request"
+        await ws.send_json({"type": "cmd", "action": "power/circuit", "id": "d1",
+                            "args": {"circuit": "fridge", "on": True}})
+        assert (await ws.receive_json())["status"] == "done"
+    assert r.applied == [{"circuit": "fridge", "on": True}]
+
+
+async def test_the_server_locks_an_idle_session_whatever_the_page_does(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    r, client = rig
+    await client.post("/api/unlock", json={"pin": CREW})
+    async with client.ws_connect("/api/ws") as ws:
+        await ws.receive_json()
+        await ws.receive_json()
+        r.mono += 200
+        await ws.send_json({"type": "activity"})  # the crew touched the screen
+        await ws.send_json({"type": "cmd", "action": "power/circuit", "id": "i1",
+                            "args": {"circuit": "fridge", "on": True}})
+        assert (await ws.receive_json())["status"] == "done"
+        r.mono += 200  # 200 s since the last touch: still within the 300 s idle lock
+        assert (await client.get("/api/session")).status == 200
+        r.mono += 101  # idle longer than the idle lock: a copied cookie is worth nothing now
+        assert (await client.get("/api/session")).status == 401
+        assert (await ws.receive_json()) == {"type": "locked"}
+
+
+async def test_wrong_pins_from_a_stranger_never_lock_out_a_browser_that_unlocked(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    _, kiosk = rig
+    assert (await kiosk.post("/api/unlock", json={"pin": CREW})).status == 200
+    assert "mcw_device" in kiosk.session.cookie_jar.filter_cookies(kiosk.make_url("/"))
+    stranger_cookies = {"mcw_device": "made-up"}
+    for _ in range(4):  # the same address as the kiosk, without its device cookie
+        await kiosk.post("/api/unlock", json={"pin": "0000"}, cookies=stranger_cookies)
+    locked = await kiosk.post("/api/unlock", json={"pin": CREW}, cookies=stranger_cookies)
+    assert locked.status == 429
+    assert (await kiosk.post("/api/unlock", json={"pin": CREW})).status == 200  # the kiosk
+
+
+async def test_pin_checks_run_off_the_event_loop(
+    rig: tuple[Rig, TestClient[Any, Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, client = rig
+    threads: list[str] = []
+    from supervisor.interfaces import panel
+
+    real = panel.verify_pin
+
+    def spy(pin: str, stored: str) -> bool:
+        threads.append(threading.current_thread().name)
+        return real(pin, stored)
+
+    monkeypatch.setattr(panel, "verify_pin", spy)
+    await client.post("/api/unlock", json={"pin": "9999"})
+    assert threads and threading.main_thread().name not in threads

@@ -16,7 +16,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -40,12 +40,28 @@ HEARTBEAT_S = 10.0  # an app-level ping, so a page notices a silently dead Wi-Fi
 PING = json.dumps({"type": "ping"})
 STATIC = Path(str(resources.files("supervisor.interfaces").joinpath("panel_static")))
 LOCKED = json.dumps({"type": "locked"})
+DEVICE_COOKIE = "mcw_device"  # a browser that unlocked once; its wrong PINs are its own
+MAX_REQUEST = 16 * 1024  # bytes of an HTTP body
+MAX_WS_MESSAGE = 8 * 1024  # bytes of a WebSocket message from a page
+MAX_BRACKETS = 512  # no message of ours has more; deeper JSON is not even parsed
+SWEEP_S = 5.0  # how often idle and old sessions are ended
+# The page loads only its own files and talks only to this server.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; connect-src 'self'; "
+                               "img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                               "object-src 'none'; base-uri 'none'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @dataclass
 class Session:
     role: str
     created: float
+    last_active: float  # the crew's last touch (command, unlock, or the page's "activity")
     clients: set[Client] = field(default_factory=set)
 
 
@@ -80,7 +96,10 @@ class Panel:
         self.sessions: dict[str, Session] = {}
         self.clients: set[Client] = set()
         self._attempts: dict[str, _Attempts] = {}
-        self.app = web.Application()
+        self._trusted: set[str] = set()  # device cookies of browsers that unlocked
+        self._pin_check = asyncio.Semaphore(1)  # PBKDF2 runs in a thread, one at a time
+        self.app = web.Application(client_max_size=MAX_REQUEST,
+                                   middlewares=[self._guard])
         self.app.add_routes([
             web.get("/", self._index),
             web.get("/api/session", self._session),
@@ -102,10 +121,13 @@ class Panel:
         await site.start()
         log.info("panel_listening", url=f"http://{self.cfg.host}:{self.cfg.port}/")
         try:
+            next_sample = self._mono()
             while True:
-                self.history.sample()
+                if self._mono() >= next_sample:
+                    self.history.sample()
+                    next_sample += self.cfg.history_interval_s
                 self._expire_sessions()
-                await asyncio.sleep(self.cfg.history_interval_s)  # the sampling period
+                await asyncio.sleep(SWEEP_S)  # the sweep period
         finally:
             for client in list(self.clients):
                 await client.ws.close()
@@ -142,10 +164,17 @@ class Panel:
         session = self.sessions.get(token)
         if session is None:
             return None
-        if self._mono() - session.created > self.cfg.session_s:
+        if self._expired(session):
             self._end(token)
             return None
         return session
+
+    def _expired(self, session: Session) -> bool:
+        """Too old, or idle longer than the idle lock: the server locks, not only the page
+        (a copied cookie is worth no more than the idle time)."""
+        now = self._mono()
+        return now - session.created > self.cfg.session_s \
+            or now - session.last_active > self.cfg.idle_lock_s
 
     def _end(self, token: str) -> None:
         session = self.sessions.pop(token, None)
@@ -156,9 +185,8 @@ class Panel:
                 client.queue.put_nowait(LOCKED)
 
     def _expire_sessions(self) -> None:
-        now = self._mono()
         for token, session in list(self.sessions.items()):
-            if now - session.created > self.cfg.session_s:
+            if self._expired(session):
                 self._end(token)
 
     def _session_body(self, session: Session) -> dict[str, Any]:
@@ -167,6 +195,26 @@ class Panel:
                 "vehicle": hello["vehicle"]}
 
     # ---- handlers -------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _guard(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                     ) -> web.StreamResponse:
+        """Same-origin only for anything that changes state or opens the live socket (a page
+        from elsewhere must not drive the van through a crew browser), and the security
+        headers on every answer."""
+        origin = request.headers.get("Origin")
+        changes = request.method not in ("GET", "HEAD") or request.path == "/api/ws"
+        if changes and origin is not None and origin not in (
+                f"http://{request.host}", f"https://{request.host}"):
+            log.warning("panel_foreign_origin", origin=origin[:100], path=request.path)
+            response: web.StreamResponse = web.json_response({"error": "forbidden_origin"},
+                                                             status=403)
+        else:
+            response = await handler(request)
+        if not response.prepared:
+            response.headers.update(SECURITY_HEADERS)
+        return response
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -177,24 +225,29 @@ class Panel:
             return web.json_response({"error": "locked"}, status=401)
         return web.json_response(self._session_body(session))
 
+    def _client_key(self, request: web.Request) -> str:
+        """Whose wrong PINs these are: a browser that unlocked before counts its own; any
+        other request counts against its address (so a stranger, even on the kiosk's own
+        address, never locks the kiosk out)."""
+        device = request.cookies.get(DEVICE_COOKIE, "")
+        return f"device:{device}" if device in self._trusted else f"peer:{request.remote}"
+
     async def _unlock(self, request: web.Request) -> web.Response:
         peer = request.remote or "?"
-        attempts = self._attempts.setdefault(peer, _Attempts())
+        attempts = self._attempts.setdefault(self._client_key(request), _Attempts())
         now = self._mono()
         if attempts.locked_until > now:
             return web.json_response(
                 {"error": "locked_out", "retry_after_s": round(attempts.locked_until - now)},
                 status=429)
         try:
-            body = await request.json()
-            pin = str(body["pin"])
-        except (ValueError, KeyError, TypeError):
+            body = _json_object((await request.read()).decode("utf-8"))
+        except UnicodeDecodeError:
+            body = None
+        pin = body.get("pin") if body is not None else None
+        if not isinstance(pin, str | int) or isinstance(pin, bool) or len(str(pin)) > 16:
             return web.json_response({"error": "bad_request"}, status=400)
-        role = None
-        if verify_pin(pin, self.cfg.technician_pin_hash):
-            role = "technician"
-        elif verify_pin(pin, self.cfg.crew_pin_hash):
-            role = "crew"
+        role = await self._check_pin(str(pin))
         if role is None:
             attempts.failures += 1
             left = self.cfg.max_attempts - attempts.failures
@@ -208,13 +261,29 @@ class Panel:
             return web.json_response({"error": "wrong_pin", "attempts_left": left}, status=401)
         attempts.failures = 0
         token = secrets.token_urlsafe(32)
-        session = Session(role, now)
+        session = Session(role, now, now)
         self.sessions[token] = session
         log.info("panel_unlocked", peer=peer, role=role)
         response = web.json_response(self._session_body(session))
         response.set_cookie(COOKIE, token, httponly=True, samesite="Strict",
                             max_age=int(self.cfg.session_s))
+        device = request.cookies.get(DEVICE_COOKIE, "")
+        if device not in self._trusted:
+            device = secrets.token_urlsafe(24)
+            self._trusted.add(device)
+        response.set_cookie(DEVICE_COOKIE, device, httponly=True, samesite="Strict",
+                            max_age=400 * 86400)
         return response
+
+    async def _check_pin(self, pin: str) -> str | None:
+        """The role the PIN unlocks (None: wrong). PBKDF2 is slow on purpose: it runs in a
+        thread, one check at a time, so a burst of guesses never stalls the event loop."""
+        async with self._pin_check:
+            for role, stored in (("technician", self.cfg.technician_pin_hash),
+                                 ("crew", self.cfg.crew_pin_hash)):
+                if await asyncio.to_thread(verify_pin, pin, stored):
+                    return role
+        return None
 
     async def _lock(self, request: web.Request) -> web.Response:
         self._end(request.cookies.get(COOKIE, ""))
@@ -246,7 +315,7 @@ class Panel:
         session = self._current(request)
         if session is None:
             return web.json_response({"error": "locked"}, status=401)
-        ws = web.WebSocketResponse(heartbeat=20)
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_WS_MESSAGE)
         await ws.prepare(request)
         client = Client(ws, session)
         # registered before the snapshot is taken: changes from here on queue up behind it
@@ -285,16 +354,29 @@ class Panel:
         if client.session not in self.sessions.values():
             client.queue.put_nowait(LOCKED)
             return
-        try:
-            msg = json.loads(data)
-            action = str(msg["action"]) if msg.get("type") == "cmd" else None
-        except (ValueError, KeyError, TypeError, AttributeError):
-            action = None
-        if action is None:
+        msg = _json_object(data)
+        if msg is not None and msg.get("type") == "activity":
+            client.session.last_active = self._mono()  # the crew touched the screen
+            return
+        action = msg.get("action") if msg is not None and msg.get("type") == "cmd" else None
+        if not isinstance(action, str) or len(action) > 120:
             await client.ws.send_json({"type": "result", "id": None, "status": "rejected",
                                        "code": "bad_request", "message": "not a command"})
             return
+        assert msg is not None
+        client.session.last_active = self._mono()
         payload = json.dumps({"id": msg.get("id") or str(uuid.uuid4()),
                               "args": msg.get("args", {})})
         result = await self.router.submit(action, payload, client.session.role, "panel")
         await client.ws.send_json({"type": "result", **result.as_dict()})
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """A JSON object from a page; None for anything else (deep nesting included)."""
+    if text.count("[") + text.count("{") > MAX_BRACKETS:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
