@@ -240,9 +240,9 @@ async def test_pin_checks_run_off_the_event_loop(
 ) -> None:
     _, client = rig
     threads: list[str] = []
-    from supervisor.interfaces import panel
+    from supervisor.interfaces import panel, pin
 
-    real = panel.verify_pin
+    real = pin.verify_pin
 
     def spy(pin: str, stored: str) -> bool:
         threads.append(threading.current_thread().name)
