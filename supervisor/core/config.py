@@ -63,6 +63,7 @@ class MqttConfig(Strict):
 
 class StorageConfig(Strict):
     path: Path = Path("/var/lib/mcw/mcw.sqlite")
+    keep_days: float = Field(default=30.0, gt=0, le=3650)  # events, commands, history
 
 
 class LogConfig(Strict):

@@ -19,13 +19,11 @@ MAX_POINTS = 288  # one per 5 min over 24 h
 class History:
     def __init__(self, storage: Storage, store: PointStore, retention_s: float,
                  wall: Callable[[], float]) -> None:
+        self.storage = storage
         self.db = storage.db
         self.store = store
         self.retention_s = retention_s
         self._wall = wall
-        self.db.execute("CREATE TABLE IF NOT EXISTS history "
-                        "(ts REAL NOT NULL, point TEXT NOT NULL, value REAL NOT NULL)")
-        self.db.execute("CREATE INDEX IF NOT EXISTS history_point_ts ON history(point, ts)")
 
     def sample(self) -> None:
         """Store the current value of every recorded point that is fresh."""
@@ -35,9 +33,8 @@ class History:
             value = self.store.good(pid) if pid in self.store.defs else None
             if isinstance(value, int | float) and not isinstance(value, bool):
                 rows.append((now, pid, float(value)))
-        with self.db:
-            self.db.executemany("INSERT INTO history VALUES (?, ?, ?)", rows)
-            self.db.execute("DELETE FROM history WHERE ts < ?", (now - self.retention_s,))
+        self.storage.write("INSERT INTO history VALUES (?, ?, ?)", rows)
+        self.storage.write("DELETE FROM history WHERE ts < ?", [(now - self.retention_s,)])
 
     def query(self, point: str, hours: float) -> tuple[list[float], list[float]]:
         """(times, values) of ``point`` over the last ``hours``, averaged into buckets."""

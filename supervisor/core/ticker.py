@@ -1,6 +1,7 @@
 """Keeping the loops alive: each task restarts its own work after a failure (``supervised``),
-and once a second the ticker ages the points, refreshes device counts, settles deferred safe
-states and pings the systemd watchdog while every loop makes progress.
+and once a second the ticker ages the points, refreshes device counts, watches the disk
+(pruning old rows hourly), settles deferred safe states and pings the systemd watchdog while
+every loop makes progress.
 
 The watchdog watches progress counters: each bus worker's and each subsystem's heartbeat. A
 counter that has not moved for ``stall_s`` stops the pings, so systemd restarts a supervisor
@@ -27,6 +28,7 @@ RESTART_BACKOFF_MAX_S = 30.0
 TICK_S = 1.0
 STALL_S = 10.0
 DEVICE_STATUS_REFRESH_S = 10.0
+PRUNE_S = 3600.0
 
 
 class Watchdog:
@@ -58,10 +60,14 @@ async def tick(van: VanState, port: OutputPort, workers: Mapping[str, BusWorker]
                watchdog: Watchdog, period_s: float = TICK_S) -> None:
     """The ticker task."""
     ping_every = watchdog_interval()
-    last_ping = last_refresh = float("-inf")
+    last_ping = last_refresh = last_prune = float("-inf")
     while True:
         van.points.sweep(van.wall())
+        van.check_storage()
         mono = time.monotonic()
+        if mono - last_prune >= PRUNE_S:
+            van.storage.prune(van.wall(), van.cfg.storage.keep_days)
+            last_prune = mono
         if mono - last_refresh >= DEVICE_STATUS_REFRESH_S:
             _refresh_device_status(van, workers)
             last_refresh = mono

@@ -42,6 +42,13 @@ def dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+STORAGE_ALARM = AlarmDef(
+    "system/storage", "warning",
+    "Zapis danych nie działa (karta pamięci pełna lub uszkodzona); sterowanie działa dalej",
+    "Data storage failing (memory card full or damaged); the van is still controlled",
+    latching=True)
+
+
 @dataclass
 class VanState:
     """The shared state of one running supervisor."""
@@ -60,6 +67,7 @@ class VanState:
         default_factory=lambda: Listeners[dict[str, Any]]("event"))
 
     def __post_init__(self) -> None:
+        self.alarms.define(STORAGE_ALARM)
         self.devices.health_changed.add(lambda _device, _status: self.update_state())
         self.alarms.changed.add(self._alarm_event)
         self.router.audited.add(self._audit_event)
@@ -83,6 +91,11 @@ class VanState:
         self.event_added({"kind": "command", "action": result.action, "args": args,
                           "role": role, "source": source, **result.as_dict(),
                           "ts": iso(self.wall())})
+
+    def check_storage(self) -> None:
+        """The alarm follows the disk: raised while writes fail (full or read-only card)."""
+        failing = self.storage.error is not None
+        self.alarms.set(STORAGE_ALARM.id, failing, self.wall(), self.storage.error or "")
 
     # ---- status -------------------------------------------------------------------------
 

@@ -1,0 +1,82 @@
+"""SQLite on a card that fills up or turns read-only: the van keeps being controlled, the crew
+sees an alarm, nothing raises; old rows are pruned by age and size so the card never fills."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from virtual_core import VirtualCore
+
+from drivers.register_codec import Value
+from supervisor.core import storage as storage_module
+from supervisor.core.commands import ActionSpec, ArgSpec
+from supervisor.core.storage import Storage
+from supervisor.core.subsystem import Clock
+from supervisor.registry import load_config
+
+DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
+
+
+async def no_write(device: str, register: str, value: Value) -> Value | None:
+    raise AssertionError("nothing is written to devices here")
+
+
+def fill_up(db: Storage) -> None:
+    """The card is full: the database may not grow by a single page."""
+    pages = db.db.execute("PRAGMA page_count").fetchone()[0]
+    db.db.execute(f"PRAGMA max_page_count = {pages}")
+    for i in range(200):  # use up the free space inside the last pages
+        db.add_event(0.0, "filler", {"i": i, "pad": "x" * 500})
+
+
+async def test_a_full_card_raises_an_alarm_and_commands_still_work(tmp_path: Path) -> None:
+    core = VirtualCore(load_config(DEMO), tmp_path / "db.sqlite", no_write, Clock())
+    van, applied = core.van, []
+
+    async def switch(args: dict[str, Any]) -> str:
+        applied.append(args)
+        return "ok"
+
+    van.router.register(ActionSpec("test/switch", switch, frozenset({"crew"}),
+                                   {"on": ArgSpec("bool")}))
+    fill_up(van.storage)
+    assert van.storage.error is not None and "full" in van.storage.error
+    van.check_storage()
+    alarm = van.alarms.states["system/storage"]
+    assert alarm.active and "full" in alarm.detail
+    result = await van.router.submit("test/switch", b'{"id":"f1","args":{"on":true}}', "crew",
+                                     "panel")
+    assert result.status == "done" and applied == [{"on": True}]
+    van.event({"kind": "test"})  # an event that cannot be stored is still told (no raise)
+    # room again (the technician cleared the card): writes work, the alarm clears
+    van.storage.db.execute("PRAGMA max_page_count = 1000000")
+    van.storage.put("setting/x", 1)
+    assert van.storage.error is None
+    van.check_storage()
+    assert not van.alarms.states["system/storage"].active
+
+
+def test_a_read_only_card_is_reported_and_nothing_raises(tmp_path: Path) -> None:
+    db = Storage(tmp_path / "db.sqlite")
+    db.db.execute("PRAGMA query_only = ON")
+    db.put("setting/a", 1)
+    db.record_command("c1", 0.0, "a", "crew", "mqtt", {}, "done", "ok", "")
+    assert db.error is not None and "readonly" in db.error.replace("-", "").replace(" ", "")
+    assert db.get("setting/a") is None
+
+
+def test_old_rows_are_pruned_by_age_and_by_size(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Storage(tmp_path / "db.sqlite")
+    day = 86400.0
+    for i in range(10):
+        db.add_event(i * day, "e", {"i": i})
+        db.record_command(f"c{i}", i * day, "a", "crew", "mqtt", {}, "done", "ok", "")
+    db.prune(now=10 * day, keep_days=5)  # older than day 5 goes
+    assert [e["i"] for e in db.events()] == [9, 8, 7, 6, 5]
+    assert not db.command_seen("c4") and db.command_seen("c5")
+    monkeypatch.setattr(storage_module, "RETAINED", (("event", "ts", 2),))
+    db.prune(now=10 * day, keep_days=30)
+    assert [e["i"] for e in db.events()] == [9, 8]  # at most the cap, the newest kept
