@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: a local Mosquitto, the simulated van and the supervisor, until Ctrl-C.
 # Ports and paths: MCW_MQTT_PORT (broker, default 1883), MCW_GX_PORT (simulated Victron GX,
-# default 5020), MCW_PANEL_PORT (crew panel, default 8080), MCW_RUN_DIR (pty, sockets, logs, SQLite; default /tmp/mcw-demo).
+# default 5020), MCW_PANEL_PORT (crew panel, default 8080), MCW_RUN_DIR (pty, sockets, logs,
+# SQLite; default: a new /tmp/mcw-demo.XXXXXX for each demo). A run directory named by hand is
+# refused while another demo lives in it, and cleaned of a dead one's leftovers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -18,22 +20,62 @@ pick_port() {  # $1 variable name, $2 default: keep an explicit choice, else avo
 export MCW_MQTT_PORT=$(pick_port MCW_MQTT_PORT 1883)
 export MCW_GX_PORT=$(pick_port MCW_GX_PORT 5020)
 export MCW_PANEL_PORT=$(pick_port MCW_PANEL_PORT 8080)
-export MCW_RUN_DIR=${MCW_RUN_DIR:-/tmp/mcw-demo}
-mkdir -p "$MCW_RUN_DIR"
+running() {  # a live process (a zombie, ended but not yet reaped, is not)
+  [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
+}
+
+if [ -z "${MCW_RUN_DIR:-}" ]; then
+  MCW_RUN_DIR=$(mktemp -d /tmp/mcw-demo.XXXXXX)
+else
+  mkdir -p "$MCW_RUN_DIR"
+  if [ -f "$MCW_RUN_DIR/demo.pid" ]; then
+    other=$(cat "$MCW_RUN_DIR/demo.pid")
+    alive=""
+    for pid in $other $(cat "$MCW_RUN_DIR/children" 2>/dev/null); do
+      running "$pid" && alive="$alive $pid"
+    done
+    if [ -n "$alive" ]; then
+      echo "demo: $MCW_RUN_DIR belongs to a demo that still runs (pids$alive); stop it or" \
+        "pick another MCW_RUN_DIR" >&2
+      exit 1
+    fi
+    echo "demo: cleaning what a dead demo (pid $other) left in $MCW_RUN_DIR"
+  fi
+  rm -f "$MCW_RUN_DIR/gpio.sock" "$MCW_RUN_DIR/ttyRS485" "$MCW_RUN_DIR/ttyRS485.sim" \
+    "$MCW_RUN_DIR/children"
+fi
+export MCW_RUN_DIR
+echo $$ > "$MCW_RUN_DIR/demo.pid"
+: > "$MCW_RUN_DIR/children"
+# If this script is killed outright (no trap runs), a reaper still stops what it started.
+(
+  trap '' INT TERM
+  while running $$; do sleep 1; done
+  for pid in $(tac "$MCW_RUN_DIR/children" 2>/dev/null); do kill -TERM -- "-$pid" 2>/dev/null; done
+) </dev/null >/dev/null 2>&1 &
 
 pids=()
 cleanup() {
   trap - INT TERM EXIT
   echo; echo "stopping the demo..."
-  # the supervisor first, so it can drive its outputs to their safe states
-  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; wait "${pids[$i]}" 2>/dev/null || true; done
-  echo "stopped."
+  # the supervisor first, so it can drive its outputs to their safe states; each child is the
+  # leader of its own process group (setsid), and the whole group goes: nothing is left over
+  for ((i=${#pids[@]}-1; i>=0; i--)); do
+    kill -TERM -- "-${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
+  rm -f "$MCW_RUN_DIR/demo.pid" "$MCW_RUN_DIR/gpio.sock" "$MCW_RUN_DIR/children"
+  echo "stopped (logs in $MCW_RUN_DIR)."
 }
 trap cleanup INT TERM EXIT
 
-wait_for() {  # $1 description, $2.. command that succeeds when ready
+wait_for() {  # $1 description, $2.. command that succeeds when ready (while our children live)
   local what=$1; shift
-  for _ in $(seq 1 150); do "$@" 2>/dev/null && return 0; sleep 0.1; done
+  for _ in $(seq 1 150); do
+    "$@" 2>/dev/null && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
   echo "demo: $what did not come up; see $MCW_RUN_DIR/*.log" >&2; exit 1
 }
 
@@ -49,15 +91,15 @@ if [ "$(id -u)" = 0 ]; then echo "user root" >> "$MCW_RUN_DIR/mosquitto.conf"; f
 # Each child runs in its own session (setsid): Ctrl-C reaches only this script, whose trap
 # stops them in order - the supervisor first (safe states, "offline"), the broker last.
 setsid mosquitto -c "$MCW_RUN_DIR/mosquitto.conf" >"$MCW_RUN_DIR/mosquitto.log" 2>&1 &
-pids+=($!)
+pids+=($!); echo $! >> "$MCW_RUN_DIR/children"
 wait_for "mosquitto on port $MCW_MQTT_PORT" bash -c "exec 3<>/dev/tcp/127.0.0.1/$MCW_MQTT_PORT"
 
 setsid "$BIN/mcw-sim" --config "$CONFIG" >"$MCW_RUN_DIR/sim.log" 2>&1 &
-pids+=($!)
+pids+=($!); echo $! >> "$MCW_RUN_DIR/children"
 wait_for "the simulated van" test -S "$MCW_RUN_DIR/gpio.sock"
 
 setsid "$BIN/mcw-supervisor" --config "$CONFIG" >"$MCW_RUN_DIR/supervisor.log" 2>&1 &
-pids+=($!)
+pids+=($!); echo $! >> "$MCW_RUN_DIR/children"
 
 cat <<TXT
 
