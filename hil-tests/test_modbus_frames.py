@@ -122,8 +122,7 @@ class Sink:
 
 
 @asynccontextmanager
-async def bus_with(reply: Callable[[bytes], bytes]) -> AsyncIterator[
-        tuple[BusWorker, Sink, Responder]]:
+async def bus_with(reply: Callable[[bytes], bytes]) -> AsyncIterator[Sink]:
     """A bus worker on a pty line whose far end is the responder."""
     require_tool("socat")
     with tempfile.TemporaryDirectory(prefix="mcw-frames-") as tmp:
@@ -139,7 +138,7 @@ async def bus_with(reply: Callable[[bytes], bytes]) -> AsyncIterator[
         worker = BusWorker("rs485", link, devices, sink, frame_gap_s=0.004)
         working = asyncio.create_task(worker.run())
         try:
-            yield worker, sink, responder
+            yield sink
         finally:
             for task in (working, serving):
                 task.cancel()
@@ -165,7 +164,7 @@ async def test_damaged_answers_degrade_only_their_device() -> None:
         used[kind] += 1
         return DAMAGES[kind](good, rng)
 
-    async with bus_with(every_other_damaged) as (worker, sink, _responder):
+    async with bus_with(every_other_damaged) as sink:
         await wait_until(lambda: sum(used.values()) >= FRAMES, timeout=300,
                          what=f"{FRAMES} damaged answers")
         fresh_before = sink.fresh.get("good", 0)
@@ -194,7 +193,7 @@ def test_any_answer_bytes_leave_the_bus_working(replies: list[bytes]) -> None:
             calls += 1
             return queue.pop(0) if queue and calls % 2 == 0 else good
 
-        async with bus_with(reply) as (_worker, sink, responder):
+        async with bus_with(reply) as sink:
             await wait_until(lambda: not queue and sink.states.get("bad") == "online",
                              timeout=60, what="the device answering well again, online")
             assert sink.states["good"] == "online"
