@@ -726,6 +726,24 @@ def test_mosquitto_acl_write_matrix(tmp_path: Path) -> None:
     assert measured == expected, "delivered publishes:\n" + format_write_matrix(measured)
 
 
+def test_a_login_cannot_take_over_the_supervisors_session(tmp_path: Path) -> None:
+    """Client ids are bound to logins: a crew device claiming the supervisor's client id gets
+    its own session, and the supervisor stays connected."""
+    broker = build_broker(tmp_path, MOSQUITTO_CONF.read_text(encoding="utf-8"))
+    stolen = "mcw-supervisor-mcw/v1/van1"
+    with (
+        running_mosquitto(broker.config, [broker.local_port, broker.lan_port], broker.log),
+        mqtt(broker.local_port, stolen, "supervisor", USERS["supervisor"]) as supervisor,
+        mqtt(broker.lan_port, "watcher", "technician", USERS["technician"]) as watcher,
+    ):
+        watcher.subscribe("mcw/v1/#")
+        with mqtt(broker.lan_port, stolen, "crew", USERS["crew"]):
+            supervisor.publish("mcw/v1/van1/status", b"still here")  # raises if kicked off
+        seen = receive_until_deadline(watcher, "mcw/v1/van1/status",
+                                      time.monotonic() + ACL_DEADLINE_S)
+    assert seen[-1].payload == b"still here"
+
+
 def enable_bridge(fragment: str, hq_port: int) -> str:
     """Uncomment the bridge section for van ``van1`` and point it at a local plain-MQTT broker.
 
