@@ -44,7 +44,8 @@ class PowerSubsystem:
         self.store = ctx.points
         self.alarms = ctx.alarms
         self.settings = ctx.settings
-        self._wall = ctx.clock.wall
+        self._wall = ctx.clock.wall  # timestamps and the time of day
+        self._mono = ctx.clock.monotonic  # every delay and duration of the rules
         self.nominal_v = float(ctx.vehicle.battery_nominal_voltage)
         self.low_voltage = cfg.low_voltage_per_12v * self.nominal_v / 12
         self._low_voltage_since: float | None = None
@@ -138,23 +139,29 @@ class PowerSubsystem:
             declare(OutputDef("power/generator/run", line.safe_state, line=gen.start_output))
 
     def _publish(self, now: float) -> None:
-        put = self.store.update
+        """The subsystem's own points; ``now`` is the rules' (monotonic) time."""
+        ts = self._wall()
+
+        def put(pid: str, value: Scalar | None) -> None:
+            self.store.update(pid, value, ts)
+
         for name in self.circuits:
-            put(f"power/circuit/{name}/wanted", self.wanted[name], now)
-            put(f"power/circuit/{name}/shed", self.loads.shed_reason(name) or "", now)
-        put("power/shed/steps", self.loads.shed_step_count(), now)
-        put("power/shed/override", self.loads.override_active(now), now)
-        put("power/shed/override_until", self.loads.override_until or 0, now)
-        put("power/shore/current_limit", self.shore_limit, now)
+            put(f"power/circuit/{name}/wanted", self.wanted[name])
+            put(f"power/circuit/{name}/shed", self.loads.shed_reason(name) or "")
+        put("power/shed/steps", self.loads.shed_step_count())
+        put("power/shed/override", self.loads.override_active(now))
+        until = self.loads.override_until
+        put("power/shed/override_until", 0 if until is None else round(ts + until - now))
+        put("power/shore/current_limit", self.shore_limit)
         if self.cfg.inverter is not None:
-            put("power/inverter/mode_setting", self.inverter_mode, now)
+            put("power/inverter/mode_setting", self.inverter_mode)
         gen = self.generator
         if gen is not None:
-            put("power/generator/state", gen.state, now)
-            put("power/generator/reason", gen.reason, now)
-            put("power/generator/auto", gen.auto_enabled, now)
+            put("power/generator/state", gen.state)
+            put("power/generator/reason", gen.reason)
+            put("power/generator/auto", gen.auto_enabled)
             run = gen.total_run_s + (now - gen.run_started if gen.run_started else 0)
-            put("power/generator/run_time_total", round(run), now)
+            put("power/generator/run_time_total", round(run))
         self._publish_forecast(now)
 
     def _publish_forecast(self, now: float) -> None:
@@ -165,17 +172,21 @@ class PowerSubsystem:
         ttg = self._num("power/battery/time_to_go")
         runtime = self.forecast.runtime_s(soc, ttg)
         known = soc is not None  # with a SOC, "no runtime" means charging: no limit
-        put = self.store.update
-        put("power/runtime", _rounded(runtime), now, known)
-        put("power/load/average_current", _rounded(self.forecast.load_a, 1), now)
+        ts = self._wall()
+
+        def put(pid: str, value: Scalar | None, none_ok: bool = False) -> None:
+            self.store.update(pid, value, ts, none_ok)
+
+        put("power/runtime", _rounded(runtime), known)
+        put("power/load/average_current", _rounded(self.forecast.load_a, 1))
         for name, circuit in self.circuits.items():
             extra = 0.0 if self._actual(name) else self._dc_amps(circuit)
             put(f"power/runtime/with/{name}",
-                _rounded(self.forecast.runtime_s(soc, ttg, extra_a=extra)), now, known)
+                _rounded(self.forecast.runtime_s(soc, ttg, extra_a=extra)), known)
         if self.cfg.climate_load_a:
             put("power/runtime/with_climate",
                 _rounded(self.forecast.runtime_s(soc, ttg, extra_a=self.cfg.climate_load_a)),
-                now, known)
+                known)
 
     def _dc_amps(self, circuit: Circuit) -> float:
         """Battery current a circuit adds: AC loads through the inverter (90 % efficient)."""
@@ -228,8 +239,8 @@ class PowerSubsystem:
         if self.generator is not None:
             self._evaluate_generator(now)
         shed = [n for n in self.circuits if self.loads.shed_reason(n)]
-        self.alarms.set("power/load_shed", bool(shed), now, ", ".join(shed))
-        self.alarms.set("power/shed_override", self.loads.override_active(now), now)
+        self.alarms.set("power/load_shed", bool(shed), self._wall(), ", ".join(shed))
+        self.alarms.set("power/shed_override", self.loads.override_active(now), self._wall())
         self._publish(now)
 
     def _battery_alarms(self, now: float) -> None:
@@ -240,7 +251,7 @@ class PowerSubsystem:
                                ("power/critical_soc", self.cfg.low_soc_critical)):
                 state = self.alarms.states.get(aid)
                 active = state is not None and state.active
-                self.alarms.set(aid, soc < limit or (active and soc < limit + hyst), now,
+                self.alarms.set(aid, soc < limit or (active and soc < limit + hyst), self._wall(),
                                 f"SOC {soc:.0f} %")
         volts = self._num("power/battery/voltage")
         if volts is not None:
@@ -248,31 +259,31 @@ class PowerSubsystem:
                 if self._low_voltage_since is None:
                     self._low_voltage_since = now
                 if now - self._low_voltage_since >= self.cfg.low_voltage_delay_s:
-                    self.alarms.set("power/low_voltage", True, now, f"{volts:.2f} V")
+                    self.alarms.set("power/low_voltage", True, self._wall(), f"{volts:.2f} V")
             else:
                 self._low_voltage_since = None
-                self.alarms.set("power/low_voltage", False, now)
+                self.alarms.set("power/low_voltage", False, self._wall())
         temp = self._num("power/battery/temperature")
         if temp is not None:
             limit = self.cfg.high_battery_temperature
             active = "power/high_battery_temperature" in self.alarms.active()
             self.alarms.set("power/high_battery_temperature",
                             temp > limit or (active and temp > limit - ALARM_HYSTERESIS_C),
-                            now, f"{temp:.1f} °C")
+                            self._wall(), f"{temp:.1f} °C")
 
     def _inverter_and_shore_alarms(self, now: float) -> None:
         for aid, pid in (("power/inverter_overload", "power/inverter/overload"),
                          ("power/inverter_high_temperature", "power/inverter/high_temperature")):
             level = self._num(pid)
             if level is not None:
-                self.alarms.set(aid, level >= 1, now, "alarm" if level >= 2 else "warning")
+                self.alarms.set(aid, level >= 1, self._wall(), "alarm" if level >= 2 else "warning")
         source = self._ac_source()
         if source is None:
             return
         if source == "shore":
-            self.alarms.set("power/shore_lost", False, now)
+            self.alarms.set("power/shore_lost", False, self._wall())
         elif self._last_source == "shore":
-            self.alarms.set("power/shore_lost", True, now, f"AC input now: {source}")
+            self.alarms.set("power/shore_lost", True, self._wall(), f"AC input now: {source}")
         self._last_source = source
 
     def _load_event(self, event: LoadEvent, now: float) -> None:
@@ -286,14 +297,14 @@ class PowerSubsystem:
         running = self.store.good(f"io/{self.cfg.generator.running_input}") is True
         overload = self._num("power/inverter/overload")
         inp = GenInputs(
-            now=now, local_time=datetime.fromtimestamp(now), running=running,
+            now=now, local_time=datetime.fromtimestamp(self._wall()), running=running,
             shore=self._ac_source() == "shore", soc=self._num("power/battery/soc"),
             voltage=self._num("power/battery/voltage"),
             ac_load=self._num("power/inverter/ac_out_current"), inverter_overload=overload,
             inverter_high_temperature=self._num("power/inverter/high_temperature"))
         for event in gen.evaluate(inp):
             self._generator_event(event, now)
-        self.alarms.set("power/generator_failed", gen.state == "error", now, gen.reason)
+        self.alarms.set("power/generator_failed", gen.state == "error", self._wall(), gen.reason)
 
     def _generator_event(self, event: GenEvent, now: float) -> None:
         self.ctx.log.info("generator_" + event.kind, reason=event.reason)
@@ -311,8 +322,10 @@ class PowerSubsystem:
                 await asyncio.wait_for(self.actuator.wake.wait(), LOOP_S)
 
     async def step(self) -> None:
-        """One turn: the rules on the current points, then the writer."""
-        now = self._wall()
+        """One turn: the rules on the current points, then the writer. Rules time their
+        delays on the monotonic clock (a wall clock set an hour forward or back fires no timer
+        twice or never); only quiet hours and timestamps follow the wall clock."""
+        now = self._mono()
         self.evaluate(now)
         self._set_targets(now)
         await self.actuator.step()
@@ -339,7 +352,7 @@ class PowerSubsystem:
 
     async def _confirm(self, output_id: str, value: Value) -> Value | None:
         """Wake the actuator and wait for it to write ``value`` and read it back."""
-        self._set_targets(self._wall())
+        self._set_targets(self._mono())
         try:
             return await self.actuator.confirm(output_id, value, CONFIRM_S)
         except WriteError as exc:
@@ -382,7 +395,6 @@ class PowerSubsystem:
         name: str = args["circuit"]
         on: bool = args["on"]
         circuit = self.circuits[name]
-        now = self._wall()
         if not on and name in self._locked():
             raise CommandFailed("interlock", f"{name} must not be cut now (lock "
                                 f"{circuit.lock} is set)", "rejected")
@@ -395,12 +407,12 @@ class PowerSubsystem:
                                 "override brings it back", "rejected")
         self.wanted[name] = on
         self.settings.put(f"circuit/{name}", on)
-        self.store.update(f"power/circuit/{name}/wanted", on, now)
+        self.store.update(f"power/circuit/{name}/wanted", on, self._wall())
         await self._confirm(f"power/circuit/{name}", on)
         return f"{name} {'on' if on else 'off'}"
 
     async def _override_action(self, args: dict[str, Any]) -> str:
-        now = self._wall()
+        now = self._mono()
         start = self.loads.start_override if args["active"] else self.loads.end_override
         for event in start(now):
             self._load_event(event, now)
@@ -427,7 +439,7 @@ class PowerSubsystem:
 
     async def _generator_action(self, args: dict[str, Any]) -> str:
         assert self.generator is not None
-        now = self._wall()
+        now = self._mono()
         if args["command"] == "start":
             event = self.generator.manual_start(now)
         else:
@@ -440,7 +452,7 @@ class PowerSubsystem:
         assert self.generator is not None
         self.generator.auto_enabled = bool(args["enabled"])
         self.settings.put("generator_auto", self.generator.auto_enabled)
-        self.evaluate(self._wall())
+        self.evaluate(self._mono())
         return f"automatic start {'enabled' if args['enabled'] else 'disabled'}"
 
 
