@@ -85,6 +85,7 @@ class SimulatedVan:
             served = ServedDevice(dev, load_profile(dev.profile), wired)
             served.on_write = self._on_write
             self.devices[dev.id] = served
+        self._rtu_servers: dict[str, BusServer] = {}
         self.lines: dict[str, RtuLine] = {
             bus.name: RtuLine(bus.port) for bus in config.bus if isinstance(bus, RtuBus)
         }
@@ -107,12 +108,7 @@ class SimulatedVan:
                 if isinstance(bus, TcpBus):
                     server = await start_tcp_server(bus.name, bus.host, bus.port, devices)
                 else:
-                    line = self.lines[bus.name]
-                    await line.start()
-                    server = await start_rtu_server(
-                        bus.name, str(line.sim_side), devices,
-                        baudrate=bus.baudrate, parity=bus.parity, stopbits=bus.stopbits,
-                    )
+                    server = await self._start_rtu(bus)
                 self._servers.append(server)
             if self.gpio is not None:
                 await self.gpio.start()
@@ -120,6 +116,29 @@ class SimulatedVan:
             await self.stop()
             raise
         self._ticker = asyncio.create_task(self._run_plant(), name="vansim plant")
+
+    async def _start_rtu(self, bus: RtuBus) -> BusServer:
+        line = self.lines[bus.name]
+        await line.start()
+        devices = [d for d in self.devices.values() if d.config.bus == bus.name]
+        server = await start_rtu_server(bus.name, str(line.sim_side), devices,
+                                        baudrate=bus.baudrate, parity=bus.parity,
+                                        stopbits=bus.stopbits)
+        self._rtu_servers[bus.name] = server
+        return server
+
+    async def unplug(self, bus: str) -> None:
+        """The USB RS-485 adapter is pulled: the serial device disappears."""
+        server = self._rtu_servers.pop(bus)
+        self._servers.remove(server)
+        await server.stop()
+        await self.lines[bus].stop()
+
+    async def replug(self, bus: str) -> None:
+        """The adapter is plugged in again: the same device path comes back."""
+        rtu = next(b for b in self.config.bus if b.name == bus and isinstance(b, RtuBus))
+        assert isinstance(rtu, RtuBus)
+        self._servers.append(await self._start_rtu(rtu))
 
     async def stop(self) -> None:
         """Close every server and connection, stop socat, remove the socket. Idempotent."""

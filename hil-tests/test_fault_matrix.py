@@ -1,0 +1,76 @@
+"""The fault matrix, against the real supervisor process: the USB RS-485 adapter pulled and
+plugged again, the broker missing at start, and the supervisor killed again and again."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+
+from conftest import Van, settled
+from harness import wait_until
+
+RTU = ("room_climate", "relays", "shore_meter")
+KILL_CYCLES = 10  # `make bench` does more
+
+
+def device_state(van: Van, device: str) -> str | None:
+    return (van.monitor.latest.get(f"device/{device}/status") or {}).get("state")
+
+
+async def test_the_serial_adapter_pulled_and_plugged_again(van: Van) -> None:
+    await van.sim.unplug("rs485")
+    await wait_until(lambda: all(device_state(van, d) == "offline" for d in RTU),
+                     what="the RS-485 devices offline")
+    assert van.monitor.latest["status"]["state"] == "degraded"
+    assert device_state(van, "battery") == "online"  # the GX on its own bus is untouched
+    assert van.monitor.quality("climate/room/temperature") == "stale"
+    await van.sim.replug("rs485")
+    await wait_until(lambda: all(device_state(van, d) == "online" for d in RTU),
+                     what="the RS-485 devices back")
+    await wait_until(lambda: van.monitor.latest["status"]["state"] == "ready", what="ready")
+    await wait_until(lambda: van.monitor.quality("climate/room/temperature") == "good",
+                     what="fresh readings")
+    assert van.supervisor.proc is not None and van.supervisor.proc.poll() is None
+
+
+async def test_the_broker_missing_at_start_is_found_when_it_comes(van: Van) -> None:
+    sim = van.sim
+    assert await van.supervisor.stop(signal.SIGTERM) == 0
+    await van.broker.stop()
+    van.supervisor.start()  # no broker: it must control the van all the same
+    await wait_until(lambda: any(line.get("event") == "supervisor_ready"
+                                 for line in van.supervisor.log_lines()[-200:]),
+                     what="ready without a broker")
+    sim.override("relays", "relay_2", False)  # a relay drops: the crew wants it on
+    sim.override("relays", "relay_2", None)
+    await wait_until(lambda: sim.relay("relays", "relay_2") is True,
+                     what="controlled without a broker")
+    van.monitor.latest.clear()
+    await van.broker.start()
+    await wait_until(lambda: (van.monitor.latest.get("status") or {}).get("state") == "ready",
+                     what="found the broker")
+
+
+async def test_killed_again_and_again_nothing_acknowledged_is_lost(van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    for cycle in range(KILL_CYCLES):
+        on = cycle % 2 == 0
+        result = await mon.command("power/circuit", {"id": f"k{cycle}", "args": {
+            "circuit": "sockets_12v", "on": on}})
+        assert result["status"] == "done"
+        # the power is cut right after the answer
+        assert await van.supervisor.stop(signal.SIGKILL) == -signal.SIGKILL
+        van.supervisor.start()
+        await wait_until(lambda: (mon.latest.get("status") or {}).get("state") == "ready",
+                         what="ready")
+        await settled(van)
+        await wait_until(lambda: sim.relay("relays", "relay_5") is on,  # noqa: B023
+                         what=f"cycle {cycle}: the crew's choice kept")
+        again = await mon.command("power/circuit", {"id": f"k{cycle}", "args": {
+            "circuit": "sockets_12v", "on": not on}})
+        assert again["status"] == "duplicate"  # its id was kept too
+    assert await van.supervisor.stop(signal.SIGKILL) == -signal.SIGKILL
+    with sqlite3.connect(van.run_dir / "mcw.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        kept = db.execute("SELECT COUNT(*) FROM command WHERE id LIKE 'k%'").fetchone()[0]
+    assert kept == KILL_CYCLES
