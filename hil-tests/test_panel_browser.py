@@ -3,13 +3,16 @@ the real supervisor process running the simulated van."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from collections.abc import AsyncIterator
+import struct
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright
 from testsupport import needs_tool
 
 from conftest import Van
@@ -20,6 +23,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 SCREENS = Path(__file__).parent / "artifacts" / "screens"
 SIZES = {"800x480": (800, 480), "1280x800": (1280, 800)}
+NAV = ("home", "power", "climate", "lighting", "room", "comms", "alarms", "diagnostics")
+I18N = Path(__file__).parents[1] / "supervisor" / "interfaces" / "panel_static" / "i18n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+BROKEN_TEXT = ("[object", "undefined", "NaN")  # what a script bug puts on a screen
+MIN_SCREENSHOT_BYTES = 10_000  # a blank page compresses to a few kB; every screen is over 30 kB
 TIMEOUT_MS = 20_000
 # every visible button, link and input a finger must hit: at least 48 x 48 CSS px
 SMALL_TARGETS_JS = """() => [...document.querySelectorAll('button, a, input, select')]
@@ -46,12 +54,34 @@ def panel_url(van: Van) -> str:
     return f"http://127.0.0.1:{os.environ['MCW_PANEL_PORT']}/"
 
 
-async def open_panel(browser: Browser, van: Van, size: str = "1280x800") -> Page:
+HelloEdit = Callable[[dict[str, Any]], None]
+
+
+async def open_panel(browser: Browser, van: Van, size: str = "1280x800",
+                     edit_hello: HelloEdit | None = None) -> Page:
+    """A fresh page on the panel; ``edit_hello`` may change the WebSocket's hello on its way."""
     width, height = SIZES[size]
     page = await browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(TIMEOUT_MS)
+    if edit_hello is not None:
+        await page.route_web_socket("**/api/ws", lambda ws: relay(ws, edit_hello))
     await page.goto(panel_url(van))
     return page
+
+
+def relay(ws: WebSocketRoute, edit_hello: HelloEdit) -> None:
+    """Pass the page's WebSocket through to the supervisor, editing the hello message."""
+    server = ws.connect_to_server()
+
+    def to_page(message: str | bytes) -> None:
+        msg = json.loads(message)
+        if msg.get("type") == "hello":
+            edit_hello(msg)
+            message = json.dumps(msg)
+        ws.send(message)
+
+    server.on_message(to_page)
+    ws.on_message(server.send)
 
 
 async def enter_pin(page: Page, pin: str) -> None:
@@ -62,8 +92,8 @@ async def enter_pin(page: Page, pin: str) -> None:
 
 
 async def unlocked(browser: Browser, van: Van, pin: str = "1234",
-                   size: str = "1280x800") -> Page:
-    page = await open_panel(browser, van, size)
+                   size: str = "1280x800", edit_hello: HelloEdit | None = None) -> Page:
+    page = await open_panel(browser, van, size, edit_hello)
     await enter_pin(page, pin)
     await page.get_by_test_id("screen-home").wait_for()
     return page
@@ -71,6 +101,27 @@ async def unlocked(browser: Browser, van: Van, pin: str = "1234",
 
 def value_id(point: str) -> str:
     return "value-" + point.replace("/", "-")
+
+
+def texts(lang: str) -> dict[str, str]:
+    return dict(json.loads((I18N / f"{lang}.json").read_text(encoding="utf-8")))
+
+
+def enum_key(dictionary: dict[str, str], point: dict[str, Any], value: str) -> str | None:
+    """The i18n key the panel shows an enum value with (as i18n.js enumText), if any."""
+    keys = [f"enum.{value}"]
+    if point.get("enum_set"):
+        keys.insert(0, f"enum.{point['enum_set']}.{value}")
+    return next((key for key in keys if key in dictionary), None)
+
+
+def assert_screenshot(path: Path, size: tuple[int, int]) -> None:
+    """A PNG of the whole viewport with something drawn on it."""
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE), f"{path.name} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk comes first
+    assert (width, height) == size, f"{path.name} is {width}x{height}"
+    assert len(data) > MIN_SCREENSHOT_BYTES, f"{path.name} looks blank ({len(data)} bytes)"
 
 
 async def test_unlock_shows_live_battery_values(browser: Browser, van: Van) -> None:
@@ -157,22 +208,31 @@ async def test_silent_device_is_shown_greyed(browser: Browser, van: Van) -> None
 @pytest.mark.parametrize("size", sorted(SIZES))
 async def test_screenshots_of_every_screen(browser: Browser, van: Van, size: str) -> None:
     SCREENS.mkdir(parents=True, exist_ok=True)
+    shots = [SCREENS / f"{name}-{size}.png" for name in ("pin", *NAV, "home-night")]
+    for path in shots:  # a leftover from an earlier run must not pass for this run's
+        path.unlink(missing_ok=True)
     page = await open_panel(browser, van, size)
+    problems: list[str] = []  # script errors, and texts missing from the dictionary
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: problems.append(msg.text) if "i18n" in msg.text else None)
     await page.get_by_test_id("screen-pin").wait_for()
     await page.screenshot(path=str(SCREENS / f"pin-{size}.png"))
     await enter_pin(page, "4321")  # technician: every screen including diagnostics
     await page.get_by_test_id("screen-home").wait_for()
-    for screen in ("home", "power", "climate", "lighting", "room", "comms", "alarms",
-                   "diagnostics"):
+    for screen in NAV:
         await page.get_by_test_id(f"nav-{screen}").click()
         await page.get_by_test_id(f"screen-{screen}").wait_for()
         await page.screenshot(path=str(SCREENS / f"{screen}-{size}.png"))
         small = await page.evaluate(SMALL_TARGETS_JS)
         assert small == [], f"tap targets under 48 px on {screen} at {size}: {small}"
+        shown = await page.inner_text("main")
+        assert [bad for bad in BROKEN_TEXT if bad in shown] == [], f"{screen}: {shown}"
     await page.get_by_test_id("night-toggle").click()
     await page.get_by_test_id("nav-home").click()
     await page.screenshot(path=str(SCREENS / f"home-night-{size}.png"))
-    assert len(list(SCREENS.glob(f"*-{size}.png"))) >= 10
+    for path in shots:
+        assert_screenshot(path, SIZES[size])
+    assert problems == []
 
 
 async def test_panel_keeps_working_while_the_broker_is_down(browser: Browser, van: Van) -> None:
@@ -184,3 +244,42 @@ async def test_panel_keeps_working_while_the_broker_is_down(browser: Browser, va
     await page.wait_for_function("el => el.dataset.state === 'on'",
                                  arg=await button.element_handle())
     assert van.sim.relay("relays", "relay_5") is True
+
+
+async def test_every_enum_value_has_a_text_in_both_languages(van: Van) -> None:
+    meta = await wait_until(lambda: van.monitor.latest.get("meta"), what="meta on MQTT")
+    polish, english = texts("pl"), texts("en")
+    assert polish.keys() == english.keys()  # so what Polish has, English has too
+    untranslated = [f"{point['id']}: {value}" for point in meta["points"]
+                    for value in point.get("enum", []) if enum_key(polish, point, value) is None]
+    assert untranslated == []
+
+
+async def test_panel_follows_the_meta(browser: Browser, van: Van) -> None:
+    """Decimals, enum texts and the buttons a role gets come from the supervisor's meta."""
+    def edit(hello: dict[str, Any]) -> None:
+        for point in hello["meta"]["points"]:
+            if point["id"] == "power/battery/voltage":
+                point["precision"] = 3
+        for action in hello["meta"]["actions"]:
+            if action["id"] == "power/generator":
+                action["roles"] = ["technician"]
+
+    page = await unlocked(browser, van, edit_hello=edit)  # the crew PIN
+    await page.get_by_test_id("nav-power").click()
+    volts = page.get_by_test_id(value_id("power/battery/voltage")).first
+    await page.wait_for_function("el => /\\d,\\d{3}(?!\\d)/.test(el.textContent)",
+                                 arg=await volts.element_handle())
+    # the crew may no longer start or stop the generator, but may still switch auto start
+    await page.get_by_test_id("gen-auto").wait_for()
+    assert await page.get_by_test_id("gen-start").count() == 0
+    assert await page.get_by_test_id("gen-stop").count() == 0
+    polish = texts("pl")
+    meta = van.monitor.latest["meta"]
+    for point in meta["points"]:
+        shown = page.get_by_test_id(value_id(point["id"]))
+        if not point.get("enum") or await shown.count() == 0:
+            continue
+        text = await shown.first.locator(".num").text_content()
+        assert text in {polish[key] for value in point["enum"]
+                        if (key := enum_key(polish, point, value))}, f"{point['id']}: {text}"
