@@ -2,7 +2,7 @@
 // This module wires the pieces together: the screen registry and navigation, the language,
 // locking and unlocking, and the boot. The supervisor's state: client.js; texts and numbers:
 // i18n.js; shared widgets: widgets.js; the PIN screen: pin.js; one module per screen: screens/.
-import { S, sub, emit, clearScope, connDown, shownAlarms, retryNow, getSession, setHandlers, startSession, endSession } from './client.js';
+import { S, sub, emit, clearScope, connDown, shownAlarms, retryNow, getSession, setHandlers, startSession, endSession, touched } from './client.js';
 import { t, num, fmtTime, loadDict, setLanguage, language } from './i18n.js';
 import { $, h, icon, setText, store, setNight, nightButton, commandFailed, closeDialog, hideToast } from './widgets.js';
 import { renderPin } from './pin.js';
@@ -31,7 +31,7 @@ const mayView = (screen) => !screen.roles || screen.roles.includes(S.role);
 // ---- locking ---------------------------------------------------------------------------------
 let lastActivity = Date.now();
 for (const ev of ['pointerdown', 'keydown', 'touchstart', 'wheel']) {
-  addEventListener(ev, () => { lastActivity = Date.now(); }, { passive: true, capture: true });
+  addEventListener(ev, () => { lastActivity = Date.now(); touched(); }, { passive: true, capture: true });
 }
 function lockNow(reason) {
   fetch('/api/lock', { method: 'POST', credentials: 'same-origin', keepalive: true }).catch(() => {});

@@ -253,6 +253,15 @@ function setMeta(meta) {
   return true;
 }
 
+// ---- the crew's touches keep the session: the server locks it when idle, whatever the page
+const ACTIVITY_EVERY_MS = 20000;
+let lastTold = 0;
+export function touched() {
+  if (!ws || ws.readyState !== 1 || Date.now() - lastTold < ACTIVITY_EVERY_MS) return;
+  lastTold = Date.now();
+  ws.send(JSON.stringify({ type: 'activity' }));
+}
+
 // ---- commands: one pending command per key (a control); its result or a timeout ends it
 let seq = 0;
 export const isPending = (key) => S.pendingKeys.has(key);
