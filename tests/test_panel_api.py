@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import ClientWebSocketResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from supervisor.core.alarms import AlarmManager
@@ -48,6 +50,16 @@ class Rig:
                           lockout_s=60, session_s=3600)
         self.history = History(self.storage, self.store, 86400, lambda: self.now)
         self.panel = Panel(cfg, van, self.history, monotonic=lambda: self.mono)
+
+
+@asynccontextmanager
+async def page(client: TestClient[Any, Any]) -> AsyncIterator[ClientWebSocketResponse]:
+    """A page unlocked with the crew PIN, its live socket open past the hello and snapshot."""
+    await client.post("/api/unlock", json={"pin": CREW})
+    async with client.ws_connect("/api/ws") as ws:
+        await ws.receive_json()
+        await ws.receive_json()
+        yield ws
 
 
 @pytest.fixture
@@ -124,10 +136,7 @@ async def test_websocket_pushes_and_routes_commands_with_the_session_role(
 
 async def test_locking_closes_open_pages(rig: tuple[Rig, TestClient[Any, Any]]) -> None:
     _, client = rig
-    await client.post("/api/unlock", json={"pin": CREW})
-    async with client.ws_connect("/api/ws") as ws:
-        await ws.receive_json()
-        await ws.receive_json()
+    async with page(client) as ws:
         await client.post("/api/lock")
         assert (await ws.receive_json()) == {"type": "locked"}
 
@@ -189,10 +198,7 @@ async def test_deep_json_on_the_socket_is_refused_and_the_page_stays_connected(
     rig: tuple[Rig, TestClient[Any, Any]],
 ) -> None:
     r, client = rig
-    await client.post("/api/unlock", json={"pin": CREW})
-    async with client.ws_connect("/api/ws") as ws:
-        await ws.receive_json()
-        await ws.receive_json()
+    async with page(client) as ws:
         await ws.send_str("[" * 3000 + "]" * 3000)
         assert (await ws.receive_json())["code"] == "bad_request"
         await ws.send_json({"type": "cmd", "action": "power/circuit", "id": "d1",
@@ -205,10 +211,7 @@ async def test_the_server_locks_an_idle_session_whatever_the_page_does(
     rig: tuple[Rig, TestClient[Any, Any]],
 ) -> None:
     r, client = rig
-    await client.post("/api/unlock", json={"pin": CREW})
-    async with client.ws_connect("/api/ws") as ws:
-        await ws.receive_json()
-        await ws.receive_json()
+    async with page(client) as ws:
         r.mono += 200
         await ws.send_json({"type": "activity"})  # the crew touched the screen
         await ws.send_json({"type": "cmd", "action": "power/circuit", "id": "i1",
