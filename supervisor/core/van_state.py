@@ -20,7 +20,7 @@ from supervisor.core.commands import CommandRouter, Result
 from supervisor.core.config import SupervisorConfig
 from supervisor.core.device_points import DevicePoints
 from supervisor.core.listeners import Listeners
-from supervisor.core.points import PointStore, PointValue
+from supervisor.core.points import PointDef, PointStore, PointValue
 from supervisor.core.storage import Storage
 
 log = structlog.get_logger("supervisor")
@@ -42,6 +42,7 @@ def dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+SLOWEST_WRITE = "system/storage/slowest_write"
 STORAGE_ALARM = AlarmDef(
     "system/storage", "warning",
     "Zapis danych nie działa (karta pamięci pełna lub uszkodzona); sterowanie działa dalej",
@@ -68,6 +69,9 @@ class VanState:
 
     def __post_init__(self) -> None:
         self.alarms.define(STORAGE_ALARM)
+        self.points.define(PointDef(SLOWEST_WRITE, "number", "s", "Slowest SQLite write since "
+                                    "the start (it holds the event loop)", deadband=0.001,
+                                    precision=3))
         self.devices.health_changed.add(lambda _device, _status: self.update_state())
         self.alarms.changed.add(self._alarm_event)
         self.router.audited.add(self._audit_event)
@@ -96,6 +100,7 @@ class VanState:
         """The alarm follows the disk: raised while writes fail (full or read-only card)."""
         failing = self.storage.error is not None
         self.alarms.set(STORAGE_ALARM.id, failing, self.wall(), self.storage.error or "")
+        self.points.update(SLOWEST_WRITE, round(self.storage.slowest_write_s, 4), self.wall())
 
     # ---- status -------------------------------------------------------------------------
 
