@@ -33,6 +33,20 @@ async def test_the_serial_adapter_pulled_and_plugged_again(van: Van) -> None:
     assert van.supervisor.proc is not None and van.supervisor.proc.poll() is None
 
 
+async def test_the_gx_dropping_off_the_lan_takes_its_units_offline_together(van: Van) -> None:
+    gx = ("gx_system", "battery", "multiplus", "solar")
+    await van.sim.unplug("gx")  # the GX's connections drop and nothing listens any more
+    await wait_until(lambda: all(device_state(van, d) == "offline" for d in gx),
+                     what="every GX unit offline")
+    assert all(device_state(van, d) == "online" for d in RTU)  # the RS-485 bus is untouched
+    assert van.monitor.quality("power/battery/soc") == "stale"
+    await van.sim.replug("gx")
+    await wait_until(lambda: all(device_state(van, d) == "online" for d in gx),
+                     what="the GX back")
+    await wait_until(lambda: van.monitor.quality("power/battery/soc") == "good",
+                     what="fresh battery readings")
+
+
 async def test_the_broker_missing_at_start_is_found_when_it_comes(van: Van) -> None:
     sim = van.sim
     assert await van.supervisor.stop(signal.SIGTERM) == 0

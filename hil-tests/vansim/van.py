@@ -85,7 +85,6 @@ class SimulatedVan:
             served = ServedDevice(dev, load_profile(dev.profile), wired)
             served.on_write = self._on_write
             self.devices[dev.id] = served
-        self._rtu_servers: dict[str, BusServer] = {}
         self.lines: dict[str, RtuLine] = {
             bus.name: RtuLine(bus.port) for bus in config.bus if isinstance(bus, RtuBus)
         }
@@ -93,7 +92,7 @@ class SimulatedVan:
         if config.gpio.backend == "sim" and config.gpio.sim_socket is not None:
             self.gpio = GpioLink(config.gpio.sim_socket, config.gpio.line)
             self.gpio.on_output = self._on_gpio_output
-        self._servers: list[BusServer] = []
+        self._servers: dict[str, BusServer] = {}  # by bus name
         self._ticker: asyncio.Task[None] | None = None
         self._rng = random.Random(0)  # garbage is reproducible from run to run
         self._sync()
@@ -104,12 +103,7 @@ class SimulatedVan:
         """Bring up every bus and the GPIO socket; return when the supervisor can poll."""
         try:
             for bus in self.config.bus:
-                devices = [d for d in self.devices.values() if d.config.bus == bus.name]
-                if isinstance(bus, TcpBus):
-                    server = await start_tcp_server(bus.name, bus.host, bus.port, devices)
-                else:
-                    server = await self._start_rtu(bus)
-                self._servers.append(server)
+                await self.replug(bus.name)
             if self.gpio is not None:
                 await self.gpio.start()
         except BaseException:
@@ -117,28 +111,27 @@ class SimulatedVan:
             raise
         self._ticker = asyncio.create_task(self._run_plant(), name="vansim plant")
 
-    async def _start_rtu(self, bus: RtuBus) -> BusServer:
-        line = self.lines[bus.name]
-        await line.start()
+    async def replug(self, bus_name: str) -> None:
+        """Serve one bus (again): the RS-485 adapter plugged in, the GX back on the LAN."""
+        bus = next(b for b in self.config.bus if b.name == bus_name)
         devices = [d for d in self.devices.values() if d.config.bus == bus.name]
-        server = await start_rtu_server(bus.name, str(line.sim_side), devices,
-                                        baudrate=bus.baudrate, parity=bus.parity,
-                                        stopbits=bus.stopbits)
-        self._rtu_servers[bus.name] = server
-        return server
+        if isinstance(bus, TcpBus):
+            server = await start_tcp_server(bus.name, bus.host, bus.port, devices)
+        else:
+            line = self.lines[bus.name]
+            await line.start()
+            server = await start_rtu_server(bus.name, str(line.sim_side), devices,
+                                            baudrate=bus.baudrate, parity=bus.parity,
+                                            stopbits=bus.stopbits)
+        self._servers[bus.name] = server
 
-    async def unplug(self, bus: str) -> None:
-        """The USB RS-485 adapter is pulled: the serial device disappears."""
-        server = self._rtu_servers.pop(bus)
-        self._servers.remove(server)
+    async def unplug(self, bus_name: str) -> None:
+        """Stop serving one bus: the USB RS-485 adapter pulled (the serial device disappears),
+        or a Modbus TCP host gone (its connections dropped, no listener)."""
+        server = self._servers.pop(bus_name)
         await server.stop()
-        await self.lines[bus].stop()
-
-    async def replug(self, bus: str) -> None:
-        """The adapter is plugged in again: the same device path comes back."""
-        rtu = next(b for b in self.config.bus if b.name == bus and isinstance(b, RtuBus))
-        assert isinstance(rtu, RtuBus)
-        self._servers.append(await self._start_rtu(rtu))
+        if bus_name in self.lines:
+            await self.lines[bus_name].stop()
 
     async def stop(self) -> None:
         """Close every server and connection, stop socat, remove the socket. Idempotent."""
@@ -147,8 +140,8 @@ class SimulatedVan:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
-        servers, self._servers = self._servers, []
-        for server in servers:
+        servers, self._servers = self._servers, {}
+        for server in servers.values():
             await server.stop()
         for line in self.lines.values():
             await line.stop()
