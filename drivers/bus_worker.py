@@ -27,6 +27,7 @@ from drivers.register_codec import CodecError, Value, decode, encode
 log = structlog.get_logger("drivers.bus")
 T = TypeVar("T")
 IDLE_WAKE_S = 1.0
+STARVING_S = 0.25  # a poll this late goes before a second write in a row
 RETRY_UNSUPPORTED_S = 300.0
 
 
@@ -185,9 +186,11 @@ class BusWorker:
             while True:
                 self.progress += 1
                 job, wait = self._next_job()
-                # writes first, but never two in a row while a poll is overdue: a flood of
-                # commands must not starve the readings (fast points stay fresh)
-                if not self._writes.empty() and (job is None or not self._last_was_write):
+                # writes first, but never two in a row while a poll is late: a flood of
+                # commands must not starve the readings (fast points stay fresh), and a single
+                # command does not wait for a poll that is only just due
+                starving = job is not None and -wait >= STARVING_S
+                if not self._writes.empty() and (not starving or not self._last_was_write):
                     self._last_was_write = True
                     await self._do_write(self._writes.get_nowait())
                     continue
@@ -231,7 +234,7 @@ class BusWorker:
             return None, 3600.0
         if best_due > now:
             return None, best_due - now
-        return best, 0.0
+        return best, best_due - now  # <= 0: how late it is
 
     # ---- transactions -------------------------------------------------------------
 
