@@ -3,8 +3,13 @@ plugged again, the broker missing at start, and the supervisor killed again and 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
 import sqlite3
+from collections import Counter
+
+import aiomqtt
 
 from conftest import Van, settled
 from harness import wait_until
@@ -88,3 +93,42 @@ async def test_killed_again_and_again_nothing_acknowledged_is_lost(van: Van) -> 
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         kept = db.execute("SELECT COUNT(*) FROM command WHERE id LIKE 'k%'").fetchone()[0]
     assert kept == KILL_CYCLES
+
+
+async def test_a_command_flood_is_answered_not_dropped(van: Van) -> None:
+    """5 000 commands as fast as the crew app can send them: every one gets exactly one result
+    (done, failed, or rejected busy beyond the intake), and the readings stay fresh."""
+    mon = van.monitor
+    assert mon.client is not None
+    n = 5000
+    got: dict[str, list[str]] = {}
+    seen = len(mon.messages)
+    # an app that listens to its own answers only (the monitor sees everything, and a broker
+    # queue for one client is bounded)
+    async with aiomqtt.Client("127.0.0.1", van.broker.port) as app:
+        await app.subscribe("mcw/v1/demo/result/crew/power/circuit", qos=1)
+
+        async def collect() -> None:
+            async for message in app.messages:
+                value = json.loads(bytes(message.payload))
+                got.setdefault(str(value["id"]), []).append(
+                    f"{value['status']}/{value['code']}")
+
+        collecting = asyncio.create_task(collect())
+        try:
+            for i in range(n):
+                await app.publish("mcw/v1/demo/cmd/crew/power/circuit", json.dumps(
+                    {"id": f"flood-{i}", "args": {"circuit": "sockets_12v", "on": i % 2 == 0}}),
+                    qos=1)
+            await wait_until(lambda: len(got) == n, timeout=180, what=f"{n} answers")
+        finally:
+            collecting.cancel()
+    assert all(len(a) == 1 for a in got.values()), "a command answered twice"
+    kinds = Counter(a[0] for a in got.values())
+    assert set(kinds) <= {"done/ok", "rejected/busy", "failed/overridden", "failed/timeout"}, kinds
+    # the readings stayed fresh: no fast point went stale during the flood
+    stale = [v for t, v, _ in mon.messages[seen:]
+             if t in ("state/power/battery/voltage", "state/climate/room/temperature")
+             and v.get("q") != "good"]
+    assert stale == []
+    assert van.supervisor.proc is not None and van.supervisor.proc.poll() is None

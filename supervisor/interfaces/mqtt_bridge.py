@@ -35,7 +35,10 @@ from supervisor.core.van_state import (
 log = structlog.get_logger("supervisor.mqtt")
 
 SESSION_EXPIRY_S = 7 * 86400  # the broker keeps our session (and queues commands) this long
-EVENT_BACKLOG = 1000
+# Events kept for the broker while it is away or slow (they are in SQLite too); the oldest
+# go first beyond this. Results are never dropped: each answers a command the broker
+# delivered, and the broker's own queue (max_queued_messages) bounds how many those are.
+EVENT_BACKLOG = 10000
 QOS = 1
 MAX_INTAKE = 100  # commands in progress at once; beyond it a command is answered "busy"
 MAX_ACTION = 120  # characters of a role or an action id in a command topic
@@ -56,7 +59,7 @@ class MqttBridge:
         self.router = van.router
         self._retained: OrderedDict[str, bytes] = OrderedDict()
         self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
-        self._results: deque[tuple[str, bytes]] = deque(maxlen=EVENT_BACKLOG)
+        self._results: deque[tuple[str, bytes]] = deque()
         self._wake = asyncio.Event()
         self._republish = asyncio.Event()
         self._drained = asyncio.Event()  # set by the sender whenever the outbox is empty
