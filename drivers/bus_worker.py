@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 import structlog
 
 from drivers.block_planner import Block, BlockPlanner
-from drivers.device_health import OFFLINE_AFTER, DeviceHealth, HealthState
+from drivers.device_health import DeviceHealth, HealthState
 from drivers.errors import WriteError
 from drivers.modbus_link import ILLEGAL_DATA_ADDRESS, ModbusError, ModbusLink
 from drivers.profile import Profile, Register
@@ -28,6 +28,10 @@ log = structlog.get_logger("drivers.bus")
 T = TypeVar("T")
 IDLE_WAKE_S = 1.0
 STARVING_S = 0.25  # a poll this late goes before a second write in a row
+# Devices whose requests failed in a row, with no answer on the bus in between, that make the
+# whole bus offline: two devices silent at once is the host or the line (a silent GX goes
+# offline after two timeouts, not three per unit)
+BUS_DOWN_AFTER = 2
 RETRY_UNSUPPORTED_S = 300.0
 
 
@@ -153,7 +157,7 @@ class BusWorker:
         self._wake = asyncio.Event()
         self._last_frame_end = 0.0
         self._last_was_write = False
-        self._bus_failures = 0  # consecutive failed requests on this bus, whatever the device
+        self._bus_failures: set[str] = set()  # devices failed since the bus's last answer
         self.progress = 0  # grows with every turn of the loop: the watchdog watches it
 
     # ---- public ---------------------------------------------------------------
@@ -250,22 +254,21 @@ class BusWorker:
         except ModbusError as exc:
             self._last_frame_end = self._mono()
             self._record(dev, dev.health.failure(exc.kind, str(exc), self._mono()))
-            self._bus_failed(exc)
+            self._bus_failed(dev, exc)
             raise
         self._last_frame_end = self._mono()
-        self._bus_failures = 0
+        self._bus_failures.clear()
         self._record(dev, dev.health.success(self._last_frame_end - start, self._wall()))
         return result
 
-    def _bus_failed(self, exc: ModbusError) -> None:
-        """A lost connection, or requests to every device failing in a row, is the host or the
-        line, not one device: every device on the bus goes offline at once instead of one
-        after another (a silent GX would otherwise take 3 timeouts per unit)."""
+    def _bus_failed(self, dev: _Device, exc: ModbusError) -> None:
+        """A lost connection, or requests to different devices failing in a row, is the host
+        or the line, not one device: every device on the bus goes offline at once instead of
+        one after another (a silent GX would otherwise take 3 timeouts per unit)."""
         if exc.kind not in ("timeout", "connection", "framing"):
             return  # an exception reply: the device is there
-        self._bus_failures += 1
-        spread = len(self._devices) > 1
-        if exc.kind == "connection" or (spread and self._bus_failures >= OFFLINE_AFTER):
+        self._bus_failures.add(dev.spec.id)
+        if exc.kind == "connection" or len(self._bus_failures) >= BUS_DOWN_AFTER:
             for other in self._devices.values():
                 self._record(other, other.health.lost(f"bus down: {exc}", self._mono()))
 
