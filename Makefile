@@ -45,6 +45,7 @@ test: system-deps $(STAMP) lint
 
 bench: system-deps $(STAMP)
 	PYTHONPATH=hil-tests $(PY) bench/run.py
+	PYTHONPATH=hil-tests:tests $(PY) bench/robustness.py
 	PYTHONPATH=hil-tests:tests $(PY) tests/deployment_day.py
 	PYTHONPATH=hil-tests $(PY) bench/panel.py
 
