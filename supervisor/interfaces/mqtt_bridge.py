@@ -40,6 +40,7 @@ SESSION_EXPIRY_S = 7 * 86400  # the broker keeps our session (and queues command
 # delivered, and the broker's own queue (max_queued_messages) bounds how many those are.
 EVENT_BACKLOG = 10000
 QOS = 1
+PUBLISH_BATCH = 20  # results or events in flight at once (mosquitto's default max_inflight)
 MAX_INTAKE = 100  # commands in progress at once; beyond it a command is answered "busy"
 MAX_ACTION = 120  # characters of a role or an action id in a command topic
 _SHAPE = re.compile(r"[a-z0-9_]+(/[a-z0-9_]+){0,7}")
@@ -58,7 +59,7 @@ class MqttBridge:
         self.storage = van.storage
         self.router = van.router
         self._retained: OrderedDict[str, bytes] = OrderedDict()
-        self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
+        self._events: deque[tuple[str, bytes]] = deque(maxlen=EVENT_BACKLOG)
         self._results: deque[tuple[str, bytes]] = deque()
         self._wake = asyncio.Event()
         self._republish = asyncio.Event()
@@ -93,7 +94,7 @@ class MqttBridge:
         self._wake.set()
 
     def event(self, payload: dict[str, Any]) -> None:
-        self._events.append(dumps(payload))
+        self._events.append((f"{self.prefix}/event", dumps(payload)))
         self._wake.set()
 
     def request_republish(self) -> None:
@@ -183,14 +184,14 @@ class MqttBridge:
                 if self._retained.get(suffix) is payload:  # not replaced meanwhile
                     del self._retained[suffix]
                 self.published += 1
-            while self._results:
-                topic, payload = self._results[0]
-                await client.publish(topic, payload, qos=QOS)
-                self._results.popleft()
-            while self._events:
-                await client.publish(f"{self.prefix}/event", self._events[0], qos=QOS)
-                self._events.popleft()
-            if not self._wake.is_set():
+            # a batch of results and of events, published together (in order) rather than
+            # one round trip each; then the state again, so a flood of commands never holds
+            # back the readings
+            await _publish_batch(client, self._results)
+            await _publish_batch(client, self._events)
+            if self._results or self._events:
+                self._wake.set()
+            elif not self._wake.is_set():
                 self._drained.set()
 
     async def _command(self, message: aiomqtt.Message, client: aiomqtt.Client) -> None:
@@ -239,6 +240,15 @@ class MqttBridge:
         if _well_formed(role) and _well_formed(action):
             return f"{self.prefix}/result/{role}/{action}"
         return f"{self.prefix}/result/invalid"  # a topic we cannot echo back
+
+
+async def _publish_batch(client: aiomqtt.Client, queue: deque[tuple[str, bytes]]) -> None:
+    """Publish up to PUBLISH_BATCH messages from the head of ``queue`` at once (they go out in
+    order), and remove them only once the broker has them all."""
+    batch = [queue[i] for i in range(min(PUBLISH_BATCH, len(queue)))]
+    await asyncio.gather(*(client.publish(topic, payload, qos=QOS) for topic, payload in batch))
+    for _ in batch:
+        queue.popleft()
 
 
 def _session_properties() -> Properties:
