@@ -871,7 +871,7 @@ async def test_garbage_reaches_the_supervisor_and_the_line_recovers(
         failures = 0
         for _ in range(3):
             received.clear()
-            await van.inject_garbage("rs485", 64)
+            van.inject_garbage("rs485", 64)
             await wait_until(lambda: received)  # nothing was asked: this is the garbage
             for _attempt in range(5):
                 try:

@@ -267,7 +267,7 @@ class SimulatedVan:
         """Answer every request to the device with Modbus exception ``code`` (None: stop)."""
         self._device(device_id).exception = None if code is None else ExceptionCode(code)
 
-    async def inject_garbage(self, bus: str, nbytes: int = 64) -> None:
+    def inject_garbage(self, bus: str, nbytes: int = 64) -> None:
         """Write ``nbytes`` random bytes on RTU line ``bus`` towards the supervisor."""
         self._line(bus).inject(self._rng.randbytes(nbytes))
 
