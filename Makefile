@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := mosquitto mosquitto-clients socat systemd python3-venv chromium cage
+APT_PACKAGES := mosquitto mosquitto-clients systemd python3-venv chromium cage
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all demo test lint unit hil bench system-deps clean

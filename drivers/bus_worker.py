@@ -253,7 +253,7 @@ class BusWorker:
             result = await call()
         except ModbusError as exc:
             self._last_frame_end = self._mono()
-            self._record(dev, dev.health.failure(exc.kind, str(exc), self._mono()))
+            self._record(dev, dev.health.failure(exc.kind, str(exc), self._mono()), failed=True)
             self._bus_failed(dev, exc)
             raise
         self._last_frame_end = self._mono()
@@ -272,8 +272,11 @@ class BusWorker:
             for other in self._devices.values():
                 self._record(other, other.health.lost(f"bus down: {exc}", self._mono()))
 
-    def _record(self, dev: _Device, transition: HealthState | None) -> None:
+    def _record(self, dev: _Device, transition: HealthState | None, failed: bool = False) -> None:
+        """Log a health transition once and show it; a failure shows its new error counts."""
         if transition is None:
+            if failed:
+                self.sink.health(dev.spec.id, dev.health.snapshot())
             return
         h = dev.health
         if transition == "offline":

@@ -81,14 +81,13 @@ def demos() -> Iterator[list[Demo]]:
 async def test_two_demos_run_side_by_side_and_each_stops_what_it_started(
     demos: list[Demo],
 ) -> None:
-    for tool in ("mosquitto", "socat"):
-        require_tool(tool)
+    require_tool("mosquitto")
     first, second = Demo(), Demo()
     demos += [first, second]
     one, two = await first.running(), await second.running()
     assert one != two  # each its own run directory
     ours = processes_of(one)
-    assert len(ours) >= 3  # broker, simulator, supervisor (and the simulator's socat)
+    assert len(ours) >= 3  # broker, simulator, supervisor (and the simulator's RS-485 line)
 
     # a third demo told to use the first one's directory refuses to touch it
     third = Demo(one)

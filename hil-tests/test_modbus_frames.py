@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from testsupport import FUZZ, require_tool, wait_until
+from testsupport import FUZZ, wait_until
 
 from drivers.bus_worker import BusWorker, DeviceSpec
 from drivers.modbus_link import LinkSettings, ModbusLink
@@ -124,7 +124,6 @@ class Sink:
 @asynccontextmanager
 async def bus_with(reply: Callable[[bytes], bytes]) -> AsyncIterator[Sink]:
     """A bus worker on a pty line whose far end is the responder."""
-    require_tool("socat")
     with tempfile.TemporaryDirectory(prefix="mcw-frames-") as tmp:
         line = RtuLine(Path(tmp) / "tty")
         await line.start()

@@ -79,6 +79,7 @@ class RecordingSink:
     def __init__(self) -> None:
         self.last: dict[tuple[str, str], Value | None] = {}
         self.states: dict[str, list[object]] = {}
+        self.status: dict[str, dict[str, object]] = {}
 
     def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
         for name, value in values.items():
@@ -90,6 +91,7 @@ class RecordingSink:
 
     def health(self, device: str, status: dict[str, object]) -> None:
         self.states.setdefault(device, []).append(status["state"])
+        self.status[device] = status
 
     def state(self, device: str) -> object:
         return self.states[device][-1]
@@ -226,6 +228,18 @@ async def test_a_failed_write_raises_a_bus_error_and_the_worker_goes_on(bus: Bus
     assert polls and set(polls) == {RELAY_POLL}
     assert bus.sink.state("relays") == "online"
     assert await write_at(bus, 0.15, "relays", "relay_5", True) is True  # and writing
+
+
+async def test_every_failed_answer_shows_in_the_error_counts(bus: Bus) -> None:
+    """A technician watching a device's status sees each damaged answer counted, not only the
+    first one (the one that made the device degraded)."""
+    bus.link.fail["write"] = ModbusError("framing", "CRC mismatch")
+    for expected in (1, 2):
+        with pytest.raises(WriteError):
+            await write_at(bus, 0.0, "relays", "relay_5", True)
+        errors = bus.sink.status["relays"]["errors"]
+        assert isinstance(errors, dict) and errors["framing"] == expected
+        assert bus.sink.state("relays") == "degraded"
 
 
 async def test_a_read_only_register_is_refused_without_a_request(bus: Bus) -> None:

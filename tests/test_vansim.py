@@ -1,5 +1,5 @@
 """The simulated van: plant model (pure, virtual time) and the devices it serves over real
-transports (Modbus TCP on 127.0.0.1, Modbus RTU on a socat pty pair, GPIO on a Unix socket),
+transports (Modbus TCP on 127.0.0.1, Modbus RTU on a pty pair in wire time, GPIO on a Unix socket),
 checked with a real pymodbus client."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
-from testsupport import free_port, require_tool, wait_until
+from testsupport import free_port, wait_until
 
 from drivers.profile import load_profile
 from drivers.register_codec import Value, decode
@@ -181,8 +181,7 @@ def write_config(run: Path) -> Path:
 
 @pytest.fixture
 def config(tmp_path: Path) -> SupervisorConfig:
-    """The van's config; every test that takes it starts the van, whose RS-485 line is socat."""
-    require_tool("socat")
+    """The van's config (a test that takes it starts the van and its RS-485 line)."""
     return load_config(write_config(tmp_path))
 
 
@@ -850,6 +849,23 @@ async def test_unknown_rtu_unit_is_silent(rs485: AsyncModbusSerialClient) -> Non
         await rs485.read_coils(0, count=8, device_id=9)
     rr = await rs485.read_coils(0, count=8, device_id=RELAY_UNIT)
     assert not rr.isError()
+
+
+async def test_the_rs485_line_takes_wire_time_and_noise_damages_answers(
+    van: SimulatedVan, rs485: AsyncModbusSerialClient
+) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    rr = await rs485.read_coils(0, count=8, device_id=RELAY_UNIT)
+    took = loop.time() - start
+    assert not rr.isError()
+    # an 8-byte request and a 6-byte answer went over a 9600-baud wire: about 15 ms
+    assert took >= 14 * van.lines["rs485"].character_s
+    van.corrupt_answers("rs485", 1)
+    with pytest.raises(ModbusException):  # the damaged answer fails its CRC
+        await rs485.read_coils(0, count=8, device_id=RELAY_UNIT)
+    rr = await rs485.read_coils(0, count=8, device_id=RELAY_UNIT)
+    assert not rr.isError()  # the next one is whole
 
 
 async def test_garbage_reaches_the_supervisor_and_the_line_recovers(

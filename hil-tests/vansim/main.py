@@ -3,7 +3,7 @@
     mcw-sim --config config/demo.toml [--speed 60] [--start-soc 50] [--shore]
             [--start-time 11:30] [--solar-peak-w 300]
 
-Serves until SIGINT or SIGTERM, then stops cleanly (socat gone, socket removed).
+Serves until SIGINT or SIGTERM, then stops cleanly (RS-485 lines gone, socket removed).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-"""An RS-485 line made of a pty pair: socat links the supervisor's port to the simulator's.
+"""An RS-485 line made of a pty pair whose bytes cross over in wire time (``wire.py``).
 
-``socat pty,link=<port> pty,link=<port>.sim`` gives two terminals whose bytes cross over:
-the supervisor opens the configured port path with pyserial as if it were a USB RS-485
-adapter, and the simulator's RTU server opens the ``.sim`` side. socat is our child process:
-it is stopped by its own pid, killed by the kernel if we die (Linux parent-death signal),
-and terminated at interpreter exit as a last resort.
+The supervisor opens the configured port path with pyserial as if it were a USB RS-485
+adapter, and the simulator's RTU server opens the ``.sim`` side. The line is our child
+process: it is stopped by its own pid, killed by the kernel if we die (Linux parent-death
+signal), and terminated at interpreter exit as a last resort.
 """
 
 from __future__ import annotations
@@ -25,7 +24,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
-# socat children still running, by pid: terminated at exit if stop() never ran
+_WIRE = Path(__file__).with_name("wire.py")
+# line processes still running, by pid: terminated at exit if stop() never ran
 _LIVE: set[int] = set()
 
 
@@ -55,14 +55,14 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
 
 
 class RtuLine:
-    """A pty pair standing in for one RS-485 bus."""
+    """One RS-485 bus: a pty pair joined by ``wire.py``, which takes wire time at ``baudrate``."""
 
-    def __init__(self, supervisor_side: Path | str, sim_side: Path | str | None = None) -> None:
+    def __init__(self, supervisor_side: Path | str, sim_side: Path | str | None = None, *,
+                 baudrate: int = 9600, bits_per_character: int = 10) -> None:
         self.supervisor_side = Path(supervisor_side)
         self.sim_side = Path(sim_side) if sim_side else Path(f"{supervisor_side}.sim")
-        for path in (self.supervisor_side, self.sim_side):
-            if "," in str(path):
-                raise ValueError(f"{path}: socat cannot take a link path containing ','")
+        self.baudrate = baudrate
+        self.bits_per_character = bits_per_character
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr: deque[str] = deque(maxlen=20)
         self._stderr_task: asyncio.Task[None] | None = None
@@ -70,49 +70,51 @@ class RtuLine:
 
     @property
     def pid(self) -> int | None:
-        """Process id of socat while it runs."""
+        """Process id of the line while it runs."""
         return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:
-        """Whether socat is alive."""
+        """Whether the line's process is alive."""
         return self._proc is not None and self._proc.returncode is None
 
+    @property
+    def character_s(self) -> float:
+        """Wire time of one character."""
+        return self.bits_per_character / self.baudrate
+
     async def start(self, timeout_s: float = 5.0) -> None:
-        """Start socat and wait until both link paths exist."""
+        """Start the line and wait until both link paths exist."""
         for link in (self.supervisor_side, self.sim_side):
             link.parent.mkdir(parents=True, exist_ok=True)
             _remove_link(link, stale=True)
         self._started = True
-        hook = _die_with_parent_hook()
         self._proc = await asyncio.create_subprocess_exec(
-            "socat", "-d", "-d",
-            f"pty,raw,echo=0,link={self.supervisor_side}",
-            f"pty,raw,echo=0,link={self.sim_side}",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            sys.executable, str(_WIRE), str(self.supervisor_side), str(self.sim_side),
+            str(self.baudrate), str(self.bits_per_character),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=hook,
+            preexec_fn=_die_with_parent_hook(),
         )
         _LIVE.add(self._proc.pid)
-        self._stderr_task = asyncio.create_task(self._drain_stderr(), name="socat stderr")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while not (self.supervisor_side.exists() and self.sim_side.exists()):
-            if self._proc.returncode is not None:
-                with contextlib.suppress(TimeoutError):  # let it finish saying why
-                    await asyncio.wait_for(asyncio.shield(self._stderr_task), timeout=1.0)
-                await self.stop()
-                raise OSError(f"socat exited at start: {' | '.join(self._stderr)}")
-            if loop.time() > deadline:
-                await self.stop()
-                raise TimeoutError(f"socat did not create {self.supervisor_side} in {timeout_s} s")
-            await asyncio.sleep(0.005)
-        log.debug("pty pair %s <-> %s (socat pid %d)", self.supervisor_side, self.sim_side,
-                  self._proc.pid)
+        self._stderr_task = asyncio.create_task(self._drain_stderr(), name="wire stderr")
+        assert self._proc.stdout is not None
+        try:
+            ready = await asyncio.wait_for(self._proc.stdout.readline(), timeout_s)
+        except TimeoutError:
+            ready = b""
+        if ready.strip() != b"ready":
+            with contextlib.suppress(TimeoutError):  # let it finish saying why
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), timeout=1.0)
+            await self.stop()
+            raise OSError(f"RS-485 line {self.supervisor_side} did not start: "
+                          f"{' | '.join(self._stderr)}")
+        log.debug("RS-485 line %s <-> %s at %d baud (pid %d)", self.supervisor_side,
+                  self.sim_side, self.baudrate, self._proc.pid)
 
     async def stop(self) -> None:
-        """Stop socat (by its pid) and remove the link paths."""
+        """Stop the line (by its pid) and remove the link paths."""
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.returncode is None:
@@ -136,15 +138,18 @@ class RtuLine:
                 _remove_link(link, stale=False)
 
     def inject(self, data: bytes) -> None:
-        """Write raw bytes on the line towards the supervisor, beside the RTU server."""
-        # A second descriptor on the simulator's pty: what it writes reaches the supervisor.
-        fd = os.open(self.sim_side, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        """A burst of interference: ``data`` reaches the supervisor, in wire time."""
+        if data:
+            self._tell(f"noise {data.hex()}")
+
+    def corrupt(self, frames: int) -> None:
+        """Damage one bit in each of the next ``frames`` answers towards the supervisor."""
+        self._tell(f"corrupt {frames}")
+
+    def _tell(self, command: str) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            raise RuntimeError(f"RS-485 line {self.supervisor_side} is not running")
+        self._proc.stdin.write(command.encode() + b"\n")
 
     async def _drain_stderr(self) -> None:
         proc = self._proc
@@ -153,7 +158,7 @@ class RtuLine:
         async for raw in proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             self._stderr.append(line)
-            log.debug("socat: %s", line)
+            log.debug("wire: %s", line)
 
 
 def _remove_link(path: Path, *, stale: bool) -> None:

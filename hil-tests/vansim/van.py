@@ -86,7 +86,9 @@ class SimulatedVan:
             served.on_write = self._on_write
             self.devices[dev.id] = served
         self.lines: dict[str, RtuLine] = {
-            bus.name: RtuLine(bus.port) for bus in config.bus if isinstance(bus, RtuBus)
+            bus.name: RtuLine(bus.port, baudrate=bus.baudrate,
+                              bits_per_character=1 + 8 + (bus.parity != "N") + bus.stopbits)
+            for bus in config.bus if isinstance(bus, RtuBus)
         }
         self.gpio: GpioLink | None = None
         if config.gpio.backend == "sim" and config.gpio.sim_socket is not None:
@@ -134,7 +136,9 @@ class SimulatedVan:
             await self.lines[bus_name].stop()
 
     async def stop(self) -> None:
-        """Close every server and connection, stop socat, remove the socket. Idempotent."""
+        """Close every server and connection, stop the RS-485 lines, remove the socket.
+
+        Idempotent."""
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -270,6 +274,10 @@ class SimulatedVan:
     def inject_garbage(self, bus: str, nbytes: int = 64) -> None:
         """Write ``nbytes`` random bytes on RTU line ``bus`` towards the supervisor."""
         self._line(bus).inject(self._rng.randbytes(nbytes))
+
+    def corrupt_answers(self, bus: str, frames: int) -> None:
+        """Noise on RTU line ``bus`` damages the next ``frames`` answers (their CRC fails)."""
+        self._line(bus).corrupt(frames)
 
     # -- helpers ----------------------------------------------------------------------------
 
