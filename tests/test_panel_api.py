@@ -147,6 +147,7 @@ async def test_history_is_downsampled_from_sqlite(rig: tuple[Rig, TestClient[Any
         r.now = 1_800_000_000.0 + minute * 60
         r.store.update("power/battery/soc", 80 - minute / 20, r.now)
         r.history.sample()
+    assert r.storage.flush()  # the writer thread has committed the samples
     await client.post("/api/unlock", json={"pin": CREW})
     body = await (await client.get("/api/history?point=power/battery/soc&hours=24")).json()
     assert 100 < len(body["t"]) <= 288

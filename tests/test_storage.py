@@ -3,6 +3,8 @@ sees an alarm, nothing raises; old rows are pruned by age and size so the card n
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,10 @@ async def no_write(device: str, register: str, value: Value) -> Value | None:
 def fill_up(db: Storage) -> None:
     """The card is full: the database may not grow by a single page."""
     pages = db.db.execute("PRAGMA page_count").fetchone()[0]
-    db.db.execute(f"PRAGMA max_page_count = {pages}")
+    db.maintenance(f"PRAGMA max_page_count = {pages}")
     for i in range(200):  # use up the free space inside the last pages
         db.add_event(0.0, "filler", {"i": i, "pad": "x" * 500})
+    assert db.flush()
 
 
 async def test_a_full_card_raises_an_alarm_and_commands_still_work(tmp_path: Path) -> None:
@@ -51,8 +54,9 @@ async def test_a_full_card_raises_an_alarm_and_commands_still_work(tmp_path: Pat
     assert result.status == "done" and applied == [{"on": True}]
     van.event({"kind": "test"})  # an event that cannot be stored is still told (no raise)
     # room again (the technician cleared the card): writes work, the alarm clears
-    van.storage.db.execute("PRAGMA max_page_count = 1000000")
+    van.storage.maintenance("PRAGMA max_page_count = 1000000")
     van.storage.put("setting/x", 1)
+    assert van.storage.flush()
     assert van.storage.error is None
     van.check_storage()
     assert not van.alarms.states["system/storage"].active
@@ -60,11 +64,14 @@ async def test_a_full_card_raises_an_alarm_and_commands_still_work(tmp_path: Pat
 
 def test_a_read_only_card_is_reported_and_nothing_raises(tmp_path: Path) -> None:
     db = Storage(tmp_path / "db.sqlite")
-    db.db.execute("PRAGMA query_only = ON")
+    db.maintenance("PRAGMA query_only = ON")
     db.put("setting/a", 1)
     db.record_command("c1", 0.0, "a", "crew", "mqtt", {}, "done", "ok", "")
+    assert db.flush()
     assert db.error is not None and "readonly" in db.error.replace("-", "").replace(" ", "")
-    assert db.get("setting/a") is None
+    assert db.get("setting/a") == 1  # in force until a restart
+    db.close()
+    assert Storage(tmp_path / "db.sqlite").get("setting/a") is None  # never on the card
 
 
 def test_old_rows_are_pruned_by_age_and_by_size(tmp_path: Path,
@@ -75,8 +82,46 @@ def test_old_rows_are_pruned_by_age_and_by_size(tmp_path: Path,
         db.add_event(i * day, "e", {"i": i})
         db.record_command(f"c{i}", i * day, "a", "crew", "mqtt", {}, "done", "ok", "")
     db.prune(now=10 * day, keep_days=5)  # older than day 5 goes
+    assert db.flush()
     assert [e["i"] for e in db.events()] == [9, 8, 7, 6, 5]
     assert not db.command_seen("c4") and db.command_seen("c5")
     monkeypatch.setattr(storage_module, "RETAINED", (("event", "ts", 2),))
     db.prune(now=10 * day, keep_days=30)
+    assert db.flush()
     assert [e["i"] for e in db.events()] == [9, 8]  # at most the cap, the newest kept
+
+
+async def test_a_card_that_stalls_never_stalls_the_van(tmp_path: Path) -> None:
+    """Commits wait for the card in the writer thread: while the card does not take writes
+    (here another connection holds the database locked), the event loop keeps running, a
+    command's wait for its record gives up after its bound, and everything queued reaches the
+    card once it takes writes again."""
+    db = Storage(tmp_path / "db.sqlite")
+    blocker = sqlite3.connect(str(tmp_path / "db.sqlite"), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)  # the loop's heartbeat, counted
+
+    beating = asyncio.create_task(ticker())
+    try:
+        for i in range(300):
+            db.add_event(float(i), "e", {"i": i})
+            db.record_command(f"c{i}", float(i), "a", "crew", "mqtt", {}, "done", "ok", "")
+        assert db.command_seen("c299")  # known at once, before it is on the card
+        assert await db.durable(timeout_s=0.5) is False  # the card did not take it in time
+        assert ticks >= 10  # the loop ran the whole time
+    finally:
+        beating.cancel()
+        blocker.rollback()
+        blocker.close()
+    assert db.flush()
+    assert await db.durable() is True
+    assert len(db.events(limit=1000)) == 300 and db.command_seen("c0")
+    db.close()
+    again = Storage(tmp_path / "db.sqlite")
+    assert again.command_seen("c299") and len(again.events(limit=1000)) == 300

@@ -171,18 +171,9 @@ class CommandRouter:
                 record=False,
             )
         if expires is not None and self._wall() > expires:
-            return self._finish(
-                Result(
-                    cid,
-                    action,
-                    "expired",
-                    "expired",
-                    "the command expired before it could be applied",
-                ),
-                role,
-                source,
-                args,
-            )
+            result = Result(cid, action, "expired", "expired",
+                            "the command expired before it could be applied")
+            return await self._answer_durably(result, role, source, args)
         self._in_flight.add(cid)
         try:
             message = await spec.handler(args)
@@ -194,7 +185,15 @@ class CommandRouter:
             result = Result(cid, action, "failed", "internal_error", str(exc))
         finally:
             self._in_flight.discard(cid)
-        return self._finish(result, role, source, args)
+        return await self._answer_durably(result, role, source, args)
+
+    async def _answer_durably(self, result: Result, role: str, source: str,
+                              args: dict[str, Any]) -> Result:
+        """Record and audit; answer once the record is on the card, so that a power cut
+        right after the answer cannot make the same id run again."""
+        self._finish(result, role, source, args)
+        await self.storage.durable()
+        return result
 
     def refuse(self, action: str, payload: bytes | str, role: str, source: str, code: str,
                message: str) -> Result:
