@@ -196,15 +196,16 @@ class CommandRouter:
         return result
 
     def refuse(self, action: str, payload: bytes | str, role: str, source: str, code: str,
-               message: str) -> Result:
+               message: str, audit: bool = True) -> Result:
         """Answer a command an interface will not submit (e.g. a retained MQTT message):
-        ``rejected``, with its id when one can be read, audited like any other."""
+        ``rejected``, with its id when one can be read, audited like any other unless
+        ``audit`` is False (an overload's ``busy``: the interface counts those instead)."""
         try:
             cid: str | None = decode(payload)[0]
         except PayloadError as exc:
             cid = exc.command_id
-        return self._finish(Result(cid, action, "rejected", code, message), role, source, {},
-                            record=False)
+        result = Result(cid, action, "rejected", code, message)
+        return self._finish(result, role, source, {}, record=False) if audit else result
 
     def _finish(
         self, result: Result, role: str, source: str, args: dict[str, Any], record: bool = True

@@ -69,8 +69,9 @@ class VanState:
 
     def __post_init__(self) -> None:
         self.alarms.define(STORAGE_ALARM)
-        self.points.define(PointDef(SLOWEST_WRITE, "number", "s", "Slowest SQLite write since "
-                                    "the start (it holds the event loop)", deadband=0.001,
+        self.points.define(PointDef(SLOWEST_WRITE, "number", "s", "Slowest SQLite commit since "
+                                    "the start (in the writer thread: nothing waits for it "
+                                    "but a command's answer)", deadband=0.001,
                                     precision=3))
         self.devices.health_changed.add(lambda _device, _status: self.update_state())
         self.alarms.changed.add(self._alarm_event)

@@ -12,7 +12,8 @@ import asyncio
 import random
 import re
 import socket
-from collections import OrderedDict, deque
+import time
+from collections import Counter, OrderedDict, deque
 from typing import Any
 
 import aiomqtt
@@ -41,7 +42,12 @@ SESSION_EXPIRY_S = 7 * 86400  # the broker keeps our session (and queues command
 EVENT_BACKLOG = 10000
 QOS = 1
 PUBLISH_BATCH = 20  # results or events in flight at once (mosquitto's default max_inflight)
-MAX_INTAKE = 100  # commands in progress at once; beyond it a command is answered "busy"
+# Commands in progress at once, in all and of one role's one action; beyond either a command
+# is answered "busy" at once (cheaply: no audit, counted), so a flood of one kind is drained
+# fast and cannot crowd out the crew's other commands.
+MAX_INTAKE = 100
+MAX_PER_ACTION = 25
+BUSY_LOG_EVERY_S = 10.0
 MAX_ACTION = 120  # characters of a role or an action id in a command topic
 _SHAPE = re.compile(r"[a-z0-9_]+(/[a-z0-9_]+){0,7}")
 
@@ -65,6 +71,9 @@ class MqttBridge:
         self._republish = asyncio.Event()
         self._drained = asyncio.Event()  # set by the sender whenever the outbox is empty
         self._intake = 0  # commands being handled now
+        self._per_action: Counter[tuple[str, str]] = Counter()  # of them, by (role, action)
+        self.busy = 0  # commands answered "busy" since the start
+        self._busy_logged = (0, float("-inf"))  # (count, monotonic time) when last logged
         self.connected = False
         self.session = int(self.storage.get("mqtt_session", 0))
         self.published = 0
@@ -231,10 +240,28 @@ class MqttBridge:
                 await client.publish(topic, b"", qos=QOS, retain=True)
             return refuse(action, payload, role, "mqtt", "retained",
                           "retained commands are never applied")
-        if self._intake > MAX_INTAKE:
+        key = (role, action)
+        if self._intake > MAX_INTAKE or self._per_action[key] >= MAX_PER_ACTION:
+            self._count_busy()
             return refuse(action, payload, role, "mqtt", "busy",
-                          f"more than {MAX_INTAKE} commands in progress; try again")
-        return await self.router.submit(action, payload, role, "mqtt")
+                          f"too many commands in progress (at most {MAX_INTAKE}, "
+                          f"{MAX_PER_ACTION} of one action); try again", audit=False)
+        self._per_action[key] += 1
+        try:
+            return await self.router.submit(action, payload, role, "mqtt")
+        finally:
+            self._per_action[key] -= 1
+            if not self._per_action[key]:
+                del self._per_action[key]
+
+    def _count_busy(self) -> None:
+        """Count an overload's answer; logged as a sum, at most every BUSY_LOG_EVERY_S."""
+        self.busy += 1
+        logged, at = self._busy_logged
+        now = time.monotonic()
+        if now - at >= BUSY_LOG_EVERY_S:
+            log.warning("commands_busy", answered_busy=self.busy - logged, total=self.busy)
+            self._busy_logged = (self.busy, now)
 
     def _result_topic(self, role: str, action: str) -> str:
         if _well_formed(role) and _well_formed(action):
