@@ -36,7 +36,7 @@ from supervisor.core.device_points import DevicePoints
 from supervisor.core.points import PointDef, PointStore
 from supervisor.core.storage import Storage
 from supervisor.core.van_state import VanState
-from supervisor.interfaces.mqtt_bridge import MqttBridge
+from supervisor.interfaces.mqtt_bridge import MAX_PER_ACTION, MqttBridge
 
 HOST = "127.0.0.1"
 PREFIX = "mcw/v1/demo"
@@ -562,3 +562,38 @@ async def test_an_alarm_cleared_as_the_link_drops_is_cleared_on_the_broker(
         rig.van.event({"kind": "fence"})  # wakes the sender; retained topics go before it
         await hq.until(lambda: hq.events("fence"), "the fence event")
     assert f"alarm/{ALARM}" not in await retained_on_broker(broker.port, f"alarm/{ALARM}")
+
+
+async def test_beyond_the_intake_a_command_is_busy_and_another_action_is_still_served(
+    broker: Broker, rig: Rig
+) -> None:
+    """While MAX_PER_ACTION commands of one action are in progress, one more of that action is
+    answered ``busy`` at once (nothing applied), and a command of another action is served."""
+    release = asyncio.Event()
+    held: list[dict[str, Any]] = []
+
+    async def slow(args: dict[str, Any]) -> str:
+        held.append(args)
+        await release.wait()  # a write that takes its time
+        return "done slowly"
+
+    rig.router.register(ActionSpec("lights/slow", slow, frozenset({"crew"}),
+                                   {"on": ArgSpec("bool")}))
+    await rig.start()
+    async with observe(broker.port, "result/crew/#") as crew:
+        for i in range(MAX_PER_ACTION):
+            await publish(broker.port, "cmd/crew/lights/slow",
+                          {"id": f"s{i}", "args": {"on": True}})
+        await crew.until(lambda: len(held) == MAX_PER_ACTION, "the slow commands in progress")
+        await publish(broker.port, "cmd/crew/lights/slow", {"id": "over", "args": {"on": True}})
+        await publish(broker.port, f"cmd/crew/{ACTION}", {"id": "other", "args": {"on": True}})
+        await crew.until(lambda: {r["id"] for r in crew.results("crew", "lights/slow")} >= {"over"}
+                         and crew.results("crew", ACTION), "the busy and the other answers")
+        assert [(r["id"], r["status"], r["code"]) for r in crew.results("crew", "lights/slow")] \
+            == [("over", "rejected", "busy")]
+        assert [(r["id"], r["status"]) for r in crew.results("crew", ACTION)] == [("other", "done")]
+        assert len(held) == MAX_PER_ACTION and rig.bridge.busy == 1
+        release.set()
+        await crew.until(lambda: len(crew.results("crew", "lights/slow")) == MAX_PER_ACTION + 1,
+                         "the slow commands answered")
+    assert {r["status"] for r in crew.results("crew", "lights/slow")[1:]} == {"done"}
