@@ -59,7 +59,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 from testsupport import Broker, free_port, wait_until
@@ -68,6 +68,13 @@ from harness import DEMO_CONFIG, Monitor, SupervisorProcess, van_env
 from supervisor.power import power_config
 from supervisor.registry import load_config
 from vansim.van import SimulatedVan
+
+# The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
+# folder's modules bench.*.
+if TYPE_CHECKING:
+    from bench.arrivals import Arrivals, Match
+else:
+    from arrivals import Arrivals, Match
 
 
 def env_int(name: str, default: int) -> int:
@@ -149,9 +156,6 @@ def readable_id(raw: bytes) -> str | None:
 
 # ---- MQTT clients ------------------------------------------------------------------------
 
-Match = Callable[[str, Any], bool]
-
-
 @dataclass
 class Recorder(Monitor):
     """Takes results, status, meta, states and device status (never cmd/#), stamped."""
@@ -164,7 +168,7 @@ class Recorder(Monitor):
     connects: int = 0
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     id_waiters: dict[str, asyncio.Future[float]] = field(default_factory=dict)
-    waiters: list[tuple[Match, asyncio.Future[float]]] = field(default_factory=list)
+    arrivals: Arrivals = field(default_factory=Arrivals)
 
     async def _run(self) -> None:
         topics = ("result/#", "status", "meta", "state/#", "device/+/status")
@@ -207,16 +211,7 @@ class Recorder(Monitor):
             ts = parse_iso(value.get("ts"))
             if ts is not None:
                 self.voltage.append((arrived, time.time(), ts))
-        if self.waiters:
-            keep = []
-            for match, fut in self.waiters:
-                if fut.done():
-                    continue
-                if match(topic, value):
-                    fut.set_result(arrived)
-                else:
-                    keep.append((match, fut))
-            self.waiters = keep
+        self.arrivals.offer(topic, value, arrived)
 
     def expect(self, cid: str) -> asyncio.Future[float]:
         """A future resolved with the arrival time of the first result carrying ``cid``."""
@@ -225,9 +220,8 @@ class Recorder(Monitor):
         return fut
 
     def watch(self, match: Match) -> asyncio.Future[float]:
-        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self.waiters.append((match, fut))
-        return fut
+        """A future resolved with the arrival time of the next message ``match`` accepts."""
+        return self.arrivals.watch(match)
 
     def session(self) -> int:
         """The highest session number a live supervisor announced (a will says "lost")."""

@@ -38,13 +38,20 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testsupport import Broker, free_port, wait_until
 
 from harness import DEMO_CONFIG, Monitor, SupervisorProcess, van_env
 from supervisor.registry import load_config
 from vansim.van import SimulatedVan
+
+# The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
+# folder's modules bench.*.
+if TYPE_CHECKING:
+    from bench.arrivals import Arrivals, Match
+else:
+    from arrivals import Arrivals, Match
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEVICES = ("gx_system", "battery", "multiplus", "room_climate", "relays")
@@ -64,33 +71,18 @@ def log(text: str) -> None:
 
 # ---- a monitor that stamps arrivals ------------------------------------------------------
 
-Match = Callable[[str, Any], bool]
-
-
 @dataclass
 class TimedMonitor(Monitor):
     """The harness monitor, plus a perf_counter stamp per message and awaitable matches."""
 
-    waiters: list[tuple[Match, asyncio.Future[float]]] = field(default_factory=list)
+    arrivals: Arrivals = field(default_factory=Arrivals)
 
     def on_message(self, topic: str, value: Any, arrived: float) -> None:
-        if not self.waiters:
-            return
-        keep = []
-        for match, fut in self.waiters:
-            if fut.done():
-                continue
-            if match(topic, value):
-                fut.set_result(arrived)
-            else:
-                keep.append((match, fut))
-        self.waiters = keep
+        self.arrivals.offer(topic, value, arrived)
 
     def watch(self, match: Match) -> asyncio.Future[float]:
         """A future resolved with the arrival time of the next message ``match`` accepts."""
-        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self.waiters.append((match, fut))
-        return fut
+        return self.arrivals.watch(match)
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
         assert self.client is not None

@@ -3,6 +3,11 @@
 ``mcwctl check-config FILE`` validates a vehicle config (exit 0 OK, 2 with file, key and
 reason). ``mcwctl status`` reads the retained state from the broker and shows, in one screen,
 whether the supervisor runs, which device is failing and why, the active alarms and the points.
+
+``status`` logs in to the broker, which refuses anonymous clients (systemd/mosquitto-mcw.conf),
+as ``--user`` (the ``technician`` login of systemd/mosquitto-mcw.acl by default, which reads
+every ``mcw/v1/...`` topic) with the password read from ``--password-file`` or the environment
+variable ``MCW_MQTT_PASSWORD``; never from an argument, which ``ps`` would show to every user.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.reasoncodes import ReasonCode
 
 from supervisor.core.config import ConfigError
 from supervisor.interfaces.pin import hash_pin
@@ -23,13 +31,29 @@ from supervisor.registry import SUBSYSTEMS, load_config
 
 QUIET_S = 0.5  # retained messages arrive in one burst; this much silence ends it
 MAX_WAIT_S = 5.0
+DEFAULT_USER = "technician"  # the login of systemd/mosquitto-mcw.acl that technicians use
+PASSWORD_ENV = "MCW_MQTT_PASSWORD"
+# CONNACK codes of a refused login: MQTT 3.1.1 (4 bad user name or password, 5 not authorised)
+# and their MQTT 5 reason codes (paho reports the latter for both protocol versions)
+LOGIN_REFUSED = frozenset({4, 5, 0x86, 0x87})
+EXIT_UNREACHABLE, EXIT_USAGE, EXIT_NOT_READY, EXIT_LOGIN_REFUSED = 1, 2, 3, 4
 
 
-async def collect_retained(host: str, port: int, prefix: str) -> dict[str, Any]:
+class StatusError(Exception):
+    """A one-line reason ``status`` cannot show the state, and its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def collect_retained(host: str, port: int, prefix: str, username: str | None = None,
+                           password: str | None = None) -> dict[str, Any]:
     """All retained topics under ``prefix`` (suffix -> decoded JSON, or None when empty)."""
     out: dict[str, Any] = {}
     loop = asyncio.get_running_loop()
-    async with aiomqtt.Client(host, port, timeout=MAX_WAIT_S) as client:
+    async with aiomqtt.Client(host, port, username=username, password=password,
+                              timeout=MAX_WAIT_S) as client:
         await client.subscribe(f"{prefix}/#", qos=1)
         deadline = loop.time() + MAX_WAIT_S
         while loop.time() < deadline:
@@ -86,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--host", help="broker host (default: from the config)")
     status.add_argument("--port", type=int, help="broker port (default: from the config)")
     status.add_argument("--json", action="store_true", help="print the raw retained state")
+    status.add_argument("--user", "-u", default=DEFAULT_USER,
+                        help=f"broker login (default: {DEFAULT_USER}; '' for none)")
+    status.add_argument("--password-file", type=Path, metavar="PATH",
+                        help=f"file holding the login's password (else: ${PASSWORD_ENV})")
     sub.add_parser("hash-pin", help="hash a panel PIN (read from stdin) for the config file")
     args = parser.parse_args(argv)
     if args.command == "hash-pin":
@@ -103,13 +131,55 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     host, port = args.host or cfg.mqtt.host, args.port or cfg.mqtt.port
     try:
-        retained = asyncio.run(collect_retained(host, port, f"mcw/v1/{cfg.vehicle.id}"))
-    except aiomqtt.MqttError as exc:
-        print(f"mcwctl: cannot reach the broker at {host}:{port}: {exc}", file=sys.stderr)
-        return 1
+        password = _password(args.password_file)
+        retained = _retained(host, port, f"mcw/v1/{cfg.vehicle.id}", args.user or None, password)
+    except StatusError as exc:
+        print(f"mcwctl: {exc}", file=sys.stderr)
+        return exc.code
     print(json.dumps(retained, indent=2) if args.json else format_status(retained))
     status_state = (retained.get("status") or {}).get("state")
-    return 0 if status_state == "ready" else 3
+    return 0 if status_state == "ready" else EXIT_NOT_READY
+
+
+def _password(path: Path | None) -> str | None:
+    """The password from ``path`` if given, else from the environment; None if neither.
+
+    Read as the supervisor reads its ``[mqtt] password_file``: surrounding whitespace (the
+    final newline) is not part of it.
+    """
+    if path is None:
+        return os.environ.get(PASSWORD_ENV) or None
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
+        raise StatusError(f"cannot read the password file {path}: {reason}", EXIT_USAGE) from exc
+    if not password:
+        raise StatusError(f"the password file {path} is empty", EXIT_USAGE)
+    return password
+
+
+def _retained(host: str, port: int, prefix: str, username: str | None,
+              password: str | None) -> dict[str, Any]:
+    """``collect_retained``, its failures turned into a one-line ``StatusError``."""
+    broker = f"the broker at {host}:{port}"
+    try:
+        return asyncio.run(collect_retained(host, port, prefix, username, password))
+    except MqttConnectError as exc:
+        code = exc.rc.value if isinstance(exc.rc, ReasonCode) else exc.rc
+        if code not in LOGIN_REFUSED:
+            raise StatusError(f"{broker} refused the connection: {exc}", EXIT_UNREACHABLE) from exc
+        if username is None:
+            raise StatusError(f"{broker} refused an anonymous login: give --user",
+                              EXIT_LOGIN_REFUSED) from exc
+        if password is None:
+            raise StatusError(f"{broker} wants a password for user {username!r}: give "
+                              f"--password-file PATH or set {PASSWORD_ENV}",
+                              EXIT_LOGIN_REFUSED) from exc
+        raise StatusError(f"{broker} refused the login of user {username!r}: wrong user name "
+                          "or password", EXIT_LOGIN_REFUSED) from exc
+    except aiomqtt.MqttError as exc:
+        raise StatusError(f"cannot reach {broker}: {exc}", EXIT_UNREACHABLE) from exc
 
 
 def _hash_pin() -> int:

@@ -1,0 +1,213 @@
+"""``mcwctl status`` against the broker as shipped: systemd/mosquitto-mcw.conf and its ACL.
+
+A real Mosquitto runs the shipped fragment (laid out by tests/test_systemd_units.py's
+``build_broker``: listeners on free ports, a temporary password file with one password per
+login, the shipped ACL). The real supervisor logs in as ``supervisor`` and serves the simulated
+van; ``mcwctl status`` runs as its own process and logs in as ``technician``, the default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from testsupport import needs_tool, running_mosquitto
+
+from harness import BIN, DEMO_CONFIG, SupervisorProcess, free_port, van_env, wait_until
+from supervisor.interfaces.mcwctl import PASSWORD_ENV
+from supervisor.registry import load_config
+from vansim.van import SimulatedVan
+
+# The shipped broker's test layout lives with the broker's own tests (tests/ is not on the
+# HIL tests' path when they run alone).
+TESTS_DIR = str(Path(__file__).resolve().parents[1] / "tests")
+if TESTS_DIR not in sys.path:
+    sys.path.append(TESTS_DIR)
+from test_systemd_units import USERS, build_broker  # noqa: E402
+
+MOSQUITTO_CONF = Path(__file__).resolve().parents[1] / "systemd" / "mosquitto-mcw.conf"
+PREFIX = "mcw/v1/demo"
+RUN_TIMEOUT_S = 60.0
+LOG_TAIL_CHARS = 4000
+mosquitto_installed = needs_tool("mosquitto")
+mosquitto_passwd_installed = needs_tool("mosquitto_passwd")
+
+
+@dataclass(frozen=True)
+class ShippedBroker:
+    port: int  # the 127.0.0.1 listener of the fragment, moved to a free port
+    workdir: Path
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[ShippedBroker]:
+    """The shipped fragment on a real Mosquitto, stopped by its pid afterwards."""
+    built = build_broker(tmp_path, MOSQUITTO_CONF.read_text(encoding="utf-8"))
+    with running_mosquitto(built.config, [built.local_port, built.lan_port], built.log):
+        yield ShippedBroker(built.local_port, tmp_path)
+
+
+def mcwctl_status(broker: ShippedBroker, *args: str,
+                  password: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``mcwctl status`` on the demo van's config, pointed at ``broker``.
+
+    ``password`` goes in ``MCW_MQTT_PASSWORD``; otherwise that variable is unset, whatever the
+    environment of the test run.
+    """
+    env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
+    if password is not None:
+        env[PASSWORD_ENV] = password
+    cmd = [str(BIN / "mcwctl"), "status", "--config", str(DEMO_CONFIG),
+           "--host", "127.0.0.1", "--port", str(broker.port), *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcwctl: ") and text in lines[0], proc.stderr
+
+
+def password_file(broker: ShippedBroker, login: str, password: str) -> Path:
+    path = broker.workdir / f"{login}.password"
+    path.write_text(password + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+# ---- the van's status, with the technician's login --------------------------------------------
+
+
+@pytest.fixture
+async def van_on_shipped_broker(broker: ShippedBroker,
+                                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, Any]]:
+    """Simulated van + real supervisor (logged in as ``supervisor``), ready.
+
+    Yields the latest payload of every topic of the van, as the ``hq`` login reads them.
+    """
+    # short path: Unix socket paths are limited to 107 bytes
+    run_dir = Path(tempfile.mkdtemp(prefix="mcw-ctl-"))
+    async with AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, run_dir, ignore_errors=True)
+        env = van_env(run_dir, broker.port, free_port())
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        secret = password_file(broker, "supervisor", USERS["supervisor"])
+        demo = DEMO_CONFIG.read_text(encoding="utf-8")
+        assert demo.count("[mqtt]\n") == 1
+        config = run_dir / "vehicle.toml"
+        config.write_text(demo.replace(
+            "[mqtt]\n", f'[mqtt]\nusername = "supervisor"\npassword_file = "{secret}"\n'),
+            encoding="utf-8")
+        sim = SimulatedVan(load_config(config))
+        stack.push_async_callback(sim.stop)
+        await sim.start()
+        supervisor = SupervisorProcess(env, run_dir / "supervisor.log", config=config)
+        stack.push_async_callback(supervisor.stop)
+        supervisor.start()
+
+        latest: dict[str, Any] = {}
+        client = await stack.enter_async_context(aiomqtt.Client(
+            "127.0.0.1", broker.port, username="hq", password=USERS["hq"]))
+        await client.subscribe(f"{PREFIX}/#", qos=1)
+
+        async def record() -> None:
+            async for msg in client.messages:
+                raw = msg.payload if isinstance(msg.payload, bytes) else b""
+                with suppress(ValueError):
+                    latest[msg.topic.value.removeprefix(PREFIX + "/")] = (
+                        json.loads(raw) if raw else None)
+
+        recorder = asyncio.create_task(record())
+        stack.push_async_callback(_cancel, recorder)
+        try:
+            await wait_until(lambda: recorder.done() or (
+                (latest.get("status") or {}).get("state") == "ready"
+                and latest.get("state/power/battery/soc") is not None
+                and (latest.get("device/relays/status") or {}).get("state") == "online"),
+                what="supervisor ready on the shipped broker, battery SOC published")
+        except AssertionError as exc:
+            log = supervisor.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+            raise AssertionError(f"{exc}; supervisor log:\n{log}") from None
+        assert not recorder.done(), "the hq watcher lost its connection"
+        yield latest
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError, aiomqtt.MqttError):
+        await task
+
+
+async def test_status_with_the_technician_login(van_on_shipped_broker: dict[str, Any],
+                                                broker: ShippedBroker) -> None:
+    """Password from a file or from the environment: the van's one-screen status, exit 0."""
+    secret = password_file(broker, "technician", USERS["technician"])
+    proc = await asyncio.to_thread(mcwctl_status, broker, "--password-file", str(secret))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("supervisor: ready  session 1"), proc.stdout
+    relays = next(line for line in lines if line.strip().startswith("relays "))
+    assert "online" in relays, relays
+    soc = next(line for line in lines if line.strip().startswith("power/battery/soc "))
+    assert float(soc.split()[1]) == pytest.approx(
+        van_on_shipped_broker["state/power/battery/soc"]["v"], abs=0.5)
+
+    raw = await asyncio.to_thread(mcwctl_status, broker, "--json",
+                                  password=USERS["technician"])
+    assert raw.returncode == 0, raw.stderr
+    assert json.loads(raw.stdout)["status"]["state"] == "ready"
+
+
+# ---- refused: one line on stderr, no traceback, a non-zero exit ----------------------------------
+
+
+def test_wrong_password_is_refused(broker: ShippedBroker) -> None:
+    wrong = password_file(broker, "technician", "not-the-password")
+    proc = mcwctl_status(broker, "--password-file", str(wrong))
+    assert_one_line_error(proc, 4, "refused the login of user 'technician': wrong user name "
+                          "or password")
+    # the environment's password is not used when a file is named
+    proc = mcwctl_status(broker, "--password-file", str(wrong), password=USERS["technician"])
+    assert_one_line_error(proc, 4, "refused the login of user 'technician'")
+    proc = mcwctl_status(broker, password="not-the-password")
+    assert_one_line_error(proc, 4, "refused the login of user 'technician'")
+
+
+def test_no_password_says_how_to_give_one(broker: ShippedBroker) -> None:
+    proc = mcwctl_status(broker)
+    assert_one_line_error(proc, 4, f"wants a password for user 'technician': give "
+                          f"--password-file PATH or set {PASSWORD_ENV}")
+
+
+def test_anonymous_is_refused(broker: ShippedBroker) -> None:
+    proc = mcwctl_status(broker, "--user", "")
+    assert_one_line_error(proc, 4, "refused an anonymous login")
+
+
+def test_unreadable_password_file(broker: ShippedBroker) -> None:
+    proc = mcwctl_status(broker, "--password-file", str(broker.workdir / "missing"))
+    assert_one_line_error(proc, 2, "cannot read the password file")
+    empty = password_file(broker, "technician", "")
+    assert_one_line_error(mcwctl_status(broker, "--password-file", str(empty)), 2, "is empty")
+
+
+def test_unreachable_broker(tmp_path: Path) -> None:
+    """Nothing listens on the port (chosen free a moment ago): "cannot reach", exit 1."""
+    nowhere = ShippedBroker(free_port(), tmp_path)
+    proc = mcwctl_status(nowhere, password=USERS["technician"])
+    assert_one_line_error(proc, 1, f"cannot reach the broker at 127.0.0.1:{nowhere.port}")
