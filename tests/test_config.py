@@ -1,10 +1,11 @@
 """Config validation: a bad config names file, key and rule; the shipped ones are valid."""
 
+import time
 from pathlib import Path
 
 import pytest
 
-from supervisor.core.config import ConfigError
+from supervisor.core.config import MAX_FILE_BYTES, MAX_KEY_PARTS, ConfigError
 from supervisor.registry import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +21,12 @@ def test_shipped_configs_are_valid(name: str) -> None:
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "van.toml"
     path.write_text(text)
+    return path
+
+
+def write_bytes(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "van.toml"
+    path.write_bytes(data)
     return path
 
 
@@ -141,3 +148,72 @@ def test_a_config_unusable_on_this_machine_is_refused_without_a_traceback(
     assert code == 2
     assert err.startswith(f"mcw-supervisor: config error: {path}: " + (f"{key}: " if key else ""))
     assert rule in err and "Traceback" not in err
+
+
+# Found by tests/test_config_properties.py: each failed before the fix in config.py.
+
+
+def test_a_file_above_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    """MAX_FILE_BYTES (1 MiB) is read; one byte more is refused before any parsing."""
+    assert MAX_FILE_BYTES == 1024 * 1024
+    demo = DEMO.encode()
+    padded = demo + b"#" * (MAX_FILE_BYTES - len(demo))
+    assert load_config(write_bytes(tmp_path, padded)).device
+    with pytest.raises(ConfigError, match=r"van.toml: larger than 1024 KiB$"):
+        load_config(write_bytes(tmp_path, padded + b"#"))
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    # each leaked a ValueError or RecursionError (a traceback)
+    ("[vehicle]\nid = " + "9" * 5000, "not valid TOML: Exceeds the limit (4300 digits)"),
+    ("x = " + "[" * 5000 + "]" * 5000, "not valid TOML: arrays or tables nested too deeply"),
+    ("x = " + "{a = " * 5000 + "1" + "}" * 5000, "nested too deeply"),
+    # tomllib's time and memory grow with the square of a key's parts: 10 000 parts took
+    # 1.6 s and 400 MB (100 000 were killed for memory); a 2 000-part table with 100 000 keys
+    # below it took 61 s (80 000 here, within the size limit)
+    ("a." * 10_000 + "a = 1", f"a key of more than {MAX_KEY_PARTS} dotted parts (line 1: a.a"),
+    ("[" + "a." * 2000 + "a]\n" + "".join(f"k{i} = 1\n" for i in range(80_000)),
+     "a key of more than 32 dotted parts (line 1: a.a"),
+    ('"a" . ' * 40 + '"a" = 1', "dotted parts"),
+])
+def test_hostile_toml_is_a_config_error_at_once(tmp_path: Path, text: str, rule: str) -> None:
+    """Numbers too long to read, nesting too deep and keys of too many parts: a ConfigError
+    naming the file and the reason, within seconds."""
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as err:
+        load_config(write_bytes(tmp_path, text.encode()))
+    assert rule in err.value.rule and err.value.key == ""
+    assert time.monotonic() - started < 5.0  # no hang: the unfixed reader took a minute
+
+
+def test_a_key_of_32_parts_is_still_read(tmp_path: Path) -> None:
+    """The key-depth limit refuses nothing a config needs (and nothing at the limit)."""
+    text = DEMO + "\n[" + ".".join(["x"] * MAX_KEY_PARTS) + "]\n"
+    with pytest.raises(ConfigError) as err:
+        load_config(write_bytes(tmp_path, text.encode()))
+    assert (err.value.key, err.value.rule) == ("x", "unknown key (not part of the config schema)")
+
+
+@pytest.mark.parametrize(("old", "new", "key", "rule"), [
+    # NaN passed as a threshold with no bounds (a threshold that never trips)
+    ("start_value = 30", "start_value = nan", "power.generator.condition[0].start_value",
+     "Input should be a finite number"),
+    ("start_value = 11.9", "start_value = -inf", "power.generator.condition[1].start_value",
+     "Input should be a finite number"),
+    # a path with NUL passed, and check_on_target then failed with a ValueError traceback
+    ('path = "${MCW_RUN_DIR:-/tmp/mcw-demo}/mcw.sqlite"', 'path = "/tmp/a\\u0000b"',
+     "storage.path", "must not contain a NUL character"),
+    # an unknown key named like a bus type was reported as its table, not by its name
+    ('id = "demo"', 'id = "demo"\ntcp = 1', "vehicle.tcp", "unknown key"),
+    ("unit = 100", "unit = 100\nrtu = 1", "device[0].rtu", "unknown key"),
+    ('type = "tcp"', 'type = "tcp"\ntcp = 1', "bus[0].tcp", "unknown key"),
+])
+def test_values_the_schema_let_through_are_refused_by_key(
+    tmp_path: Path, old: str, new: str, key: str, rule: str,
+) -> None:
+    """Non-finite numbers and NUL in text are refused at load, and an unknown key is named by
+    its own path whatever it is called."""
+    assert old in DEMO
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, DEMO.replace(old, new, 1)))
+    assert err.value.key == key and rule in err.value.rule, str(err.value)

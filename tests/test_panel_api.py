@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -255,3 +256,63 @@ async def test_pin_checks_run_off_the_event_loop(
     monkeypatch.setattr(panel, "verify_pin", spy)
     await client.post("/api/unlock", json={"pin": "9999"})
     assert threads and threading.main_thread().name not in threads
+
+
+# Found by tests/test_panel_properties.py: each failed before the fix in panel.py.
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), [
+    ("GET", "/nope", b"", 404),
+    ("PUT", "/api/unlock", b"", 405),
+    ("POST", "/api/unlock", b" " * (16 * 1024 + 1), 413),
+    ("GET", "/static/", b"", 403),
+])
+async def test_aiohttp_own_error_answers_carry_the_security_headers_too(
+    rig: tuple[Rig, TestClient[Any, Any]], method: str, path: str, body: bytes, status: int,
+) -> None:
+    _, client = rig
+    resp = await client.request(method, path, data=body)
+    assert resp.status == status
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("hours", ["nan", "inf", "-inf", "1e400"])
+async def test_history_refuses_hours_that_are_no_number(
+    rig: tuple[Rig, TestClient[Any, Any]], hours: str,
+) -> None:
+    _, client = rig
+    await client.post("/api/unlock", json={"pin": CREW})
+    assert (await client.get(f"/api/history?point=power/battery/soc&hours={hours}")).status == 400
+
+
+async def test_a_binary_frame_is_answered_not_run_and_the_page_stays_connected(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    r, client = rig
+    command = {"type": "cmd", "action": "power/circuit", "id": "b1",
+               "args": {"circuit": "fridge", "on": True}}
+    async with page(client) as ws:
+        await ws.send_bytes(json.dumps(command).encode())  # was: no answer at all
+        assert (await ws.receive_json())["code"] == "bad_request"
+        await ws.send_json(command)
+        assert (await ws.receive_json())["status"] == "done"
+    assert r.applied == [{"circuit": "fridge", "on": True}]
+
+
+@pytest.mark.parametrize("cid", ["", 0, False, []])
+async def test_a_command_id_of_no_use_is_refused_not_replaced(
+    rig: tuple[Rig, TestClient[Any, Any]], cid: object,
+) -> None:
+    """Only a missing (or null) id is made up by the panel; any other goes to the router,
+    which refuses it as it would over MQTT (it was replaced and the command ran)."""
+    r, client = rig
+    args = {"circuit": "fridge", "on": True}
+    async with page(client) as ws:
+        await ws.send_json({"type": "cmd", "action": "power/circuit", "id": cid, "args": args})
+        assert (await ws.receive_json())["status"] == "rejected"
+        assert r.applied == []
+        await ws.send_json({"type": "cmd", "action": "power/circuit", "args": args})
+        result = await ws.receive_json()
+        assert result["status"] == "done" and result["id"]
+    assert r.applied == [args]

@@ -11,6 +11,10 @@ names the file, the key path and the rule, e.g.::
 
 ``${NAME}`` and ``${NAME:-default}`` in the file are replaced from the environment before
 parsing, so ports and paths can be overridden without editing the file.
+
+Hostile files are refused as cleanly as mistaken ones: at most MAX_FILE_BYTES, keys of at most
+MAX_KEY_PARTS dotted parts (TOML's reader slows down with the square of a key's parts), no
+NaN or infinity, no NUL in any text.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from drivers.buses import Bus, DeviceConfig, Name, RtuBus, TcpBus
 from drivers.profile import Profile, ProfileError, Register, load_profile
@@ -32,14 +36,26 @@ if TYPE_CHECKING:
 
 __all__ = ["Name", "Role", "Strict"]
 
+MAX_FILE_BYTES = 1024 * 1024  # a vehicle config is a few KiB
+MAX_KEY_PARTS = 32  # ours have at most 4 (power.generator.quiet_hours.start)
+
 Role = Literal["hq", "crew", "technician"]
 PointId = Annotated[str, Field(pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)+$", max_length=120)]
 
 
 class Strict(BaseModel):
-    """Base of every config section: unknown keys are refused, values are frozen."""
+    """Base of every config section: unknown keys are refused, values are frozen, numbers
+    are finite (a NaN threshold would never trip) and text has no NUL (a path or host with
+    one would pass here and fail only at start, with a traceback)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str | Path) and "\0" in str(value):
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 class VehicleConfig(Strict):
@@ -217,16 +233,46 @@ def _expand_env(text: str, path: Path) -> str:
     return _ENV.sub(repl, text)
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
+def _key_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """The key path in the file of pydantic's error location (walking the parsed ``data``)."""
     out = ""
     for part in loc:
+        if part in ("tcp", "rtu") and not (isinstance(data, dict) and part in data):
+            continue  # pydantic's discriminator tag, not a key in the file
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("tcp", "rtu"):  # pydantic's discriminator tag, not a key in the file
-            continue
+            data = data[part] if isinstance(data, list) and 0 <= part < len(data) else None
         else:
             out += f".{part}" if out else str(part)
+            data = data.get(part) if isinstance(data, dict) else None
     return out
+
+
+_KEY_PART = r"""(?:(?<![A-Za-z0-9_-])[A-Za-z0-9_-]++|"(?:[^"\\\n]++|\\.)*+"|'[^'\n]*+')"""
+# possessive: no backtracking, one pass over the text
+_DEEP_KEY = re.compile(rf"{_KEY_PART}(?:[ \t]*+\.[ \t]*+{_KEY_PART}){{{MAX_KEY_PARTS},}}")
+
+
+def _read(path: Path) -> str:
+    """The file's text, checked for what the TOML reader cannot bear."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read file: {exc.strerror}") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(path, "", f"larger than {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(path, "", f"not UTF-8 text (byte {exc.start}, line {line})") from exc
+    deep = _DEEP_KEY.search(text)
+    if deep is not None:
+        line = text.count("\n", 0, deep.start()) + 1
+        raise ConfigError(path, "", f"a key of more than {MAX_KEY_PARTS} dotted parts "
+                                    f"(line {line}: {deep.group()[:40]}...)")
+    return text
 
 
 def config_model(subsystems: Sequence[SubsystemSpec[Any]]) -> type[SupervisorConfig]:
@@ -238,17 +284,16 @@ def config_model(subsystems: Sequence[SubsystemSpec[Any]]) -> type[SupervisorCon
 def load_config(path: Path | str, subsystems: Sequence[SubsystemSpec[Any]]) -> SupervisorConfig:
     """Read, expand, parse and validate a vehicle config file; raise ConfigError if unusable."""
     path = Path(path)
+    text = _expand_env(_read(path), path)
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(path, "", f"cannot read file: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ConfigError(path, "", f"not UTF-8 text (byte {exc.start}, line {line})") from exc
-    try:
-        data = tomllib.loads(_expand_env(text, path))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from exc
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ConfigError(path, "", f"not valid TOML: {str(exc).split(':')[0]}") from exc
+    except RecursionError as exc:
+        raise ConfigError(path, "", "not valid TOML: arrays or tables nested too deeply") \
+            from exc
     try:
         config = config_model(subsystems).model_validate(data)
     except ValidationError as exc:
@@ -258,7 +303,9 @@ def load_config(path: Path | str, subsystems: Sequence[SubsystemSpec[Any]]) -> S
             rule = "unknown key (not part of the config schema)"
         elif err["type"] == "missing":
             rule = "required key is missing"
-        raise ConfigError(path, _key_path(err["loc"]), rule) from exc
+        elif err["type"] == "value_error":  # ours: the reason without pydantic's prefix
+            rule = str(err["ctx"]["error"])
+        raise ConfigError(path, _key_path(err["loc"], data), rule) from exc
     checker = Checker(config, path)
     _cross_check(config, checker)
     for spec in subsystems:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import secrets
 import time
 import uuid
@@ -211,7 +212,12 @@ class Panel:
             response: web.StreamResponse = web.json_response({"error": "forbidden_origin"},
                                                              status=403)
         else:
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                # aiohttp's own answers (no such path, wrong method, body too large) too
+                exc.headers.update(SECURITY_HEADERS)
+                raise
         if not response.prepared:
             response.headers.update(SECURITY_HEADERS)
         return response
@@ -296,9 +302,12 @@ class Panel:
             return web.json_response({"error": "locked"}, status=401)
         point = request.query.get("point", "")
         try:
-            hours = min(max(float(request.query.get("hours", "24")), 0.1), 24 * 7)
+            hours = float(request.query.get("hours", "24"))
         except ValueError:
+            hours = math.nan
+        if not math.isfinite(hours):  # "nan" and "inf" parse, but are no number of hours
             return web.json_response({"error": "bad_request"}, status=400)
+        hours = min(max(hours, 0.1), 24 * 7)
         times, values = self.history.query(point, hours)
         return web.json_response({"point": point, "t": times, "v": values})
 
@@ -332,6 +341,8 @@ class Panel:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._from_page(client, msg.data)
+                elif msg.type == WSMsgType.BINARY:  # pages send JSON text: say so, not silence
+                    await self._not_a_command(client)
         finally:
             self.clients.discard(client)
             session.clients.discard(client)
@@ -360,15 +371,20 @@ class Panel:
             return
         action = msg.get("action") if msg is not None and msg.get("type") == "cmd" else None
         if not isinstance(action, str) or len(action) > 120:
-            await client.ws.send_json({"type": "result", "id": None, "status": "rejected",
-                                       "code": "bad_request", "message": "not a command"})
+            await self._not_a_command(client)
             return
         assert msg is not None
         client.session.last_active = self._mono()
-        payload = json.dumps({"id": msg.get("id") or str(uuid.uuid4()),
+        # only a missing id is made up; any other id (0, "", a list) is the router's to judge
+        cid = msg.get("id")
+        payload = json.dumps({"id": str(uuid.uuid4()) if cid is None else cid,
                               "args": msg.get("args", {})})
         result = await self.router.submit(action, payload, client.session.role, "panel")
         await client.ws.send_json({"type": "result", **result.as_dict()})
+
+    async def _not_a_command(self, client: Client) -> None:
+        await client.ws.send_json({"type": "result", "id": None, "status": "rejected",
+                                   "code": "bad_request", "message": "not a command"})
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
