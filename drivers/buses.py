@@ -8,9 +8,10 @@ supervisor, the simulator and the tests build their Modbus links and bus workers
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from drivers.bus_worker import BusWorker, DeviceSpec, ReadingSink
 from drivers.modbus_link import LinkSettings, ModbusLink
@@ -19,22 +20,33 @@ from drivers.profile import load_profile
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are refused, values are frozen, numbers
+    are finite (a NaN threshold would never trip) and text has no NUL (a path or host with
+    one would pass here and fail only at start, with a traceback)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str | Path) and "\0" in str(value):
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
-class TcpBus(_Strict):
+class TcpBus(Strict):
     name: Name
     type: Literal["tcp"]
-    host: str
+    host: str = Field(min_length=1, max_length=253)
     port: int = Field(default=502, ge=1, le=65535)
     timeout_s: float = Field(default=1.0, gt=0, le=30)
 
 
-class RtuBus(_Strict):
+class RtuBus(Strict):
     name: Name
     type: Literal["rtu"]
-    port: str
+    port: str = Field(min_length=1, max_length=255)
     baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
@@ -44,12 +56,12 @@ class RtuBus(_Strict):
 Bus = Annotated[TcpBus | RtuBus, Field(discriminator="type")]
 
 
-class DeviceConfig(_Strict):
+class DeviceConfig(Strict):
     id: Name
-    profile: str
+    profile: str = Field(pattern=r"^[a-z0-9_]+$", max_length=64)
     bus: Name
     unit: int = Field(ge=0, le=247)
-    label: str = ""
+    label: str = Field(default="", max_length=80)
     poll_fast_s: float = Field(default=1.0, ge=0.05, le=3600)
     poll_slow_s: float = Field(default=5.0, ge=0.05, le=3600)
 

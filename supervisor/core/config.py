@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, Field, ValidationError, create_model
 
-from drivers.buses import Bus, DeviceConfig, Name, RtuBus, TcpBus
+from drivers.buses import Bus, DeviceConfig, Name, RtuBus, Strict, TcpBus
 from drivers.profile import Profile, ProfileError, Register, load_profile
 
 if TYPE_CHECKING:
@@ -41,21 +41,6 @@ MAX_KEY_PARTS = 32  # ours have at most 4 (power.generator.quiet_hours.start)
 
 Role = Literal["hq", "crew", "technician"]
 PointId = Annotated[str, Field(pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)+$", max_length=120)]
-
-
-class Strict(BaseModel):
-    """Base of every config section: unknown keys are refused, values are frozen, numbers
-    are finite (a NaN threshold would never trip) and text has no NUL (a path or host with
-    one would pass here and fail only at start, with a traceback)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if isinstance(value, str | Path) and "\0" in str(value):
-            raise ValueError("must not contain a NUL character")
-        return value
 
 
 class VehicleConfig(Strict):
