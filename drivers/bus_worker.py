@@ -201,10 +201,12 @@ class BusWorker:
                 self._last_was_write = False
                 if job is None:
                     self._wake.clear()
+                    # at most idle_wake_s, so an idle worker still shows it is alive; a
+                    # timeout block, not wait_for: Python 3.11's wait_for can swallow a
+                    # cancellation that meets the event being set (the worker then never stops)
                     with contextlib.suppress(TimeoutError):
-                        # at most idle_wake_s, so an idle worker still shows it is alive
-                        await asyncio.wait_for(self._wake.wait(),
-                                               timeout=min(wait, self.idle_wake_s))
+                        async with asyncio.timeout(min(wait, self.idle_wake_s)):
+                            await self._wake.wait()
                     continue
                 await self._poll(*job)
         finally:

@@ -94,6 +94,7 @@ class ModbusLink:
             _reraise_cancel()
             raise ModbusError("connection", f"cannot connect: {exc}") from exc
         if not ok:
+            _reraise_cancel()  # pymodbus's connect can turn a cancellation into False
             raise ModbusError("connection", "cannot connect")
 
     def close(self) -> None:

@@ -319,7 +319,8 @@ class PowerSubsystem:
             await self.step()
             self.ctx.heartbeat.beat()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.actuator.wake.wait(), LOOP_S)
+                async with asyncio.timeout(LOOP_S):  # not wait_for: see the bus worker
+                    await self.actuator.wake.wait()
 
     async def step(self) -> None:
         """One turn: the rules on the current points, then the writer. Rules time their
