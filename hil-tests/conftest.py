@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,20 @@ FAST_POWER = {
 }
 
 
+# Climate timings for scenarios in accelerated time: the plant, the heater and the weather
+# run CLIMATE_SPEED times faster than the supervisor's clock, so its minutes are shortened.
+CLIMATE_SPEED = 30.0
+# Quiet hours (no generator for comfort) are one minute half a day away, whenever it runs.
+_FAR = datetime.now() + timedelta(hours=12)
+FAST_CLIMATE = {
+    **FAST_POWER, "MCW_CLIMATE_MIN_CYCLE_S": "6", "MCW_CLIMATE_KEEP_ALIVE_S": "10",
+    "MCW_AC_MIN_OFF_S": "5", "MCW_AC_MIN_RUN_S": "4", "MCW_CO_CLEAR_S": "3",
+    "MCW_HEATER_LEVEL_CHANGE_S": "2",
+    "MCW_QUIET_START": _FAR.strftime("%H:%M"),
+    "MCW_QUIET_END": (_FAR + timedelta(minutes=1)).strftime("%H:%M"),
+}
+
+
 @pytest.fixture
 async def van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
     """The whole van, with the supervisor ready and its start-up switching done."""
@@ -57,9 +72,16 @@ async def fast_van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
         yield whole
 
 
+@pytest.fixture
+async def climate_van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
+    """The van in accelerated time for the climate scenarios (see FAST_CLIMATE)."""
+    async with start_van(monkeypatch, FAST_CLIMATE, speed=CLIMATE_SPEED) as whole:
+        yield whole
+
+
 @asynccontextmanager
-async def start_van(monkeypatch: pytest.MonkeyPatch,
-                    extra_env: dict[str, str]) -> AsyncIterator[Van]:
+async def start_van(monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str],
+                    speed: float = 1.0) -> AsyncIterator[Van]:
     # short path: Unix socket paths are limited to 107 bytes
     run_dir = Path(tempfile.mkdtemp(prefix="mcw-hil-"))
     async with AsyncExitStack() as stack:
@@ -72,7 +94,7 @@ async def start_van(monkeypatch: pytest.MonkeyPatch,
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         cfg = load_config(DEMO_CONFIG)
-        sim = SimulatedVan(cfg)
+        sim = SimulatedVan(cfg, speed=speed)
         stack.push_async_callback(sim.stop)
         await sim.start()
         monitor = Monitor(broker.port)

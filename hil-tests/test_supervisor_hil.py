@@ -30,9 +30,16 @@ async def test_ready_and_battery_points_match_the_plant(van: Van) -> None:
     # the runtime forecast and its "what if" the panel shows ("6 h 20 min; 1 h 40 min with A/C");
     # at night: by day the sun may charge the battery, and a charging battery has no runtime
     plant.solar_peak_w = 0.0
+    # the crew area set to heat to a frost guard it is far above: the heater would run
+    for action, args in (("climate/preset", {"zone": "crew", "preset": "away"}),
+                         ("climate/mode", {"zone": "crew", "mode": "heat"})):
+        result = await mon.command(action, {"id": action, "args": args})
+        assert result["status"] == "done", result
     await wait_until(lambda: mon.value("power/runtime") is not None
-                     and mon.value("power/runtime/with_climate") is not None, what="forecast")
-    assert 0 < mon.value("power/runtime/with_climate") < mon.value("power/runtime")
+                     and mon.value("power/runtime/with_climate") is not None
+                     and mon.value("power/runtime/with_climate") < mon.value("power/runtime"),
+                     what="forecast with the climate's extra draw")
+    assert mon.value("power/runtime/with_climate") > 0
     assert mon.value("power/runtime/with/water_heater") < mon.value("power/runtime")
 
     plant.shore_connected = True  # the crew plugs in shore power

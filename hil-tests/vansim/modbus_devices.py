@@ -349,8 +349,9 @@ def _eastron_sdm120(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
     }
 
 
-def _xy_md02(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
-    return {"temperature": p.room.temperature_c, "humidity": p.room.humidity_pct}
+def _xy_md02(p: Plant, dev: ServedDevice) -> Mapping[str, Value]:
+    temperature, humidity = p.air(dev.config.id)
+    return {"temperature": temperature, "humidity": humidity}
 
 
 def _relay_board(_p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:

@@ -1,4 +1,4 @@
-"""Physical model of the van's electrical system and consultation room.
+"""Physical model of the van's electrical system and the air of its zones.
 
 Pure logic, no I/O and no clock of its own: the caller advances it with :meth:`Plant.step`
 and an explicit time step in simulated seconds, so a test can run a day of deployment in a
@@ -17,7 +17,9 @@ What it models:
   charger from whatever the AC input limit leaves; together they aim for the battery's
   acceptance (bulk, absorption taper, float);
 * a generator started by a held "run" signal: cranks, runs, spins down, may fail to start;
-* the consultation room's air temperature and humidity.
+* the air of the crew area and the consultation room (``vansim.thermal``): heat lost to the
+  weather outside, the diesel heater's output and the roof A/C's cooling (``ClimateGear``),
+  people and an open door; sensors read the zone they hang in (or the outside).
 
 Without Modbus the plant is driven through attributes: ``plant.switches[name] = True``,
 ``plant.shore_connected``, ``plant.ignition``, ``plant.generator.run_requested``,
@@ -39,6 +41,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum, IntEnum, StrEnum
+
+from vansim.thermal import ROOM, ThermalPlant
 
 # LiFePO4 12 V (4 cells) rest voltage against state of charge: the long flat middle and the
 # knees at both ends are what make SOC, not voltage, the useful measure.
@@ -66,6 +70,8 @@ ABSORPTION_SOC = 90.0
 MIN_ABSORPTION_A = 2.0
 # Nominal AC voltage: AC circuits' nominal currents are at this voltage.
 AC_NOMINAL_V = 230.0
+OUTSIDE = "outside"  # where a sensor outside the zones hangs
+OUTSIDE_HUMIDITY_PCT = 80.0
 # Phase transitions of the generator land within this of their due time.
 _EPS_S = 1e-9
 _J_PER_KWH = 3.6e6
@@ -417,34 +423,18 @@ class Generator:
 
 
 @dataclass
-class RoomClimate:
-    """Consultation room air: slow deterministic drift around a base value."""
+class ClimateGear:
+    """What heats and cools the zones, as the simulator wires it: the diesel heater's output
+    and 12 V draw (copied from the heater simulator), the roof A/C's relay (a switch) and
+    which zones each serves, and which sensor device hangs in which zone."""
 
-    base_temperature_c: float = 21.0
-    base_humidity_pct: float = 45.0
-    temperature_swing_c: float = 1.0
-    humidity_swing_pct: float = 5.0
-    period_s: float = 6 * 3600.0
-    time_s: float = 0.0
-
-    @property
-    def temperature_c(self) -> float:
-        """Air temperature now."""
-        return self.base_temperature_c + self.temperature_swing_c * math.sin(
-            2 * math.pi * self.time_s / self.period_s
-        )
-
-    @property
-    def humidity_pct(self) -> float:
-        """Relative humidity now (falls when the air warms up, as it does)."""
-        value = self.base_humidity_pct - self.humidity_swing_pct * math.sin(
-            2 * math.pi * self.time_s / self.period_s
-        )
-        return min(100.0, max(0.0, value))
-
-    def advance(self, dt_s: float) -> None:
-        """Let ``dt_s`` seconds of drift pass."""
-        self.time_s += dt_s
+    heater_zones: tuple[str, ...] = ()
+    heater_heat_w: float = 0.0
+    heater_current_a: float = 0.0
+    ac_switch: str = ""  # the switch name of the A/C relay ("": no A/C)
+    ac_zones: tuple[str, ...] = ()
+    ac_cooling_w: float = 2500.0  # a 2.5 kW roof unit
+    sensors: dict[str, str] = field(default_factory=dict)  # device id -> zone or "outside"
 
 
 def _local_now() -> datetime:
@@ -453,7 +443,8 @@ def _local_now() -> datetime:
 
 @dataclass
 class Plant:
-    """The van: battery, DC and AC loads, shore, generator, solar, alternator, inverter, room.
+    """The van: battery, DC and AC loads, shore, generator, solar, alternator, inverter, and
+    the air of its zones (``thermal``) with the gear that heats and cools them.
 
     ``loads`` maps each switchable DC circuit to its nominal current (DC amps) and
     ``ac_loads`` each AC circuit to its nominal AC current at 230 V; ``switches`` holds which
@@ -465,7 +456,10 @@ class Plant:
     inverter: InverterCharger = field(default_factory=InverterCharger)
     solar: SolarCharger = field(default_factory=SolarCharger)
     generator: Generator = field(default_factory=Generator)
-    room: RoomClimate = field(default_factory=RoomClimate)
+    # mild weather by default (outside 21 °C), so an uncontrolled van stays at 21 °C
+    thermal: ThermalPlant = field(default_factory=lambda: ThermalPlant.van(start_c=21.0,
+                                                                         outside_c=21.0))
+    climate: ClimateGear = field(default_factory=ClimateGear)
     loads: dict[str, float] = field(default_factory=dict)
     ac_loads: dict[str, float] = field(default_factory=dict)
     switches: dict[str, bool] = field(default_factory=dict)
@@ -545,7 +539,7 @@ class Plant:
             0.7 * math.sin(2 * math.pi * self.time_s / 47.0)
             + 0.3 * math.sin(2 * math.pi * self.time_s / 11.0)
         )
-        return self.base_load_a + wander + sum(
+        return self.base_load_a + wander + self.climate.heater_current_a + sum(
             amps for name, amps in self.loads.items() if self.switches.get(name, False)
         )
 
@@ -603,13 +597,32 @@ class Plant:
         """Let ``h`` seconds pass at the flows :meth:`settle` computed."""
         bat, solar = self.battery, self.solar
         bat.integrate(h)
-        self.room.advance(h)
+        clock = self.clock
+        self.thermal.step(h, clock.hour + clock.minute / 60 + clock.second / 3600)
         self.generator.advance(h)
         solar.yield_today_kwh += solar.current_a * bat.open_circuit_voltage * h / _J_PER_KWH
         self.ac_in_energy_kwh += self.inverter.ac_in_power_w * h / _J_PER_KWH
         self.time_s += h
 
     # -- flows --------------------------------------------------------------------------------
+
+    def _climate_inputs(self) -> None:
+        """Heat into the zones: the heater's output and the A/C's cooling (only while its
+        relay is on and the AC output is live), each shared by the zones it serves."""
+        gear, zones = self.climate, self.thermal.zones
+        cooling = self.switches.get(gear.ac_switch, False) and self.inverter.ac_output_live
+        for name, zone in zones.items():
+            zone.heater_w = (gear.heater_heat_w / len(gear.heater_zones)
+                             if name in gear.heater_zones else 0.0)
+            zone.cooling_w = (gear.ac_cooling_w / len(gear.ac_zones)
+                              if cooling and name in gear.ac_zones else 0.0)
+
+    def air(self, device_id: str) -> tuple[float, float]:
+        """(temperature °C, humidity %) where the sensor ``device_id`` hangs."""
+        where = self.climate.sensors.get(device_id, ROOM)
+        if where == OUTSIDE:
+            return self.thermal.outside_c, OUTSIDE_HUMIDITY_PCT
+        return self.thermal.temperature(where), self.thermal.humidity(where)
 
     def settle(self) -> None:
         """Recompute every current and power for the present state, without time passing."""
@@ -651,6 +664,7 @@ class Plant:
             inv.state = InverterState.OFF
             inv.ac_output_live = False
         inv.ac_out_power_w = ac_load_w if inv.ac_output_live else 0.0
+        self._climate_inputs()
         inv.inverter_power_w = inverter_w
         inverter_draw_a = inverter_w / inv.efficiency / dc_v
 

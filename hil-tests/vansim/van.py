@@ -13,6 +13,12 @@ the ignition input and the generator start output into the plant (``plant.igniti
 ``plant.generator.run_requested``) and drives the generator's running input from
 ``plant.generator.running_signal``: with a GPIO link those plant attributes belong to the
 link, set the lines instead.
+
+The climate section wires the zones: each sensor device reads the zone whose thermostat uses
+it (or the outside), the diesel heater is a simulated Autoterm on its own serial line (its
+output heats its zones, its draw loads the battery, while its power circuit is on), and the
+A/C and ventilation relays are an AC and a DC load (the A/C cools its zones while the AC
+output is live).
 """
 
 from __future__ import annotations
@@ -28,13 +34,18 @@ from types import TracebackType
 from drivers.buses import RtuBus, TcpBus
 from drivers.profile import load_profile
 from drivers.register_codec import Value
+from supervisor.climate import climate_config
+from supervisor.climate.config import ClimateConfig
 from supervisor.core.config import SupervisorConfig
 from supervisor.power import power_config
+from supervisor.power.config import Circuit
+from vansim.autoterm_sim import SimulatedHeater
 from vansim.gpio_link import GpioLink
 from vansim.modbus_devices import ExceptionCode, ServedDevice
 from vansim.modbus_server import BusServer, start_rtu_server, start_tcp_server
-from vansim.plant import Plant
+from vansim.plant import OUTSIDE, ClimateGear, Plant
 from vansim.rtu_line import RtuLine
+from vansim.thermal import CREW, ROOM
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +73,31 @@ class SimulatedVan:
         self.config = config
         self.speed = speed
         self.tick_s = tick_s
-        circuits = power_config(config).circuit
+        climate = climate_config(config)
+        heater_power = climate.heater.power_circuit if climate.heater is not None else None
+        circuits = [*power_config(config).circuit, *_climate_loads(climate)]
         has_solar = any(d.profile == SOLAR_PROFILE for d in config.device)
         self.plant = Plant.create(
             capacity_ah=capacity_ah,
             start_soc=start_soc,
             shore=shore,
-            loads={c.name: c.nominal_current_a for c in circuits if c.kind == "dc"},
+            # the heater's draw is the heater's own (plant.climate), not its circuit's rating
+            loads={c.name: 0.0 if c.name == heater_power else c.nominal_current_a
+                   for c in circuits if c.kind == "dc"},
             ac_loads={c.name: c.nominal_current_a for c in circuits if c.kind == "ac"},
             start_time=start_time,
         )
         if not has_solar:
             self.plant.solar_peak_w = 0.0  # no charger: no panels
+        self.plant.climate = _climate_gear(climate)
+        self._heater_power = heater_power
+        self.heater: SimulatedHeater | None = None
+        self.heater_line: RtuLine | None = None
+        if climate.heater is not None:
+            self.heater_line = RtuLine(climate.heater.port, baudrate=climate.heater.baudrate)
+            # an Air 4D: a 2 kW unit cannot hold a two-zone box at -15 °C
+            self.heater = SimulatedHeater(self.heater_line.sim_side, time_scale=speed,
+                                          model="4D", baudrate=climate.heater.baudrate)
         gen = power_config(config).generator
         # GPIO lines wired to the plant (line names; None where the van has none)
         self._ignition_lines = [config.vehicle.ignition] if config.vehicle.ignition else []
@@ -108,6 +132,9 @@ class SimulatedVan:
                 await self.replug(bus.name)
             if self.gpio is not None:
                 await self.gpio.start()
+            if self.heater is not None and self.heater_line is not None:
+                await self.heater_line.start()
+                await self.heater.start()
         except BaseException:
             await self.stop()
             raise
@@ -149,6 +176,9 @@ class SimulatedVan:
             await server.stop()
         for line in self.lines.values():
             await line.stop()
+        if self.heater is not None and self.heater_line is not None:
+            await self.heater.stop()
+            await self.heater_line.stop()
         if self.gpio is not None:
             await self.gpio.stop()
 
@@ -187,6 +217,7 @@ class SimulatedVan:
         for dev in self.devices.values():
             dev.apply(self.plant)
         self._gpio_to_plant()
+        self._heater_to_plant()
         if dt_s > 0:
             self.plant.step(dt_s)
         else:
@@ -204,6 +235,19 @@ class SimulatedVan:
         if self._gen_start_line is not None:
             # never reported (no supervisor yet) is "not running"
             self.plant.generator.run_requested = bool(self.gpio.output_active(self._gen_start_line))
+
+    def _heater_to_plant(self) -> None:
+        """The heater's output and draw reach the zones and the battery while its power
+        circuit is on; it breathes the air of its first zone and sees the battery's volts."""
+        heater, gear = self.heater, self.plant.climate
+        if heater is None:
+            return
+        powered = self._heater_power is None or self.plant.switches.get(self._heater_power,
+                                                                        False)
+        heater.supply_v = self.plant.battery.voltage if powered else 0.0
+        heater.intake_c = round(self.plant.thermal.temperature(gear.heater_zones[0]))
+        gear.heater_heat_w = heater.heat_w if powered else 0.0
+        gear.heater_current_a = heater.current_a if powered else 0.0
 
     def _plant_to_gpio(self) -> None:
         """The generator's running contact reaches the supervisor."""
@@ -307,3 +351,40 @@ class SimulatedVan:
         if self.gpio is not None:
             text += f"; GPIO socket {self.gpio.socket_path}"
         return text + f"; simulated clock {self.plant.clock:%H:%M} at x{self.speed:g}"
+
+
+AC_SWITCH = "climate_ac"  # the plant's names of the climate relays' loads
+VENTILATION_SWITCH = "climate_ventilation"
+VENTILATION_A = 1.5
+
+
+def _climate_loads(climate: ClimateConfig) -> list[Circuit]:
+    """The A/C and ventilation relays as the plant's loads (they are no power circuits)."""
+    loads = []
+    if climate.air_conditioner is not None:
+        ac = climate.air_conditioner
+        loads.append(Circuit(name=AC_SWITCH, device=ac.device, output=ac.output, kind="ac",
+                             nominal_current_a=ac.current_ac_a))
+    if climate.ventilation is not None:
+        vent = climate.ventilation
+        loads.append(Circuit(name=VENTILATION_SWITCH, device=vent.device, output=vent.output,
+                             nominal_current_a=VENTILATION_A))
+    return loads
+
+
+def _climate_gear(climate: ClimateConfig) -> ClimateGear:
+    """Which zones the heater and the A/C serve and where each sensor hangs (a zone the
+    thermal model does not have is its consultation room)."""
+
+    def modelled(zone: str) -> str:
+        return zone if zone in (CREW, ROOM) else ROOM
+
+    zone_of_sensor = {zone.sensor: modelled(zone.name) for zone in climate.zone}
+    sensors = {s.device: OUTSIDE if s.name == climate.outside_sensor
+               else zone_of_sensor.get(s.name, ROOM) for s in climate.sensor}
+    heater, ac = climate.heater, climate.air_conditioner
+    return ClimateGear(
+        heater_zones=tuple(modelled(z) for z in heater.zones) if heater is not None else (),
+        ac_switch=AC_SWITCH if ac is not None else "",
+        ac_zones=tuple(modelled(z) for z in ac.zones) if ac is not None else (),
+        sensors=sensors)

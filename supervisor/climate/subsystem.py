@@ -1,36 +1,672 @@
-"""Climate subsystem, first slice: room temperature and humidity from the configured sensors."""
+"""Climate subsystem: warm on a winter night, cool on a summer day, never a CO risk.
+
+* Zones: a thermostat (``thermostat.py``) on its own sensor; a stale or implausible reading
+  stops its heating or cooling at once and raises an alarm; nothing acts on a stale value.
+* The diesel air heater (``drivers/autoterm.py``) serves one or more zones; it runs when one
+  of them asks for heat, at a power level that follows the largest shortfall. Its run-on is
+  sacred: ``climate/heater/keep_power`` (true while it burns or runs on; unknown counts as
+  set) is the lock of its power circuit; a shed power circuit stops the heater first.
+* The roof A/C (a relay; the compressor is inside) needs AC power: on shore or generator
+  always, on the inverter only above a SOC and within the inverter's headroom; its compressor
+  rests between runs (``compressor.py``). A refusal says why.
+* Heater and A/C never run in one zone at once: the one that runs keeps it.
+* The CO alarm (a GPIO contact) stops the heater's combustion at once (its run-on is its own),
+  runs the ventilation fan, raises a critical latched alarm, and locks the heater out until
+  the alarm is acknowledged and the contact has been clear for ``co_alarm.clear_s``.
+* Frost guard and pre-heat; the crew's choices persist across a restart and a power cut.
+
+Times of the rules are monotonic; wall time only for timestamps and the pre-heat's start.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
 
-from supervisor.climate.config import ClimateConfig
+from drivers.autoterm import AutotermHeater, HeaterStatus, describe_error
+from drivers.errors import WriteError
+from supervisor.climate.compressor import CompressorGuard
+from supervisor.climate.config import KEEP_POWER_LOCK, ClimateConfig, Zone
+from supervisor.climate.thermostat import (
+    Decision,
+    Thermostat,
+    ThermostatConfig,
+    ZoneSettings,
+)
+from supervisor.core.alarms import AlarmDef
+from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec, CommandFailed
+from supervisor.core.outputs import OutputDef
+from supervisor.core.points import PointDef, PointValue, Scalar
 from supervisor.core.subsystem import Context
 
+LOOP_S = 1.0
+# points the power subsystem reads (see supervisor/power/subsystem.py)
+EXTRA_CURRENT = "climate/demand/extra_battery_current"
+NEEDS_GENERATOR = "climate/ac/needs_generator"
+CONFIRM_S = 10.0
 # (sensor register, point suffix, deadband, precision)
 SENSOR_POINTS = [("temperature", "temperature", 0.1, 1), ("humidity", "humidity", 0.5, 0)]
+MODES = ("off", "heat", "cool", "auto", "fan_only")
+PRESETS = ("comfort", "eco", "away", "session", "manual")  # manual: the crew's own set point
+DEMANDS = ("heat", "cool", "fan", "idle")
+HEATER_STATES = ("offline", "off", "standby", "starting", "running", "ventilation", "cooling",
+                 "shutting_down", "unknown")
+AC_STATES = ("off", "cooling", "resting", "refused", "blocked")
+CO_STATES = ("clear", "alarm", "clearing", "fault", "unknown")
+LEVEL_PER_K = 2.0  # heater power level per kelvin of shortfall (level 1 at the set point)
+VENT_LEVEL = 4  # fan level of "fan only" through the heater
+START_MINUTE_S = 60.0  # the glow plug's share of a start, for the pre-heat estimate
+
+CO_ALARM = AlarmDef("climate/co", "critical", "Alarm czadu (CO): grzałka wyłączona, "
+                    "wentylacja włączona", "CO alarm: heater stopped, ventilation on",
+                    latching=True)
+HEATER_FAULT = AlarmDef("climate/heater/fault", "warning", "Błąd ogrzewania postojowego",
+                        "Diesel heater fault")
+HEATER_OFFLINE = AlarmDef("climate/heater/offline", "warning",
+                          "Ogrzewanie postojowe nie odpowiada", "Diesel heater not answering")
+CO_FAULT = AlarmDef("climate/co_fault", "warning", "Usterka czujnika czadu (CO)",
+                    "CO detector fault")
+
+
+def _sensor_alarm(zone: str) -> AlarmDef:
+    return AlarmDef(f"climate/{zone}/sensor", "warning",
+                    f"Czujnik temperatury ({zone}): brak odczytu, strefa nie jest sterowana",
+                    f"Temperature sensor ({zone}): no reading, the zone is not controlled")
+
+
+@dataclass
+class PreHeatPlan:
+    zone: str
+    start: float  # wall clock, epoch s
+    end: float
+    setpoint_c: float
+
+    def active(self, wall: float) -> bool:
+        return self.start <= wall < self.end
 
 
 class ClimateSubsystem:
-    """Defines ``climate/<sensor>/temperature`` and ``.../humidity``; no control yet."""
-
     def __init__(self, ctx: Context, cfg: ClimateConfig) -> None:
         self.ctx = ctx
-        for sensor in cfg.sensor:
+        self.cfg = cfg
+        self.store = ctx.points
+        self._mono = ctx.clock.monotonic
+        self._wall = ctx.clock.wall
+        self.zones: dict[str, Zone] = {z.name: z for z in cfg.zone}
+        self.thermostats = {z.name: _restore_thermostat(cfg, z, ctx.settings.get(
+            f"zone/{z.name}", None)) for z in cfg.zone}
+        self.decisions: dict[str, Decision] = {}
+        self.preheat: dict[str, PreHeatPlan] = _restore_preheat(ctx.settings.get("preheat", {}),
+                                                                 self.zones)
+        self.actuator = ctx.actuator()
+        self.heater: AutotermHeater | None = None
+        self.heater_status: HeaterStatus | None = None
+        self.heater_on = False  # what we asked of it (heat)
+        self.heater_reason = ""
+        self._level = 0
+        self._level_at = float("-inf")
+        ac = cfg.air_conditioner
+        # the controller (re)starting counts as a power loss: the compressor rests first
+        self.compressor = CompressorGuard(ac.min_off_s, ac.min_run_s,
+                                          now=self._mono()) if ac else None
+        self.ac_on = False
+        self._ac_seen_on = False  # its relay read on since it was switched on
+        self.ac_state = "off"
+        self.ac_reason = ""
+        self.ac_waiting_for_power = False
+        self.ac_needs_generator = False
+        self.co_lockout = False
+        self._co_clear_since: float | None = None
+        self.co_state = "clear"
+        self.wake = asyncio.Event()
+        self._define_points()
+        self._declare_outputs()
+        self._register_actions()
+        if cfg.heater is not None:
+            self.heater = AutotermHeater(str(cfg.heater.port), baudrate=cfg.heater.baudrate,
+                                         poll_s=cfg.heater.poll_s,
+                                         on_status=self._on_heater_status,
+                                         monotonic=self._mono)
+        if cfg.co_alarm is not None:
+            watched = {f"io/{cfg.co_alarm.input}"}
+            self.store.changed.add(lambda pdef, _pv: self._wake_on(pdef.id, watched))
+
+    # ---- declarations ----------------------------------------------------------------------
+
+    def _define_points(self) -> None:
+        ctx, define = self.ctx, self.store.define
+        for sensor in self.cfg.sensor:
             for register, suffix, deadband, precision in SENSOR_POINTS:
                 ctx.devices.bind(sensor.device, register, f"climate/{sensor.name}/{suffix}",
                                  deadband=deadband, precision=precision)
+        for zone in self.cfg.zone:
+            label = zone.label or zone.name
+            z = f"climate/{zone.name}"
+            define(PointDef(f"{z}/mode", "enum", "", f"{label}: mode", enum=MODES,
+                            enum_set="climate_mode"))
+            define(PointDef(f"{z}/preset", "enum", "", f"{label}: preset", enum=PRESETS,
+                            enum_set="climate_preset"))
+            define(PointDef(f"{z}/setpoint", "number", "°C", f"{label}: set point in force",
+                            precision=1))
+            define(PointDef(f"{z}/demand", "enum", "", f"{label}: what the thermostat asks",
+                            enum=DEMANDS, enum_set="climate_demand"))
+            define(PointDef(f"{z}/reason", "string", "", f"{label}: why"))
+            define(PointDef(f"{z}/preheat_start", "number", "s",
+                            f"{label}: pre-heat start (epoch s, 0: none)"))
+            ctx.alarms.define(_sensor_alarm(zone.name))
+        if self.cfg.heater is not None:
+            define(PointDef("climate/heater/state", "enum", "", "Diesel heater state",
+                            enum=HEATER_STATES, enum_set="heater_state"))
+            define(PointDef(KEEP_POWER_LOCK, "bool", "", "Diesel heater burns or runs on: its "
+                            "power must not be cut"))
+            define(PointDef("climate/heater/error", "integer", "", "Diesel heater error code"))
+            define(PointDef("climate/heater/voltage", "number", "V", "Heater supply voltage",
+                            deadband=0.1, precision=1))
+            define(PointDef("climate/heater/level", "integer", "", "Heater power level asked"))
+            define(PointDef("climate/heater/reason", "string", "", "Why the heater runs or not"))
+            ctx.alarms.define(HEATER_FAULT)
+            ctx.alarms.define(HEATER_OFFLINE)
+        ac = self.cfg.air_conditioner
+        if ac is not None:
+            ctx.devices.bind(ac.device, ac.output, "climate/ac/relay",
+                             description="A/C relay (read back)")
+            define(PointDef("climate/ac/state", "enum", "", "Air conditioning", enum=AC_STATES,
+                            enum_set="ac_state"))
+            define(PointDef("climate/ac/reason", "string", "", "Why the A/C runs or not"))
+            define(PointDef("climate/ac/waiting_for_power", "bool", "",
+                            "The A/C is asked for but refused for power"))
+            define(PointDef(NEEDS_GENERATOR, "bool", "", "The A/C is asked for and needs the "
+                            "generator (refused on battery, or running on it)"))
+        vent = self.cfg.ventilation
+        if vent is not None:
+            ctx.devices.bind(vent.device, vent.output, "climate/ventilation",
+                             description="Ventilation fan (read back)")
+        if self.cfg.co_alarm is not None:
+            define(PointDef("climate/co/state", "enum", "", "CO alarm", enum=CO_STATES,
+                            enum_set="co_state"))
+            define(PointDef("climate/co/heater_locked", "bool", "",
+                            "Heater locked out after a CO alarm"))
+            ctx.alarms.define(CO_ALARM)
+            if self.cfg.co_alarm.fault_input is not None:
+                ctx.alarms.define(CO_FAULT)
+        define(PointDef(EXTRA_CURRENT, "number", "A", "Battery current the climate would add "
+                        "if it ran what its modes ask for (power's 'runtime with climate')",
+                        deadband=0.2, precision=1))
+
+    def _declare_outputs(self) -> None:
+        declare = self.ctx.outputs.declare
+        ac = self.cfg.air_conditioner
+        if ac is not None:
+            declare(OutputDef("climate/ac", False, device=ac.device, register=ac.output))
+        vent = self.cfg.ventilation
+        if vent is not None:
+            declare(OutputDef("climate/ventilation", False, device=vent.device,
+                              register=vent.output))
+
+    def _register_actions(self) -> None:
+        if not self.zones:
+            return
+        reg = self.ctx.actions.register
+        zone = ArgSpec("enum", enum=tuple(self.zones))
+        reg(ActionSpec("climate/mode", self._mode_action, ON_BOARD,
+                       {"zone": zone, "mode": ArgSpec("enum", enum=MODES)},
+                       "Thermostat mode of a zone: off, heat, cool, auto, fan only"))
+        reg(ActionSpec("climate/preset", self._preset_action, ON_BOARD,
+                       {"zone": zone, "preset": ArgSpec("enum", enum=PRESETS)},
+                       "Preset of a zone: comfort, eco, away (frost guard), session, manual"))
+        reg(ActionSpec("climate/setpoint", self._setpoint_action, ON_BOARD,
+                       {"zone": zone, "celsius": ArgSpec("number", min=7, max=35)},
+                       "Set point of a zone (7-35 °C; the preset becomes manual)"))
+        if self.cfg.heater is not None:
+            reg(ActionSpec("climate/preheat", self._preheat_action,
+                           frozenset({"crew", "technician", "hq"}),
+                           {"zone": zone, "start": ArgSpec("number", min=0),
+                            "minutes": ArgSpec("number", min=10,
+                                               max=self.cfg.preheat.max_duration_s / 60),
+                            "celsius": ArgSpec("number", min=7, max=35)},
+                           "Pre-heat a zone from a start time (epoch s, 0: now) for some "
+                           "minutes; the answer says what it will cost the battery"))
+            reg(ActionSpec("climate/preheat_cancel", self._preheat_cancel_action,
+                           frozenset({"crew", "technician", "hq"}), {"zone": zone},
+                           "Cancel a zone's pre-heat"))
+
+    # ---- inputs ---------------------------------------------------------------------------
+
+    def _wake_on(self, point_id: str, watched: set[str]) -> None:
+        if point_id in watched:
+            self.wake.set()
+
+    def _on_heater_status(self, status: HeaterStatus | None) -> None:
+        self.heater_status = status
+        self.wake.set()
+
+    def _temperature(self, sensor: str) -> float | None:
+        """A fresh, plausible reading, or None (the zone is then not controlled)."""
+        value = self.store.good(f"climate/{sensor}/temperature")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        if not self.cfg.sensor_min_c <= value <= self.cfg.sensor_max_c:
+            return None
+        return float(value)
+
+    def _num(self, pid: str) -> float | None:
+        value = self.store.good(pid)
+        return float(value) if isinstance(value, int | float) and not isinstance(
+            value, bool) else None
+
+    # ---- the rules ------------------------------------------------------------------------
+
+    def evaluate(self, now: float) -> None:
+        """Thermostats, interlocks and equipment on the current points."""
+        wall = self._wall()
+        self._co(now)
+        for name, zone in self.zones.items():
+            temp = self._temperature(zone.sensor)
+            thermostat = self.thermostats[name]
+            plan = self.preheat.get(name)
+            if plan is not None and wall >= plan.end:
+                del self.preheat[name]
+                self.ctx.settings.put("preheat", _save_preheat(self.preheat))
+                plan = None
+            decision = thermostat.step(now, temp)
+            if plan is not None and plan.active(wall) and temp is not None \
+                    and decision.demand == "idle" and temp < plan.setpoint_c:
+                decision = Decision("heat", "pre-heat", decision.assert_now)
+            self.decisions[name] = decision
+            self.ctx.alarms.set(f"climate/{name}/sensor", temp is None, wall,
+                                "no fresh reading" if temp is None else "")
+        self._air_conditioner(now)
+        self._heater(now)
+        if self.cfg.ventilation is not None:
+            self.actuator.want("climate/ventilation", self.co_state in ("alarm", "unknown"))
+        self._publish()
+
+    def _co(self, now: float) -> None:
+        co = self.cfg.co_alarm
+        if co is None:
+            return
+        wall = self._wall()
+        contact = self.store.good(f"io/{co.input}")
+        if co.fault_input is not None:
+            fault = self.store.good(f"io/{co.fault_input}")
+            self.ctx.alarms.set(CO_FAULT.id, fault is not False, wall,
+                                "" if fault is False else "detector reports a fault")
+        if contact is None:
+            # the contact cannot be read: no combustion on an unknown CO state
+            self.co_state, self._co_clear_since = "unknown", None
+            self.co_lockout = True
+        elif contact:
+            if self.co_state != "alarm":
+                self.ctx.log.warning("co_alarm")
+                self.ctx.event({"kind": "climate", "what": "co_alarm"})
+            self.co_state, self._co_clear_since = "alarm", None
+            self.co_lockout = True
+        else:
+            if self._co_clear_since is None:
+                self._co_clear_since = now
+            acked = CO_ALARM.id not in self.ctx.alarms.states or \
+                self.ctx.alarms.states[CO_ALARM.id].acked
+            cleared = now - self._co_clear_since >= co.clear_s
+            if self.co_lockout and acked and cleared:
+                self.ctx.event({"kind": "climate", "what": "co_lockout_released"})
+            self.co_lockout = self.co_lockout and not (acked and cleared)
+            self.co_state = "clearing" if self.co_lockout else "clear"
+        self.ctx.alarms.set(CO_ALARM.id, self.co_state == "alarm", wall,
+                            "CO contact active" if self.co_state == "alarm" else "")
+
+    def _zones_asking(self, zones: tuple[str, ...], demand: str) -> list[str]:
+        return [z for z in zones if self.decisions.get(z, _IDLE).demand == demand]
+
+    def _air_conditioner(self, now: float) -> None:
+        ac, guard = self.cfg.air_conditioner, self.compressor
+        if ac is None or guard is None:
+            return
+        asking = self._zones_asking(ac.zones, "cool")
+        heater_zones = self.cfg.heater.zones if self.cfg.heater is not None else ()
+        blocked = self.heater_on and any(z in heater_zones for z in ac.zones)
+        refusal = self._ac_power_refusal(ac.current_ac_a) if asking else None
+        self.ac_waiting_for_power = bool(asking) and refusal is not None and not blocked
+        relay = self.store.good("climate/ac/relay")
+        if self.ac_on and relay is True:
+            self._ac_seen_on = True
+        elif self.ac_on and self._ac_seen_on and relay is False:
+            # it was on and dropped (a brown-out, a hand on the relay): the compressor
+            # stopped without us and rests before it may start again
+            self.ac_on = self._ac_seen_on = False
+            guard.power_lost(now)
+        if self.ac_on:
+            stop = not asking or blocked or refusal is not None
+            safety = refusal is not None  # no power: stop now, whatever its minimum run
+            if stop and (safety or guard.may_stop(now)):
+                self.ac_on = self._ac_seen_on = False
+                guard.stopped(now)
+        elif asking and not blocked and refusal is None:
+            rest = guard.may_start(now)
+            if rest is None:
+                self.ac_on = True
+                guard.started(now)
+            else:
+                self.ac_state, self.ac_reason = "resting", rest
+        self.ac_needs_generator = bool(asking) and not blocked and (
+            refusal is not None or (self.ac_on and self.store.good("power/ac/source")
+                                    == "generator"))
+        if self.ac_on:
+            self.ac_state, self.ac_reason = "cooling", f"cooling {', '.join(asking)}"
+        elif blocked and asking:
+            self.ac_state, self.ac_reason = "blocked", "the heater runs in the same zone"
+        elif refusal is not None:
+            self.ac_state, self.ac_reason = "refused", refusal
+        elif not asking:
+            self.ac_state, self.ac_reason = "off", ""
+        self.actuator.want("climate/ac", self.ac_on)
+
+    def _ac_power_refusal(self, ac_amps: float) -> str | None:
+        """Why the A/C may not run on the power there is now (None: it may)."""
+        ac = self.cfg.air_conditioner
+        assert ac is not None
+        source = self.store.good("power/ac/source")
+        if source in ("shore", "generator", "grid"):
+            return None
+        soc = self._num("power/battery/soc")
+        if soc is None:
+            return "no battery reading"
+        if soc < ac.battery_min_soc:
+            return f"on battery below {ac.battery_min_soc:.0f} % SOC ({soc:.0f} %)"
+        load = self._num("power/inverter/ac_out_current") or 0.0
+        if self.ac_on:
+            load = max(0.0, load - ac_amps)  # its own share of the inverter's load
+        if load + ac_amps > ac.inverter_max_ac_a:
+            return (f"the inverter has no headroom ({load:.1f} A + {ac_amps:.1f} A > "
+                    f"{ac.inverter_max_ac_a:.1f} A)")
+        return None
+
+    def _heater(self, now: float) -> None:
+        heater_cfg, heater = self.cfg.heater, self.heater
+        if heater_cfg is None or heater is None:
+            return
+        asking = self._zones_asking(heater_cfg.zones, "heat")
+        fan = self._zones_asking(heater_cfg.zones, "fan")
+        ac_zones = self.cfg.air_conditioner.zones if self.cfg.air_conditioner else ()
+        ac_blocks = self.ac_on and any(z in ac_zones for z in heater_cfg.zones)
+        shed = self._shed_reason(heater_cfg.power_circuit)
+        if self.co_lockout:
+            on, reason = False, ("CO alarm: combustion stopped" if self.co_state == "alarm"
+                                 else "locked out after a CO alarm until acknowledged and "
+                                      "clear")
+        elif shed and (asking or fan):
+            # its power is to be cut: a controlled stop first (the lock holds the power on
+            # through the run-on, then the load manager cuts it)
+            on, reason, fan = False, f"power shed: {shed}", []
+        elif ac_blocks and asking:
+            on, reason = False, "the A/C runs in the same zone"
+        elif asking and (hot := self._overheated(heater_cfg.zones, heater_cfg.overheat_k)):
+            on, reason = False, f"{', '.join(hot)} too warm"
+        elif asking:
+            on, reason = True, f"heating {', '.join(asking)}"
+        else:
+            on, reason = False, ""
+        self.heater_on, self.heater_reason = on, reason
+        if on:
+            level = self._heater_level(asking)
+            if level != self._level and now - self._level_at >= heater_cfg.level_change_s:
+                self._level, self._level_at = level, now
+            heater.want_heat(level=self._level)
+        elif fan and not self.co_lockout:
+            heater.want_ventilation(VENT_LEVEL)
+            self.heater_reason = f"ventilation {', '.join(fan)}"
+        else:
+            heater.want_off()
+            self._level, self._level_at = 0, float("-inf")
+
+    def _shed_reason(self, circuit: str | None) -> str:
+        value = self.store.good(f"power/circuit/{circuit}/shed") if circuit else None
+        return value if isinstance(value, str) else ""
+
+    def _overheated(self, zones: tuple[str, ...], margin_k: float) -> list[str]:
+        return [z for z in zones if (temp := self._temperature(self.zones[z].sensor)) is not None
+                and temp > self._target(z) + self.zones[z].thermostat.hot_tolerance_k + margin_k]
+
+    def _heater_level(self, zones: list[str]) -> int:
+        """Power level from the largest shortfall below the set point (level 1 at it); the
+        lowest while another zone it blows into is already too warm (one heater, ducts)."""
+        heater = self.cfg.heater
+        assert heater is not None
+        shortfall = 0.0
+        for name in zones:
+            temp = self._temperature(self.zones[name].sensor)
+            if temp is not None:
+                shortfall = max(shortfall, self._target(name) - temp)
+        if self._overheated(heater.zones, 0.0):
+            return 1
+        return max(1, min(heater.max_level, 1 + round(shortfall * LEVEL_PER_K)))
+
+    def _target(self, zone: str) -> float:
+        plan = self.preheat.get(zone)
+        if plan is not None and plan.active(self._wall()):
+            return max(plan.setpoint_c, self.thermostats[zone].target())
+        return self.thermostats[zone].target()
+
+    # ---- publishing -----------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        ts = self._wall()
+
+        def put(pid: str, value: Scalar | None, none_ok: bool = False) -> None:
+            self.store.update(pid, value, ts, none_ok)
+
+        for name, thermostat in self.thermostats.items():
+            settings = thermostat.settings
+            decision = self.decisions.get(name, _IDLE)
+            put(f"climate/{name}/mode", settings.mode)
+            put(f"climate/{name}/preset", settings.preset or "manual")
+            put(f"climate/{name}/setpoint", round(self._target(name), 1))
+            put(f"climate/{name}/demand", decision.demand)
+            put(f"climate/{name}/reason", decision.reason)
+            plan = self.preheat.get(name)
+            put(f"climate/{name}/preheat_start", round(plan.start) if plan else 0)
+        if self.cfg.heater is not None:
+            self._publish_heater(put)
+        ac = self.cfg.air_conditioner
+        if ac is not None:
+            put("climate/ac/state", self.ac_state)
+            put("climate/ac/reason", self.ac_reason)
+            put("climate/ac/waiting_for_power", self.ac_waiting_for_power)
+            put(NEEDS_GENERATOR, self.ac_needs_generator)
+        if self.cfg.co_alarm is not None:
+            put("climate/co/state", self.co_state)
+            put("climate/co/heater_locked", self.co_lockout)
+        put(EXTRA_CURRENT, round(self._extra_battery_amps(), 1))
+
+    def _extra_battery_amps(self) -> float:
+        """What the battery would give on top of now if the heater and the A/C ran as their
+        zones' modes ask (nothing for what already runs, or for an A/C on shore power)."""
+        amps = 0.0
+        heater, ac = self.cfg.heater, self.cfg.air_conditioner
+        if heater is not None and not self.heater_on and self._modes_want(heater.zones,
+                                                                          "heat"):
+            amps += heater.running_current_a
+        on_battery = self.store.good("power/ac/source") not in ("shore", "generator", "grid")
+        if ac is not None and not self.ac_on and on_battery and self._modes_want(ac.zones,
+                                                                                 "cool"):
+            amps += self._battery_amps_of_ac(ac.current_ac_a)
+        return amps
+
+    def _modes_want(self, zones: tuple[str, ...], kind: str) -> bool:
+        return any(self.thermostats[z].settings.mode in (kind, "auto") for z in zones)
+
+    def _publish_heater(self, put: Any) -> None:
+        status, wall = self.heater_status, self._wall()
+        if status is None:
+            put("climate/heater/state", "offline")
+            put(KEEP_POWER_LOCK, None, True)  # unknown: the lock counts as set
+        else:
+            put("climate/heater/state", status.state if status.state in HEATER_STATES
+                else "unknown")
+            put(KEEP_POWER_LOCK, status.state not in ("off", "standby"))
+            put("climate/heater/error", status.error)
+            put("climate/heater/voltage", round(status.voltage_v, 1))
+        put("climate/heater/level", self._level)
+        put("climate/heater/reason", self.heater_reason)
+        self.ctx.alarms.set(HEATER_OFFLINE.id, status is None, wall, "no answer on its line")
+        code = status.error if status is not None else 0
+        short, text_en, _text_pl = describe_error(code)
+        self.ctx.alarms.set(HEATER_FAULT.id, code != 0, wall,
+                            f"E{code} {short}: {text_en}" if code else "")
+
+    def _battery_amps_of_ac(self, ac_amps: float) -> float:
+        """Battery current of an AC load through the inverter (90 % efficient)."""
+        volts = self._num("power/battery/voltage") or float(self.ctx.vehicle.
+                                                             battery_nominal_voltage)
+        return ac_amps * 230 / 0.9 / volts
+
+    # ---- the loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Nothing to control yet; beats so the watchdog sees the subsystem alive."""
-        while True:
-            self.ctx.heartbeat.beat()
-            await asyncio.sleep(1.0)  # the heartbeat period of an idle subsystem
+        """Evaluate every second (at once when woken: a CO contact, a heater status)."""
+        async with asyncio.TaskGroup() as tg:
+            if self.heater is not None:
+                tg.create_task(self.heater.run(), name="heater")
+            while True:
+                self.wake.clear()
+                self.actuator.wake.clear()
+                await self.step()
+                self.ctx.heartbeat.beat()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken(), LOOP_S)
+
+    async def _woken(self) -> None:
+        waits = [asyncio.ensure_future(self.wake.wait()),
+                 asyncio.ensure_future(self.actuator.wake.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def step(self) -> None:
+        """One turn: the rules, then the writer."""
+        self.evaluate(self._mono())
+        await self.actuator.step()
 
     def stop(self) -> None:
-        """No outputs yet."""
+        """Shutdown: the heater is told to stop (its run-on is its own; its power circuit
+        stays locked meanwhile), the A/C goes to its safe state with the others."""
+        if self.heater is not None:
+            self.heater.want_off()
+
+    # ---- actions --------------------------------------------------------------------------
+
+    def _changed(self, zone: str) -> None:
+        self.ctx.settings.put(f"zone/{zone}", self.thermostats[zone].settings.to_dict())
+        self.evaluate(self._mono())
+        self.wake.set()
+
+    async def _mode_action(self, args: dict[str, Any]) -> str:
+        zone, mode = str(args["zone"]), str(args["mode"])
+        self.thermostats[zone].set_mode(mode)  # type: ignore[arg-type]
+        self._changed(zone)
+        return f"{zone}: mode {mode}"
+
+    async def _preset_action(self, args: dict[str, Any]) -> str:
+        zone, preset = str(args["zone"]), str(args["preset"])
+        thermostat = self.thermostats[zone]
+        if preset == "manual":
+            thermostat.set_setpoint(thermostat.target())
+        else:
+            thermostat.set_preset(preset)  # type: ignore[arg-type]
+        self._changed(zone)
+        return f"{zone}: preset {preset} ({thermostat.target():.1f} °C)"
+
+    async def _setpoint_action(self, args: dict[str, Any]) -> str:
+        zone, celsius = str(args["zone"]), round(float(args["celsius"]), 1)
+        try:
+            self.thermostats[zone].set_setpoint(celsius)
+        except ValueError as exc:
+            raise CommandFailed("out_of_range", str(exc), "rejected") from exc
+        self._changed(zone)
+        return f"{zone}: {celsius:.1f} °C"
+
+    async def _preheat_action(self, args: dict[str, Any]) -> str:
+        assert self.cfg.heater is not None
+        zone = str(args["zone"])
+        wall = self._wall()
+        start = float(args["start"]) or wall
+        if start < wall - 60 or start > wall + self.cfg.preheat.max_advance_s:
+            raise CommandFailed("out_of_range", "the start must be from now to "
+                                f"{self.cfg.preheat.max_advance_s / 3600:.0f} h ahead",
+                                "rejected")
+        if self.co_lockout:
+            raise CommandFailed("interlock", "the heater is locked out after a CO alarm",
+                                "rejected")
+        minutes = float(args["minutes"])
+        plan = PreHeatPlan(zone, max(start, wall), max(start, wall) + minutes * 60,
+                           float(args["celsius"]))
+        self.preheat[zone] = plan
+        self.ctx.settings.put("preheat", _save_preheat(self.preheat))
+        self.ctx.event({"kind": "climate", "what": "preheat", "zone": zone,
+                        "start": plan.start, "minutes": minutes, "celsius": plan.setpoint_c})
+        self.wake.set()
+        return (f"{zone}: pre-heat to {plan.setpoint_c:.0f} °C for {minutes:.0f} min; "
+                f"it costs the battery up to {self._preheat_ah(minutes):.1f} Ah")
+
+    def _preheat_ah(self, minutes: float) -> float:
+        """The battery charge a pre-heat costs at most: the start, then running."""
+        heater = self.cfg.heater
+        assert heater is not None
+        return (heater.start_current_a * START_MINUTE_S / 3600
+                + heater.running_current_a * minutes / 60)
+
+    async def _preheat_cancel_action(self, args: dict[str, Any]) -> str:
+        zone = str(args["zone"])
+        if self.preheat.pop(zone, None) is None:
+            raise CommandFailed("no_preheat", f"{zone} has no pre-heat planned", "rejected")
+        self.ctx.settings.put("preheat", _save_preheat(self.preheat))
+        self.wake.set()
+        return f"{zone}: pre-heat cancelled"
+
+
+_IDLE = Decision("idle", "", False)
+
+
+def _restore_thermostat(cfg: ClimateConfig, zone: Zone, saved: Any) -> Thermostat:
+    """A zone's thermostat with the crew's saved choices (a zone never saved starts off;
+    anything unusable in what was saved falls back to the default, field by field)."""
+    tcfg = _thermostat_config(cfg, zone)
+    return Thermostat(tcfg, ZoneSettings.from_dict(saved, tcfg))
+
+
+def _thermostat_config(cfg: ClimateConfig, zone: Zone) -> ThermostatConfig:
+    t = zone.thermostat
+    return ThermostatConfig(
+        cold_tolerance_k=t.cold_tolerance_k, hot_tolerance_k=t.hot_tolerance_k,
+        min_cycle_s=t.min_cycle_s, keep_alive_s=t.keep_alive_s,
+        presets=t.presets.model_dump(), frost_below_c=cfg.frost_below_c,
+        frost_setpoint_c=cfg.frost_setpoint_c, auto_deadband_k=t.auto_deadband_k)
+
+
+def _save_preheat(plans: dict[str, PreHeatPlan]) -> dict[str, list[float]]:
+    return {z: [p.start, p.end, p.setpoint_c] for z, p in plans.items()}
+
+
+def _restore_preheat(saved: Any, zones: dict[str, Zone]) -> dict[str, PreHeatPlan]:
+    """Plans saved before a restart; anything malformed is dropped (never stops the van)."""
+    plans: dict[str, PreHeatPlan] = {}
+    if not isinstance(saved, dict):
+        return plans
+    for zone, value in saved.items():
+        if zone in zones and isinstance(value, list) and len(value) == 3 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            start, end, celsius = (float(v) for v in value)
+            if start < end and 7 <= celsius <= 35:
+                plans[zone] = PreHeatPlan(zone, start, end, celsius)
+    return plans
 
 
 def build(ctx: Context, cfg: ClimateConfig) -> ClimateSubsystem:
     """The registry's entry point (see supervisor/registry.py)."""
     return ClimateSubsystem(ctx, cfg)
+
+
+__all__ = ["ClimateSubsystem", "PointValue", "WriteError", "build"]

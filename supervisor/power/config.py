@@ -63,7 +63,8 @@ class SheddingConfig(Strict):
 class GeneratorCondition(Strict):
     """One reason to run the generator, with start/stop values and dwell times."""
 
-    kind: Literal["soc", "voltage", "ac_load", "inverter_overload", "inverter_high_temperature"]
+    kind: Literal["soc", "voltage", "ac_load", "inverter_overload", "inverter_high_temperature",
+                  "climate_demand"]
     start_value: float
     stop_value: float
     start_dwell_s: float = Field(default=60.0, ge=0, le=86400)
@@ -112,7 +113,6 @@ class PowerConfig(Strict):
     shore_current_limit_a: float = Field(default=16.0, ge=1, le=100)  # until the crew sets it
     shore_current_limit_min_a: float = Field(default=3.0, ge=1, le=100)
     shore_current_limit_max_a: float = Field(default=32.0, ge=1, le=100)
-    climate_load_a: float = Field(default=0.0, ge=0, le=500)  # for "runtime with A/C"
     shedding: SheddingConfig = SheddingConfig()
     generator: GeneratorConfig | None = None
     circuit: tuple[Circuit, ...] = ()

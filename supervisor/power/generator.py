@@ -35,6 +35,7 @@ class GenInputs:
     ac_load: float | None = None
     inverter_overload: float | None = None
     inverter_high_temperature: float | None = None
+    climate_demand: float | None = None  # 1: the A/C is asked for and needs the generator
 
     def value(self, kind: str) -> float | None:
         value: float | None = getattr(self, kind)

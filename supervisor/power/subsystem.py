@@ -22,6 +22,8 @@ from typing import Any
 
 from drivers.errors import WriteError
 from drivers.register_codec import Value
+from supervisor.climate.subsystem import EXTRA_CURRENT as CLIMATE_EXTRA
+from supervisor.climate.subsystem import NEEDS_GENERATOR as CLIMATE_NEEDS_GENERATOR
 from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec, CommandFailed
 from supervisor.core.outputs import OutputDef
 from supervisor.core.points import PointDef, PointType, Scalar
@@ -98,9 +100,8 @@ class PowerSubsystem:
         if self.cfg.inverter is not None:
             derived.append(("power/inverter/mode_setting", "enum", "",
                             "Inverter mode chosen by the crew", 0))
-        if self.cfg.climate_load_a:
-            derived.append(("power/runtime/with_climate", "number", "s",
-                            "Runtime with the air conditioning on", 60))
+        derived.append(("power/runtime/with_climate", "number", "s",
+                        "Runtime with the climate running what it is asked for", 60))
         if self.generator is not None:
             derived += [
                 ("power/generator/state", "enum", "", "Generator state", 0),
@@ -183,10 +184,11 @@ class PowerSubsystem:
             extra = 0.0 if self._actual(name) else self._dc_amps(circuit)
             put(f"power/runtime/with/{name}",
                 _rounded(self.forecast.runtime_s(soc, ttg, extra_a=extra)), known)
-        if self.cfg.climate_load_a:
-            put("power/runtime/with_climate",
-                _rounded(self.forecast.runtime_s(soc, ttg, extra_a=self.cfg.climate_load_a)),
-                known)
+        # the climate subsystem says what it would add (heater, A/C through the inverter)
+        climate = self._num(CLIMATE_EXTRA)
+        put("power/runtime/with_climate",
+            _rounded(self.forecast.runtime_s(soc, ttg, extra_a=climate or 0.0)),
+            known and climate is not None)
 
     def _dc_amps(self, circuit: Circuit) -> float:
         """Battery current a circuit adds: AC loads through the inverter (90 % efficient)."""
@@ -301,7 +303,8 @@ class PowerSubsystem:
             shore=self._ac_source() == "shore", soc=self._num("power/battery/soc"),
             voltage=self._num("power/battery/voltage"),
             ac_load=self._num("power/inverter/ac_out_current"), inverter_overload=overload,
-            inverter_high_temperature=self._num("power/inverter/high_temperature"))
+            inverter_high_temperature=self._num("power/inverter/high_temperature"),
+            climate_demand=_flag(self.store.good(CLIMATE_NEEDS_GENERATOR)))
         for event in gen.evaluate(inp):
             self._generator_event(event, now)
         self.alarms.set("power/generator_failed", gen.state == "error", self._wall(), gen.reason)
@@ -455,6 +458,11 @@ class PowerSubsystem:
         self.settings.put("generator_auto", self.generator.auto_enabled)
         self.evaluate(self._mono())
         return f"automatic start {'enabled' if args['enabled'] else 'disabled'}"
+
+
+def _flag(value: Scalar | None) -> float | None:
+    """A bool point as a condition value (None: unknown, the condition holds)."""
+    return None if not isinstance(value, bool) else float(value)
 
 
 def _rounded(value: float | None, digits: int = 0) -> float | None:

@@ -1,0 +1,338 @@
+"""Climate rules in virtual time on the demo van's config: what the crew would notice of the
+heater, the A/C, the CO interlock, the frost guard and the pre-heat (no transport, no sleep).
+
+The heater driver is the real one, not running: the rules set what it should do
+(``heater.wanted``) and the test plays the heater's status replies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from virtual_core import VirtualCore
+
+from drivers.autoterm import HeaterStatus, WantedMode
+from drivers.register_codec import Value
+from supervisor.climate import climate_config
+from supervisor.climate.subsystem import EXTRA_CURRENT, ClimateSubsystem
+from supervisor.core.subsystem import Clock
+from supervisor.power import power_config
+from supervisor.power.subsystem import PowerSubsystem
+from supervisor.registry import load_config
+
+DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
+AWAY = 1_800_000_000.0  # wall clock at virtual time 0
+
+
+async def no_write(device: str, register: str, value: Value) -> Value | None:
+    raise AssertionError("the rules themselves write nothing (the actuator does)")
+
+
+class Rig:
+    """The climate subsystem on the demo config with a hand-driven clock and readings."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 db: str = "db.sqlite") -> None:
+        monkeypatch.setenv("MCW_CO_CLEAR_S", "60")
+        monkeypatch.setenv("MCW_CLIMATE_MIN_CYCLE_S", "300")
+        self.cfg = load_config(DEMO)
+        self.t = 0.0
+        self.sent = 0
+        clock = Clock(lambda: AWAY + self.t, lambda: self.t)
+        self.core = VirtualCore(self.cfg, tmp_path / db, no_write, clock)
+        # the power subsystem defines the battery and AC points the climate reads
+        PowerSubsystem(self.core.context("power"), power_config(self.cfg))
+        self.sub = ClimateSubsystem(self.core.context("climate"), climate_config(self.cfg))
+        self.points = self.core.van.points
+        self.alarms = self.core.van.alarms
+        self.air(crew=20.0, room=20.0, outside=-10.0)
+        self.points.update("io/co_alarm", False, AWAY)
+        self.battery(soc=80.0, source="none")
+
+    def air(self, **celsius: float) -> None:
+        devices = {"crew": "crew_climate", "room": "room_climate", "outside": "outside_climate"}
+        for where, value in celsius.items():
+            self.core.devices.values(devices[where], {"temperature": value, "humidity": 45.0},
+                                     AWAY + self.t)
+
+    def battery(self, soc: float, source: str, inverter_a: float = 1.0) -> None:
+        self.points.update("power/battery/soc", soc, AWAY + self.t)
+        self.points.update("power/battery/voltage", 13.1, AWAY + self.t)
+        self.points.update("power/ac/source", source, AWAY + self.t)
+        self.points.update("power/inverter/ac_out_current", inverter_a, AWAY + self.t)
+
+    def at(self, t: float) -> None:
+        """Move the clock to ``t`` and let the rules run once."""
+        self.t = t
+        self.sub.evaluate(t)
+
+    async def act(self, action: str, args: dict[str, Any]) -> str:
+        self.sent += 1
+        body = {"id": f"c{self.sent}", "args": args}
+        result = await self.core.van.router.submit(action, json.dumps(body), "crew", "test")
+        return f"{result.status}/{result.code}: {result.message}"
+
+    def heater(self) -> WantedMode | None:
+        assert self.sub.heater is not None
+        wanted = self.sub.heater.wanted
+        return None if wanted is None else wanted.mode
+
+    def ac_wanted(self) -> object:
+        return self.sub.actuator.target("climate/ac")
+
+    def value(self, point: str) -> object:
+        return self.points.good(point)
+
+
+def status(state: str, code: tuple[int, int], error: int = 0) -> HeaterStatus:
+    return HeaterStatus(state=state, state_code=code, error=error, intake_c=18,  # type: ignore[arg-type]
+                        external_c=None, voltage_v=12.8, flame_c=20.0)
+
+
+@pytest.fixture
+def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rig:
+    return Rig(tmp_path, monkeypatch)
+
+
+async def test_a_cold_zone_in_heat_mode_runs_the_heater_harder_the_colder_it_is(rig: Rig) -> None:
+    rig.air(crew=15.0)
+    assert "done" in await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.at(1)
+    assert rig.heater() == "heat"
+    assert rig.sub.heater is not None and rig.sub.heater.wanted is not None
+    assert rig.sub.heater.wanted.level == 9  # 6 K short of 21 °C: full power
+    assert rig.value("climate/crew/demand") == "heat"
+    rig.air(crew=21.4)  # above the hot tolerance: satisfied, but the minimum cycle holds it
+    rig.at(100)
+    assert rig.heater() == "heat"
+    rig.at(400)
+    assert rig.heater() == "off"
+    assert rig.value("climate/crew/demand") == "idle"
+
+
+async def test_a_sensor_that_drops_out_stops_the_heating_at_once_with_an_alarm(rig: Rig) -> None:
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.air(crew=15.0)
+    rig.at(1)
+    assert rig.heater() == "heat"
+    rig.core.devices.unavailable("crew_climate", ["temperature", "humidity"], "stale")
+    rig.at(2)  # within the minimum cycle: a stale reading stops it all the same
+    assert rig.heater() == "off"
+    assert "climate/crew/sensor" in rig.alarms.active()
+    rig.air(crew=15.0)
+    rig.at(3)
+    assert "climate/crew/sensor" not in rig.alarms.active()
+
+
+async def test_an_implausible_reading_is_no_reading(rig: Rig) -> None:
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.air(crew=-55.0)  # a broken wire reads like this, not a van at -55 °C
+    rig.at(1)
+    assert rig.heater() == "off"
+    assert "climate/crew/sensor" in rig.alarms.active()
+
+
+async def test_co_stops_combustion_runs_the_fan_and_locks_the_heater_out(rig: Rig) -> None:
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.air(crew=15.0)
+    rig.at(1)
+    assert rig.heater() == "heat"
+    rig.points.update("io/co_alarm", True, AWAY + 2)
+    rig.at(2)  # within the heater's minimum cycle: CO overrides it
+    assert rig.heater() == "off"
+    assert rig.sub.actuator.target("climate/ventilation") is True
+    alarm = rig.alarms.states["climate/co"]
+    assert alarm.active and rig.alarms.defs["climate/co"].severity == "critical"
+    rig.points.update("io/co_alarm", False, AWAY + 10)
+    rig.at(10)
+    assert rig.heater() == "off"  # clear, but neither acknowledged nor clear long enough
+    assert rig.value("climate/co/state") == "clearing"
+    assert rig.sub.actuator.target("climate/ventilation") is False
+    rig.at(100)
+    assert rig.heater() == "off"  # clear long enough, not acknowledged
+    rig.alarms.ack("climate/co")
+    rig.at(101)
+    assert rig.heater() == "heat"
+    assert rig.value("climate/co/state") == "clear"
+
+
+async def test_the_lockout_waits_for_the_contact_to_stay_clear_after_the_ack(rig: Rig) -> None:
+    rig.points.update("io/co_alarm", True, AWAY)
+    rig.at(1)
+    rig.points.update("io/co_alarm", False, AWAY + 2)
+    rig.at(2)
+    rig.alarms.ack("climate/co")
+    rig.at(30)
+    assert rig.sub.co_lockout
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.air(crew=15.0)
+    rig.at(40)
+    assert rig.heater() == "off"
+    assert "CO" in str(rig.value("climate/heater/reason"))
+    rig.at(63)
+    assert not rig.sub.co_lockout and rig.heater() == "heat"
+
+
+async def test_an_unreadable_co_contact_allows_no_combustion(rig: Rig) -> None:
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.air(crew=15.0)
+    rig.points.mark("io/co_alarm", "stale")
+    rig.at(1)
+    assert rig.heater() == "off"
+    assert rig.value("climate/co/state") == "unknown"
+
+
+async def test_a_burning_or_cooling_heater_locks_its_power_and_unknown_counts(
+        rig: Rig) -> None:
+    rig.at(1)
+    assert rig.points.values["climate/heater/keep_power"].quality == "good"  # published
+    assert rig.value("climate/heater/keep_power") is None  # no answer yet: unknown, set
+    for state, code, locked in (("running", (3, 0), True), ("cooling", (3, 4), True),
+                                ("standby", (0, 1), False)):
+        rig.sub._on_heater_status(status(state, code))
+        rig.at(rig.t + 1)
+        assert rig.value("climate/heater/keep_power") is locked, state
+
+
+async def test_a_shed_heater_circuit_stops_the_heater_first(rig: Rig) -> None:
+    rig.air(crew=15.0)
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.at(1)
+    assert rig.heater() == "heat"
+    rig.points.update("power/circuit/heater/shed", "step 4: SOC 14 %", AWAY + 2)
+    rig.at(2)
+    assert rig.heater() == "off"
+    assert "shed" in str(rig.value("climate/heater/reason"))
+
+
+async def test_a_heater_fault_is_an_alarm_with_its_code(rig: Rig) -> None:
+    rig.sub._on_heater_status(status("off", (0, 1), error=13))
+    rig.at(1)
+    state = rig.alarms.states["climate/heater/fault"]
+    assert state.active and "E13" in state.detail and "no_start" in state.detail
+    rig.sub._on_heater_status(None)
+    rig.at(2)
+    assert "climate/heater/offline" in rig.alarms.active()
+
+
+async def test_ac_on_battery_is_refused_below_its_soc_and_says_why(rig: Rig) -> None:
+    await rig.act("climate/mode", {"zone": "room", "mode": "cool"})
+    rig.air(room=28.0)
+    rig.battery(soc=50.0, source="none")
+    rig.at(300)  # the controller has been up longer than a compressor rest
+    assert rig.ac_wanted() is False
+    assert rig.value("climate/ac/state") == "refused"
+    assert "60 %" in str(rig.value("climate/ac/reason"))
+    assert rig.value("climate/ac/needs_generator") is True
+    rig.battery(soc=50.0, source="generator")
+    rig.at(301)
+    assert rig.ac_wanted() is True and rig.value("climate/ac/state") == "cooling"
+    assert rig.value("climate/ac/needs_generator") is True  # keep the generator running
+
+
+async def test_ac_on_the_inverter_needs_headroom(rig: Rig) -> None:
+    await rig.act("climate/mode", {"zone": "room", "mode": "cool"})
+    rig.air(room=28.0)
+    rig.battery(soc=90.0, source="none", inverter_a=9.0)  # 9 A + 6 A > 13 A
+    rig.at(300)
+    assert rig.ac_wanted() is False and "headroom" in str(rig.value("climate/ac/reason"))
+    rig.battery(soc=90.0, source="none", inverter_a=2.0)
+    rig.at(301)
+    assert rig.ac_wanted() is True
+    rig.battery(soc=90.0, source="none", inverter_a=8.0)  # 2 A of others + its own 6 A
+    rig.at(302)
+    assert rig.ac_wanted() is True  # its own load is not counted against it
+
+
+async def test_the_compressor_rests_after_a_stop_and_after_a_relay_drop(rig: Rig) -> None:
+    await rig.act("climate/mode", {"zone": "room", "mode": "cool"})
+    rig.air(room=28.0)
+    rig.battery(soc=90.0, source="shore")
+    rig.at(300)  # the controller has been up longer than a compressor rest
+    assert rig.ac_wanted() is True
+    rig.core.devices.values("climate_relays", {"relay_2": True}, AWAY + 305)
+    rig.at(305)  # the rules see it on
+    # the relay drops out (a brown-out on the board) and comes back at once
+    rig.core.devices.values("climate_relays", {"relay_2": False}, AWAY + 310)
+    rig.at(310)
+    rig.core.devices.values("climate_relays", {"relay_2": True}, AWAY + 311)
+    rig.at(311)
+    # the compressor stopped without us: it rests again before the next start
+    assert rig.ac_wanted() is False
+    assert rig.value("climate/ac/state") == "resting"
+    assert "rest" in str(rig.value("climate/ac/reason"))
+    rig.at(311 + 240)
+    assert rig.ac_wanted() is True
+
+
+async def test_heater_and_ac_never_run_in_one_zone_at_once(rig: Rig) -> None:
+    rig.battery(soc=90.0, source="shore")
+    rig.air(room=28.0, crew=22.0)
+    await rig.act("climate/mode", {"zone": "room", "mode": "cool"})
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.at(300)
+    assert rig.ac_wanted() is True
+    rig.air(crew=15.0)  # the crew area gets cold: the heater would blow into the room too
+    rig.at(301)
+    assert rig.heater() == "off"
+    assert "A/C" in str(rig.value("climate/heater/reason"))
+
+
+async def test_frost_guard_heats_a_parked_van_with_climate_off(rig: Rig) -> None:
+    rig.air(crew=4.0, room=6.0)
+    rig.at(1)
+    assert rig.value("climate/crew/mode") == "off"
+    assert rig.heater() == "heat"
+    assert rig.value("climate/crew/reason") == "frost"
+
+
+async def test_the_crews_choices_come_back_after_a_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Rig(tmp_path, monkeypatch)
+    await first.act("climate/mode", {"zone": "room", "mode": "heat"})
+    await first.act("climate/setpoint", {"zone": "room", "celsius": 23.5})
+    await first.act("climate/mode", {"zone": "crew", "mode": "off"})
+    assert first.core.van.storage.flush()
+    first.core.van.storage.close()
+    again = Rig(tmp_path, monkeypatch)
+    again.at(1)
+    assert again.value("climate/room/mode") == "heat"
+    assert again.value("climate/room/setpoint") == 23.5
+    assert again.value("climate/room/preset") == "manual"
+    assert again.value("climate/crew/mode") == "off"  # a saved "off" stays off
+
+
+async def test_a_setpoint_outside_the_limits_is_rejected_and_changes_nothing(rig: Rig) -> None:
+    answer = await rig.act("climate/setpoint", {"zone": "room", "celsius": 40})
+    assert answer.startswith("rejected/")
+    rig.at(1)
+    assert rig.value("climate/room/setpoint") == 21.0
+
+
+async def test_preheat_runs_the_heater_from_its_start_and_tells_the_cost(rig: Rig) -> None:
+    answer = await rig.act("climate/preheat", {"zone": "room", "start": AWAY + 3600,
+                                               "minutes": 30, "celsius": 22})
+    assert answer.startswith("done/") and "Ah" in answer
+    rig.air(room=12.0, crew=12.0)
+    rig.at(1800)
+    assert rig.heater() == "off"  # not yet
+    rig.at(3601)
+    assert rig.heater() == "heat"
+    assert rig.value("climate/room/setpoint") == 22.0
+    rig.at(3600 + 30 * 60 + 1)
+    assert rig.value("climate/room/preheat_start") == 0  # done
+    rig.at(3600 + 40 * 60)  # past the minimum cycle
+    assert rig.heater() == "off"
+
+
+async def test_the_climates_extra_draw_is_told_to_the_power_forecast(rig: Rig) -> None:
+    rig.at(1)
+    assert rig.value(EXTRA_CURRENT) == 0.0  # climate off: it costs nothing
+    await rig.act("climate/mode", {"zone": "room", "mode": "cool"})
+    rig.air(room=21.0)
+    rig.at(2)
+    extra = rig.value(EXTRA_CURRENT)
+    # 6 A at 230 V through a 90 % inverter from a 13.1 V battery
+    assert extra == pytest.approx(6 * 230 / 0.9 / 13.1, abs=0.1)
