@@ -217,11 +217,16 @@ async def test_a_heater_fault_is_an_alarm_with_its_code(rig: Rig) -> None:
     assert "climate/heater/offline" in rig.alarms.active()
 
 
-async def test_ac_on_battery_is_refused_below_its_soc_and_says_why(rig: Rig) -> None:
+async def hot_room_cooling(rig: Rig, soc: float, source: str, inverter_a: float = 1.0) -> None:
+    """The room at 28 °C in mode cool, past the compressor's rest after the start."""
     await rig.act("climate/mode", {"zone": "room", "mode": "cool"})
     rig.air(room=28.0)
-    rig.battery(soc=50.0, source="none")
+    rig.battery(soc=soc, source=source, inverter_a=inverter_a)
     rig.at(300)  # the controller has been up longer than a compressor rest
+
+
+async def test_ac_on_battery_is_refused_below_its_soc_and_says_why(rig: Rig) -> None:
+    await hot_room_cooling(rig, soc=50.0, source="none")
     assert rig.ac_wanted() is False
     assert rig.value("climate/ac/state") == "refused"
     assert "60 %" in str(rig.value("climate/ac/reason"))
@@ -233,10 +238,7 @@ async def test_ac_on_battery_is_refused_below_its_soc_and_says_why(rig: Rig) -> 
 
 
 async def test_ac_on_the_inverter_needs_headroom(rig: Rig) -> None:
-    await rig.act("climate/mode", {"zone": "room", "mode": "cool"})
-    rig.air(room=28.0)
-    rig.battery(soc=90.0, source="none", inverter_a=9.0)  # 9 A + 6 A > 13 A
-    rig.at(300)
+    await hot_room_cooling(rig, soc=90.0, source="none", inverter_a=9.0)  # 9 A + 6 A > 13 A
     assert rig.ac_wanted() is False and "headroom" in str(rig.value("climate/ac/reason"))
     rig.battery(soc=90.0, source="none", inverter_a=2.0)
     rig.at(301)
@@ -247,10 +249,7 @@ async def test_ac_on_the_inverter_needs_headroom(rig: Rig) -> None:
 
 
 async def test_the_compressor_rests_after_a_stop_and_after_a_relay_drop(rig: Rig) -> None:
-    await rig.act("climate/mode", {"zone": "room", "mode": "cool"})
-    rig.air(room=28.0)
-    rig.battery(soc=90.0, source="shore")
-    rig.at(300)  # the controller has been up longer than a compressor rest
+    await hot_room_cooling(rig, soc=90.0, source="shore")
     assert rig.ac_wanted() is True
     rig.core.devices.values("climate_relays", {"relay_2": True}, AWAY + 305)
     rig.at(305)  # the rules see it on
