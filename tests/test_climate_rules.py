@@ -43,7 +43,7 @@ class Rig:
         clock = Clock(lambda: AWAY + self.t, lambda: self.t)
         self.core = VirtualCore(self.cfg, tmp_path / db, no_write, clock)
         # the power subsystem defines the battery and AC points the climate reads
-        PowerSubsystem(self.core.context("power"), power_config(self.cfg))
+        self.power = PowerSubsystem(self.core.context("power"), power_config(self.cfg))
         self.sub = ClimateSubsystem(self.core.context("climate"), climate_config(self.cfg))
         self.points = self.core.van.points
         self.alarms = self.core.van.alarms
@@ -335,3 +335,27 @@ async def test_the_climates_extra_draw_is_told_to_the_power_forecast(rig: Rig) -
     extra = rig.value(EXTRA_CURRENT)
     # 6 A at 230 V through a 90 % inverter from a 13.1 V battery
     assert extra == pytest.approx(6 * 230 / 0.9 / 13.1, abs=0.1)
+
+
+async def test_a_low_voltage_disconnect_waits_for_the_heaters_run_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The battery collapses while the heater cools down after a stop: the load manager's
+    low-voltage disconnect cuts everything sheddable, but not the heater's power until its
+    run-on has ended (its keep_power lock, published by the climate, holds it)."""
+    rig = Rig(tmp_path, monkeypatch)
+    power = rig.power
+    rig.sub._on_heater_status(status("cooling", (3, 4)))
+    for t in range(0, 40):
+        rig.core.devices.values("battery", {"soc": 20.0, "voltage": 11.0, "current": -30.0},
+                                AWAY + t)
+        rig.at(float(t))
+        power.evaluate(float(t))
+    targets = power.loads.desired(power.wanted, {"heater": True, "fridge": True},
+                                  power._load_inputs(40.0))
+    assert power.loads.shed_reason("fridge")  # the disconnect happened
+    assert targets["heater"] is True  # but not to the heater running on
+    rig.sub._on_heater_status(status("standby", (0, 1)))
+    rig.at(41)
+    targets = power.loads.desired(power.wanted, {"heater": True, "fridge": True},
+                                  power._load_inputs(41.0))
+    assert targets["heater"] is False  # run-on over: now it goes too
