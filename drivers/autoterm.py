@@ -471,7 +471,10 @@ class _Link:
         """Wait for received bytes; False after ``timeout`` without any."""
         self._rx.clear()
         try:
-            await asyncio.wait_for(self._rx.wait(), timeout)
+            # a timeout block, not wait_for: Python 3.11's wait_for can swallow the
+            # cancellation that stops the driver when it meets the event being set
+            async with asyncio.timeout(timeout):
+                await self._rx.wait()
         except TimeoutError:
             return False
         return True
@@ -634,8 +637,8 @@ class AutotermHeater:
                 await self._reconcile(link, status)
             await self._serve_unlock(link)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(),
-                                       max(0.0, self.poll_s - (loop.time() - started)))
+                async with asyncio.timeout(max(0.0, self.poll_s - (loop.time() - started))):
+                    await self._wake.wait()  # not wait_for: see wait_rx
             self._wake.clear()
 
     def _port_lost(self, exc: Exception) -> None:

@@ -534,7 +534,8 @@ class ClimateSubsystem:
                 await self.step()
                 self.ctx.heartbeat.beat()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._woken(), LOOP_S)
+                    async with asyncio.timeout(LOOP_S):  # not wait_for (see the bus worker)
+                        await self._woken()
 
     async def _woken(self) -> None:
         waits = [asyncio.ensure_future(self.wake.wait()),
