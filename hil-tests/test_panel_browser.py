@@ -175,7 +175,7 @@ async def test_polish_by_default_english_on_request(browser: Browser, van: Van) 
     assert await page.get_attribute("html", "lang") == "pl"
     polish = await page.get_by_test_id("nav-power").text_content()
     await page.get_by_test_id("lang-toggle").click()
-    await page.wait_for_function("document.documentElement.lang === 'en'")
+    await page.wait_for_function("() => document.documentElement.lang === 'en'")
     english = await page.get_by_test_id("nav-power").text_content()
     assert polish != english
     assert "Power" in (english or "")
@@ -283,3 +283,126 @@ async def test_panel_follows_the_meta(browser: Browser, van: Van) -> None:
         text = await shown.first.locator(".num").text_content()
         assert text in {polish[key] for value in point["enum"]
                         if (key := enum_key(polish, point, value))}, f"{point['id']}: {text}"
+
+
+# ---- the climate screen -------------------------------------------------------------------------
+
+async def climate_screen(browser: Browser, van: Van, size: str = "1280x800") -> Page:
+    """The crew (PIN 1234) on the climate screen."""
+    page = await unlocked(browser, van, size=size)
+    await page.get_by_test_id("nav-climate").click()
+    await page.get_by_test_id("screen-climate").wait_for()
+    return page
+
+
+def polish_decimal(value: float) -> str:
+    return f"{value:.1f}".replace(".", ",")
+
+
+async def test_climate_screen_shows_the_room_temperature(browser: Browser, van: Van) -> None:
+    van.sim.plant.thermal.zones["room"].temperature_c = 26.7
+    page = await climate_screen(browser, van)
+    temp = page.get_by_test_id(value_id("climate/room/temperature"))
+    # what the simulated sensor reads (the room drifts slowly towards the outside): 26.x °C
+    await page.wait_for_function(
+        """el => el.dataset.quality === 'good' &&
+                 Math.abs(parseFloat(el.querySelector('.num').textContent.replace(',', '.'))
+                          - 26.7) < 0.5""", arg=await temp.element_handle())
+    assert "°C" in (await temp.text_content() or "")
+    # the placeholder of the first version is gone
+    shown = await page.inner_text("main")
+    assert "kolejnej wersji" not in shown
+    assert await page.get_by_test_id("climate-zone-crew").is_visible()  # both demo zones
+
+
+async def test_climate_mode_heat_in_polish_and_english(browser: Browser, van: Van) -> None:
+    page = await climate_screen(browser, van)
+    heat = page.get_by_test_id("climate-room-mode-heat")
+    assert await heat.get_attribute("aria-pressed") == "false"
+    await heat.click()
+    await page.wait_for_function("el => el.getAttribute('aria-pressed') === 'true'",
+                                 arg=await heat.element_handle())
+    await wait_until(lambda: van.monitor.value("climate/room/mode") == "heat",
+                     what="mode heat on MQTT")
+    pressed = page.get_by_test_id("climate-room-mode").locator("[aria-pressed='true']")
+    assert (await pressed.text_content() or "").strip() == "Grzanie"
+    await page.get_by_test_id("lang-toggle").click()
+    await page.wait_for_function("() => document.documentElement.lang === 'en'")
+    pressed = page.get_by_test_id("climate-room-mode").locator("[aria-pressed='true']")
+    await pressed.wait_for()
+    assert (await pressed.text_content() or "").strip() == "Heat"
+
+
+async def test_climate_setpoint_plus_half_a_kelvin(browser: Browser, van: Van) -> None:
+    before = await wait_until(lambda: van.monitor.value("climate/room/setpoint"),
+                              what="set point on MQTT")
+    expected = (int(before * 2 + 1e-6) + 1) / 2  # the next half kelvin up
+    page = await climate_screen(browser, van)
+    shown = page.get_by_test_id(value_id("climate/room/setpoint"))
+    await page.wait_for_function("([el, v]) => el.querySelector('.num').textContent === v",
+                                 arg=[await shown.element_handle(), polish_decimal(before)])
+    await page.get_by_test_id("climate-room-setpoint-plus").click()
+    await page.wait_for_function("([el, v]) => el.querySelector('.num').textContent === v",
+                                 arg=[await shown.element_handle(), polish_decimal(expected)])
+    await wait_until(lambda: van.monitor.value("climate/room/setpoint") == expected,
+                     what=f"set point {expected} on MQTT")
+    # a set point of the crew's own: the preset is manual now
+    await page.wait_for_function(
+        "el => el.getAttribute('aria-pressed') === 'true'",
+        arg=await page.get_by_test_id("climate-room-preset-manual").element_handle())
+
+
+async def test_climate_ac_refused_on_a_low_battery_says_why(browser: Browser, van: Van) -> None:
+    van.sim.plant.battery.soc = 50
+    van.sim.plant.thermal.zones["room"].temperature_c = 30.0  # warm enough to ask for cooling
+    page = await climate_screen(browser, van)
+    await page.get_by_test_id("climate-room-mode-cool").click()
+    card = page.get_by_test_id("ac-card")
+    await page.wait_for_function("el => el.dataset.state === 'refused'",
+                                 arg=await card.element_handle(), timeout=60_000)
+    state = await card.get_by_test_id(value_id("climate/ac/state")).locator(".num").text_content()
+    assert state == texts("pl")["enum.ac_state.refused"]
+    reason = card.get_by_test_id("ac-reason")
+    await reason.wait_for()
+    assert "loud" in (await reason.get_attribute("class") or "")  # shown prominently
+    assert "60 %" in (await reason.text_content() or "")
+    assert van.sim.relay("climate_relays", "relay_2") is False
+
+
+async def test_climate_co_alarm_turns_the_co_card_red(browser: Browser, van: Van) -> None:
+    page = await climate_screen(browser, van)
+    card = page.get_by_test_id("co-card")
+    assert await card.get_attribute("data-alarm") == "false"
+    van.sim.set_input("co_alarm", True)
+    await page.wait_for_function("el => el.dataset.alarm === 'true'",
+                                 arg=await card.element_handle())
+    assert await card.get_attribute("role") == "alert"
+    assert texts("pl")["enum.co_state.alarm"] in (await card.text_content() or "")
+    assert await card.get_by_test_id("co-alarm-text").is_visible()
+    # the whole card in the alarm colour of the theme
+    colours = await page.evaluate("""el => {
+        const probe = document.createElement('div');
+        probe.style.background = 'var(--crit)';
+        document.body.append(probe);
+        const crit = getComputedStyle(probe).backgroundColor;
+        probe.remove();
+        return [getComputedStyle(el).backgroundColor, crit]; }""", await card.element_handle())
+    assert colours[0] == colours[1], colours
+
+
+async def test_climate_preheat_answer_tells_the_battery_cost(browser: Browser, van: Van) -> None:
+    page = await climate_screen(browser, van)
+    await page.get_by_test_id("preheat-zone-room").click()
+    await page.get_by_test_id("preheat-send").click()
+    answer = page.get_by_test_id("preheat-answer")
+    await answer.wait_for()
+    assert await answer.get_attribute("data-status") == "done"
+    assert "Ah" in (await answer.text_content() or "")
+    await wait_until(lambda: (van.monitor.value("climate/room/preheat_start") or 0) > 0,
+                     what="pre-heat planned on MQTT")
+    # planned: it can be cancelled from here
+    await page.get_by_test_id("preheat-planned-room").wait_for()
+    await page.get_by_test_id("preheat-cancel-room").click()
+    await page.get_by_test_id("preheat-planned-room").wait_for(state="hidden")
+    await wait_until(lambda: van.monitor.value("climate/room/preheat_start") == 0,
+                     what="pre-heat cancelled on MQTT")
