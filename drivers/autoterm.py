@@ -597,6 +597,11 @@ class AutotermHeater:
             if waiter in self._unlock_waiters:
                 self._unlock_waiters.remove(waiter)
 
+    def _stop_on_exit(self) -> bool:
+        status = self.last_status
+        return status is not None and status.state not in ("off", "standby", "cooling",
+                                                            "shutting_down")
+
     @property
     def online(self) -> bool:
         """Whether the heater answered its last polls."""
@@ -618,6 +623,14 @@ class AutotermHeater:
                     log.info("autoterm %s: port open again", self.port)
                     self._port_trouble = False
                 await self._session(link)
+            except asyncio.CancelledError:
+                # the controller stops (shutdown, restart): a heater left burning would run
+                # with nobody watching its CO alarm, so it is told to stop (its run-on is
+                # its own) when off is wanted or it burns for us
+                if link is not None and self._stop_on_exit():
+                    with contextlib.suppress(OSError):
+                        link.write(encode(Dev.CONTROLLER, Cmd.STOP))
+                raise
             except Exception as exc:  # OSError (serial.SerialException is one) or a bug
                 self._port_lost(exc)
             finally:

@@ -33,6 +33,7 @@ STARVING_S = 0.25  # a poll this late goes before a second write in a row
 # offline after two timeouts, not three per unit)
 BUS_DOWN_AFTER = 2
 RETRY_UNSUPPORTED_S = 300.0
+MAX_RTU_FRAME = 256  # characters: the longest Modbus RTU frame
 
 
 class ReadingSink(Protocol):
@@ -140,6 +141,7 @@ class BusWorker:
         self.log = log.bind(bus=name)
         self.sink = _ContainedSink(sink, self.log)
         self.frame_gap_s = frame_gap_s
+        self._silence_s = frame_gap_s  # before the next request (longer after a damaged answer)
         self.retry_unsupported_s = retry_unsupported_s
         self.idle_wake_s = idle_wake_s
         self._mono = monotonic
@@ -247,14 +249,19 @@ class BusWorker:
     async def _transact(self, dev: _Device, call: Callable[[], Awaitable[T]]) -> T:
         """Run one request with the RTU gap, time it and record health."""
         if self.frame_gap_s:
-            wait = self._last_frame_end + self.frame_gap_s - self._mono()
+            wait = self._last_frame_end + self._silence_s - self._mono()
             if wait > 0:
                 await asyncio.sleep(wait)  # the RTU inter-frame silence, not a wait for state
         start = self._mono()
+        self._silence_s = self.frame_gap_s
         try:
             result = await call()
         except ModbusError as exc:
             self._last_frame_end = self._mono()
+            if exc.kind == "framing":
+                # a damaged answer may still be on the wire: let the line go quiet for the
+                # longest frame before the next request, or it lands in the next answer
+                self._silence_s = self.frame_gap_s * MAX_RTU_FRAME / 3.5
             self._record(dev, dev.health.failure(exc.kind, str(exc), self._mono()), failed=True)
             self._bus_failed(dev, exc)
             raise
@@ -267,8 +274,8 @@ class BusWorker:
         """A lost connection, or requests to different devices failing in a row, is the host
         or the line, not one device: every device on the bus goes offline at once instead of
         one after another (a silent GX would otherwise take 3 timeouts per unit)."""
-        if exc.kind not in ("timeout", "connection", "framing"):
-            return  # an exception reply: the device is there
+        if exc.kind not in ("timeout", "connection"):
+            return  # an exception reply or a damaged answer: bytes came, the line is alive
         self._bus_failures.add(dev.spec.id)
         if exc.kind == "connection" or len(self._bus_failures) >= BUS_DOWN_AFTER:
             for other in self._devices.values():

@@ -79,9 +79,15 @@ async def test_co_mid_heating_stops_the_heater_at_once_and_tells_hq(climate_van:
                      what="combustion stopped")
     assert van.sim.relay("climate_relays", "relay_1") is True
     assert stop_after < 5.0  # generous on a loaded machine; make bench measures it
-    # clear and acknowledged: the heater may start again after the clear time
+    # clear and acknowledged: still locked until somebody on board re-enables it, after
+    # the clear time
     van.sim.set_input("co_alarm", False)
     await command(van, "alarm/ack", alarm="climate/co")
+    await wait_until(lambda: mon.value("climate/co/state") == "clearing", what="clearing")
+    assert mon.value("climate/co/heater_locked") is True
+    await wait_until(lambda: mon.value("climate/co/reenable_in") == 0, timeout=30,
+                     what="clear long enough")
+    await command(van, "climate/heater_reenable")
     await wait_until(lambda: mon.value("climate/co/heater_locked") is False, timeout=30,
                      what="lockout released")
     await wait_until(lambda: heater(van).state in ("starting", "running"), timeout=60,

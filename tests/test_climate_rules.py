@@ -7,6 +7,7 @@ The heater driver is the real one, not running: the rules set what it should do
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,14 @@ class Rig:
     """The climate subsystem on the demo config with a hand-driven clock and readings."""
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 db: str = "db.sqlite") -> None:
+                 db: str = "db.sqlite", edit: Callable[[str], str] | None = None) -> None:
         monkeypatch.setenv("MCW_CO_CLEAR_S", "60")
         monkeypatch.setenv("MCW_CLIMATE_MIN_CYCLE_S", "300")
-        self.cfg = load_config(DEMO)
+        path = DEMO
+        if edit is not None:
+            path = tmp_path / "vehicle.toml"
+            path.write_text(edit(DEMO.read_text()))
+        self.cfg = load_config(path)
         self.t = 0.0
         self.sent = 0
         clock = Clock(lambda: AWAY + self.t, lambda: self.t)
@@ -50,6 +55,7 @@ class Rig:
         self.air(crew=20.0, room=20.0, outside=-10.0)
         self.points.update("io/co_alarm", False, AWAY)
         self.battery(soc=80.0, source="none")
+        self.sub._on_heater_status(status("standby", (0, 1)))  # the heater has answered
 
     def air(self, **celsius: float) -> None:
         devices = {"crew": "crew_climate", "room": "room_climate", "outside": "outside_climate"}
@@ -147,32 +153,84 @@ async def test_co_stops_combustion_runs_the_fan_and_locks_the_heater_out(rig: Ri
     assert alarm.active and rig.alarms.defs["climate/co"].severity == "critical"
     rig.points.update("io/co_alarm", False, AWAY + 10)
     rig.at(10)
-    assert rig.heater() == "off"  # clear, but neither acknowledged nor clear long enough
+    assert rig.heater() == "off"  # clear, but locked out
     assert rig.value("climate/co/state") == "clearing"
-    assert rig.sub.actuator.target("climate/ventilation") is False
+    assert rig.sub.actuator.target("climate/ventilation") is True  # airing until lifted
+    rig.alarms.ack("climate/co")  # from HQ, say: the acknowledgement lifts nothing
     rig.at(100)
-    assert rig.heater() == "off"  # clear long enough, not acknowledged
-    rig.alarms.ack("climate/co")
+    assert rig.heater() == "off"
+    assert (await rig.act("climate/heater_reenable", {})).startswith("done/")
     rig.at(101)
     assert rig.heater() == "heat"
     assert rig.value("climate/co/state") == "clear"
+    assert rig.sub.actuator.target("climate/ventilation") is False
 
 
-async def test_the_lockout_waits_for_the_contact_to_stay_clear_after_the_ack(rig: Rig) -> None:
+async def test_the_heater_is_reenabled_only_on_board_after_the_clear_time(rig: Rig) -> None:
     rig.points.update("io/co_alarm", True, AWAY)
     rig.at(1)
     rig.points.update("io/co_alarm", False, AWAY + 2)
     rig.at(2)
-    rig.alarms.ack("climate/co")
     rig.at(30)
+    answer = await rig.act("climate/heater_reenable", {})
+    assert answer.startswith("rejected/co_not_clear") and "28 s of the 60 s" in answer
+    rig.at(63)
+    body = json.dumps({"id": "hq-1", "args": {}})
+    hq = await rig.core.van.router.submit("climate/heater_reenable", body, "hq", "mqtt")
+    assert (hq.status, hq.code) == ("rejected", "forbidden")  # somebody must be on board
     assert rig.sub.co_lockout
+    assert (await rig.act("climate/heater_reenable", {})).startswith("done/")
+    assert not rig.sub.co_lockout
+
+
+async def test_a_restart_keeps_the_co_lockout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Rig(tmp_path, monkeypatch)
+    first.points.update("io/co_alarm", True, AWAY)
+    first.at(1)
+    assert first.core.van.storage.flush()
+    first.core.van.storage.close()
+    again = Rig(tmp_path, monkeypatch)  # the contact reads clear at once after the restart
+    await again.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    again.air(crew=15.0)
+    again.at(1)
+    assert again.heater() == "off" and again.value("climate/co/heater_locked") is True
+
+
+async def test_a_short_co_pulse_between_two_turns_is_not_missed(rig: Rig) -> None:
     await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
     rig.air(crew=15.0)
-    rig.at(40)
-    assert rig.heater() == "off"
-    assert "CO" in str(rig.value("climate/heater/reason"))
-    rig.at(63)
-    assert not rig.sub.co_lockout and rig.heater() == "heat"
+    rig.at(1)
+    rig.points.update("io/co_alarm", True, AWAY + 1.2)  # while a relay write is awaited
+    rig.points.update("io/co_alarm", False, AWAY + 1.6)
+    rig.at(2)
+    assert rig.heater() == "off" and rig.sub.co_lockout
+
+
+async def test_a_co_detector_fault_allows_no_combustion(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fault_line = ('[[gpio.line]]\nname = "co_fault"\npin = 26\ndirection = "input"\n'
+                  'active = "high"\n\n')
+
+    def with_fault_contact(text: str) -> str:
+        text = text.replace('[[gpio.line]]\nname = "co_alarm"',
+                            fault_line + '[[gpio.line]]\nname = "co_alarm"', 1)
+        return text.replace('input = "co_alarm"\n',
+                            'input = "co_alarm"\nfault_input = "co_fault"\n', 1)
+
+    rig = Rig(tmp_path, monkeypatch, edit=with_fault_contact)
+    rig.points.update("io/co_fault", False, AWAY)
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.air(crew=15.0)
+    rig.at(1)
+    assert rig.heater() == "heat"
+    rig.points.update("io/co_fault", True, AWAY + 2)  # the detector says it is faulty
+    rig.at(2)
+    assert rig.heater() == "off" and rig.value("climate/co/state") == "fault"
+    assert "climate/co_fault" in rig.alarms.active()
+    rig.points.update("io/co_fault", False, AWAY + 3)
+    rig.at(3)
+    assert rig.heater() == "heat"  # a fault is no CO: no lockout to lift
 
 
 async def test_an_unreadable_co_contact_allows_no_combustion(rig: Rig) -> None:
@@ -186,9 +244,10 @@ async def test_an_unreadable_co_contact_allows_no_combustion(rig: Rig) -> None:
 
 async def test_a_burning_or_cooling_heater_locks_its_power_and_unknown_counts(
         rig: Rig) -> None:
+    rig.sub._on_heater_status(None)  # no answer from it
     rig.at(1)
     assert rig.points.values["climate/heater/keep_power"].quality == "good"  # published
-    assert rig.value("climate/heater/keep_power") is None  # no answer yet: unknown, set
+    assert rig.value("climate/heater/keep_power") is None  # unknown: the lock counts as set
     for state, code, locked in (("running", (3, 0), True), ("cooling", (3, 4), True),
                                 ("standby", (0, 1), False)):
         rig.sub._on_heater_status(status(state, code))
@@ -359,3 +418,41 @@ async def test_a_low_voltage_disconnect_waits_for_the_heaters_run_on(
     targets = power.loads.desired(power.wanted, {"heater": True, "fridge": True},
                                   power._load_inputs(41.0))
     assert targets["heater"] is False  # run-on over: now it goes too
+
+
+async def test_the_ac_waits_while_the_heater_still_burns_off_in_its_zone(rig: Rig) -> None:
+    rig.sub._on_heater_status(status("shutting_down", (4, 0)))  # told off, still burning off
+    await hot_room_cooling(rig, soc=90.0, source="shore")
+    assert rig.ac_wanted() is False and rig.value("climate/ac/state") == "blocked"
+    rig.sub._on_heater_status(status("standby", (0, 1)))
+    rig.at(302)
+    assert rig.ac_wanted() is True
+
+
+async def test_without_a_reading_of_the_inverters_load_the_ac_stays_off(rig: Rig) -> None:
+    await hot_room_cooling(rig, soc=90.0, source="none")
+    rig.points.mark("power/inverter/ac_out_current", "stale")
+    rig.at(301)
+    assert rig.ac_wanted() is False
+    assert "inverter" in str(rig.value("climate/ac/reason"))
+
+
+async def test_a_blind_zone_stops_the_heater_that_blows_into_it(rig: Rig) -> None:
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.air(crew=12.0)
+    rig.at(1)
+    assert rig.heater() == "heat"
+    rig.core.devices.unavailable("room_climate", ["temperature", "humidity"], "stale")
+    rig.at(2)  # the crew area is still cold, but the room (the child) is not watched
+    assert rig.heater() == "off"
+    assert "room" in str(rig.value("climate/heater/reason"))
+
+
+async def test_switching_a_zone_off_cancels_its_planned_preheat(rig: Rig) -> None:
+    await rig.act("climate/preheat", {"zone": "room", "start": 0, "minutes": 30,
+                                      "celsius": 22})
+    await rig.act("climate/mode", {"zone": "room", "mode": "off"})
+    rig.air(room=12.0, crew=12.0)
+    rig.at(400)
+    assert rig.value("climate/room/preheat_start") == 0
+    assert rig.heater() == "off"

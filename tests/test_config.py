@@ -217,3 +217,21 @@ def test_values_the_schema_let_through_are_refused_by_key(
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, DEMO.replace(old, new, 1)))
     assert err.value.key == key and rule in err.value.rule, str(err.value)
+
+
+def test_a_diesel_heater_needs_a_co_alarm_and_a_locked_circuit(tmp_path: Path) -> None:
+    """A combustion heater configured without its safety: refused with the key and why."""
+    text = (ROOT / "config" / "demo.toml").read_text()
+    cases = [
+        (text.replace('[climate.co_alarm]\ninput = "co_alarm"\n', "").replace(
+            "clear_s = ${MCW_CO_CLEAR_S:-300}\n", ""), "needs a [climate.co_alarm]"),
+        (text.replace('power_circuit = "heater"\n', ""), "climate.heater.power_circuit"),
+        (text.replace('lock = "climate/heater/keep_power"', 'lock = "io/ignition"'),
+         "keep_power"),
+    ]
+    for i, (bad, expected) in enumerate(cases):
+        path = tmp_path / f"bad{i}.toml"
+        path.write_text(bad)
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        assert expected in str(err.value), str(err.value)

@@ -50,7 +50,7 @@ class Heater(Strict):
     baudrate: Literal[1200, 2400, 9600] = 9600
     zones: tuple[Name, ...] = Field(min_length=1)
     # the power circuit feeding it: locked (never cut) while the heater runs on
-    power_circuit: Name | None = None
+    power_circuit: Name | None = None  # required (checked): see check_climate
     max_level: int = Field(default=9, ge=1, le=9)
     running_current_a: float = Field(default=2.0, ge=0, le=20)  # 12 V draw while heating
     start_current_a: float = Field(default=9.0, ge=0, le=30)  # glow plug, the first minute
@@ -166,10 +166,19 @@ def _check_power_links(cfg: ClimateConfig, chk: Checker) -> None:
     power = chk.cfg.section("power")
     circuits = {c.name: c for c in getattr(power, "circuit", ())}
     heater = cfg.heater
-    if heater is not None and heater.power_circuit is not None:
+    if heater is not None:
+        # a combustion heater on board: a CO alarm to stop it and a power circuit that the
+        # load manager, the safe states and the crew cannot cut while it burns
+        if cfg.co_alarm is None:
+            chk.fail("heater", "a diesel heater needs a [climate.co_alarm] to stop it")
+        if heater.power_circuit is None:
+            chk.fail("heater.power_circuit", "required: the power.circuit that feeds it")
         circuit = circuits.get(heater.power_circuit)
         if circuit is None:
             chk.fail("heater.power_circuit", f"no power.circuit named {heater.power_circuit!r}")
+        if not circuit.safe_state or circuit.allowed != "always":
+            chk.fail("heater.power_circuit", f"power.circuit {circuit.name!r} must have "
+                     'safe_state = true and allowed = "always" (a burning heater keeps power)')
         if circuit.lock != KEEP_POWER_LOCK:
             chk.fail("heater.power_circuit", f"power.circuit {circuit.name!r} must have "
                      f"lock = {KEEP_POWER_LOCK!r}, so that nothing cuts the heater while it "

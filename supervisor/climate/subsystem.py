@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,9 +118,11 @@ class ClimateSubsystem:
         self.ac_reason = ""
         self.ac_waiting_for_power = False
         self.ac_needs_generator = False
-        self.co_lockout = False
+        # lifted only by an on-board person (climate/heater_reenable); kept across a restart
+        self.co_lockout = bool(ctx.settings.get("co_lockout", False))
         self._co_clear_since: float | None = None
-        self.co_state = "clear"
+        self._co_pulse = False
+        self.co_state = "clearing" if self.co_lockout else "clear"
         self.wake = asyncio.Event()
         self._define_points()
         self._declare_outputs()
@@ -130,8 +133,8 @@ class ClimateSubsystem:
                                          on_status=self._on_heater_status,
                                          monotonic=self._mono)
         if cfg.co_alarm is not None:
-            watched = {f"io/{cfg.co_alarm.input}"}
-            self.store.changed.add(lambda pdef, _pv: self._wake_on(pdef.id, watched))
+            contact = f"io/{cfg.co_alarm.input}"
+            self.store.changed.add(lambda pdef, pv: self._co_edge(pdef, pv, contact))
 
     # ---- declarations ----------------------------------------------------------------------
 
@@ -187,7 +190,10 @@ class ClimateSubsystem:
             define(PointDef("climate/co/state", "enum", "", "CO alarm", enum=CO_STATES,
                             enum_set="co_state"))
             define(PointDef("climate/co/heater_locked", "bool", "",
-                            "Heater locked out after a CO alarm"))
+                            "No combustion allowed (CO, a lockout, an unknown or faulty "
+                            "detector)"))
+            define(PointDef("climate/co/reenable_in", "number", "s", "Seconds until the heater "
+                            "may be re-enabled on board (0: now, if locked out)", precision=0))
             ctx.alarms.define(CO_ALARM)
             if self.cfg.co_alarm.fault_input is not None:
                 ctx.alarms.define(CO_FAULT)
@@ -231,12 +237,13 @@ class ClimateSubsystem:
             reg(ActionSpec("climate/preheat_cancel", self._preheat_cancel_action,
                            frozenset({"crew", "technician", "hq"}), {"zone": zone},
                            "Cancel a zone's pre-heat"))
+        if self.cfg.heater is not None and self.cfg.co_alarm is not None:
+            # on board only: somebody who has checked the air and the exhaust
+            reg(ActionSpec("climate/heater_reenable", self._reenable_action, ON_BOARD, {},
+                           "Allow the heater again after a CO alarm (the contact must have "
+                           "been clear for the configured time)"))
 
     # ---- inputs ---------------------------------------------------------------------------
-
-    def _wake_on(self, point_id: str, watched: set[str]) -> None:
-        if point_id in watched:
-            self.wake.set()
 
     def _on_heater_status(self, status: HeaterStatus | None) -> None:
         self.heater_status = status
@@ -280,41 +287,54 @@ class ClimateSubsystem:
         self._air_conditioner(now)
         self._heater(now)
         if self.cfg.ventilation is not None:
-            self.actuator.want("climate/ventilation", self.co_state in ("alarm", "unknown"))
+            self.actuator.want("climate/ventilation", self.co_lockout
+                               or self.co_state in ("alarm", "unknown"))
         self._publish()
 
     def _co(self, now: float) -> None:
+        """The CO contact (a pulse between two turns counts too), the detector's fault
+        contact, the alarm, and the lockout that only an on-board person lifts."""
         co = self.cfg.co_alarm
         if co is None:
             return
         wall = self._wall()
         contact = self.store.good(f"io/{co.input}")
+        pulse, self._co_pulse = self._co_pulse, False
+        fault = None if co.fault_input is None else self.store.good(f"io/{co.fault_input}")
         if co.fault_input is not None:
-            fault = self.store.good(f"io/{co.fault_input}")
             self.ctx.alarms.set(CO_FAULT.id, fault is not False, wall,
                                 "" if fault is False else "detector reports a fault")
-        if contact is None:
-            # the contact cannot be read: no combustion on an unknown CO state
-            self.co_state, self._co_clear_since = "unknown", None
-            self.co_lockout = True
-        elif contact:
+        if contact is True or pulse:
             if self.co_state != "alarm":
                 self.ctx.log.warning("co_alarm")
                 self.ctx.event({"kind": "climate", "what": "co_alarm"})
             self.co_state, self._co_clear_since = "alarm", None
-            self.co_lockout = True
+            if not self.co_lockout:
+                self.co_lockout = True
+                self.ctx.settings.put("co_lockout", True)  # a restart must not forget it
+        elif contact is None:
+            self.co_state, self._co_clear_since = "unknown", None  # no combustion on it
         else:
             if self._co_clear_since is None:
                 self._co_clear_since = now
-            acked = CO_ALARM.id not in self.ctx.alarms.states or \
-                self.ctx.alarms.states[CO_ALARM.id].acked
-            cleared = now - self._co_clear_since >= co.clear_s
-            if self.co_lockout and acked and cleared:
-                self.ctx.event({"kind": "climate", "what": "co_lockout_released"})
-            self.co_lockout = self.co_lockout and not (acked and cleared)
-            self.co_state = "clearing" if self.co_lockout else "clear"
+            if co.fault_input is not None and fault is not False:
+                self.co_state = "fault"  # no supervision of the air: no combustion
+            else:
+                self.co_state = "clearing" if self.co_lockout else "clear"
         self.ctx.alarms.set(CO_ALARM.id, self.co_state == "alarm", wall,
                             "CO contact active" if self.co_state == "alarm" else "")
+
+    def _co_blocks(self) -> bool:
+        """No combustion: CO now, a lockout not lifted, or a CO state nobody can vouch for."""
+        return self.co_lockout or self.co_state in ("alarm", "unknown", "fault")
+
+    def _co_edge(self, pdef: PointDef, pv: PointValue, point_id: str) -> None:
+        """Listener: a CO contact that closes is remembered until the next turn and wakes it
+        at once (a short pulse must not be missed between two turns)."""
+        if pdef.id == point_id:
+            if pv.value is True:
+                self._co_pulse = True
+            self.wake.set()
 
     def _zones_asking(self, zones: tuple[str, ...], demand: str) -> list[str]:
         return [z for z in zones if self.decisions.get(z, _IDLE).demand == demand]
@@ -325,7 +345,7 @@ class ClimateSubsystem:
             return
         asking = self._zones_asking(ac.zones, "cool")
         heater_zones = self.cfg.heater.zones if self.cfg.heater is not None else ()
-        blocked = self.heater_on and any(z in heater_zones for z in ac.zones)
+        blocked = self._heater_active() and any(z in heater_zones for z in ac.zones)
         refusal = self._ac_power_refusal(ac.current_ac_a) if asking else None
         self.ac_waiting_for_power = bool(asking) and refusal is not None and not blocked
         relay = self.store.good("climate/ac/relay")
@@ -374,7 +394,9 @@ class ClimateSubsystem:
             return "no battery reading"
         if soc < ac.battery_min_soc:
             return f"on battery below {ac.battery_min_soc:.0f} % SOC ({soc:.0f} %)"
-        load = self._num("power/inverter/ac_out_current") or 0.0
+        load = self._num("power/inverter/ac_out_current")
+        if load is None:
+            return "no reading of the inverter's load"
         if self.ac_on:
             load = max(0.0, load - ac_amps)  # its own share of the inverter's load
         if load + ac_amps > ac.inverter_max_ac_a:
@@ -391,10 +413,17 @@ class ClimateSubsystem:
         ac_zones = self.cfg.air_conditioner.zones if self.cfg.air_conditioner else ()
         ac_blocks = self.ac_on and any(z in ac_zones for z in heater_cfg.zones)
         shed = self._shed_reason(heater_cfg.power_circuit)
-        if self.co_lockout:
-            on, reason = False, ("CO alarm: combustion stopped" if self.co_state == "alarm"
-                                 else "locked out after a CO alarm until acknowledged and "
-                                      "clear")
+        if self._co_blocks():
+            on, reason = False, {
+                "alarm": "CO alarm: combustion stopped",
+                "unknown": "the CO alarm cannot be read: no combustion",
+                "fault": "the CO detector reports a fault: no combustion",
+            }.get(self.co_state, "locked out after a CO alarm: re-enable it on board once "
+                                 "the air is checked")
+        elif blind := [z for z in heater_cfg.zones
+                       if self._temperature(self.zones[z].sensor) is None]:
+            # it blows into a zone nobody can see: a controlled stop
+            on, reason, fan = False, f"no temperature reading in {', '.join(blind)}", []
         elif shed and (asking or fan):
             # its power is to be cut: a controlled stop first (the lock holds the power on
             # through the run-on, then the load manager cuts it)
@@ -413,19 +442,28 @@ class ClimateSubsystem:
             if level != self._level and now - self._level_at >= heater_cfg.level_change_s:
                 self._level, self._level_at = level, now
             heater.want_heat(level=self._level)
-        elif fan and not self.co_lockout:
+        elif fan and not self._co_blocks():
             heater.want_ventilation(VENT_LEVEL)
             self.heater_reason = f"ventilation {', '.join(fan)}"
         else:
             heater.want_off()
             self._level, self._level_at = 0, float("-inf")
 
+    def _heater_active(self) -> bool:
+        """Asked to heat, or burning or running on by its own report (unknown: assume so)."""
+        if self.heater is None:
+            return False
+        status = self.heater_status
+        return self.heater_on or status is None or status.state not in ("off", "standby")
+
     def _shed_reason(self, circuit: str | None) -> str:
         value = self.store.good(f"power/circuit/{circuit}/shed") if circuit else None
         return value if isinstance(value, str) else ""
 
     def _overheated(self, zones: tuple[str, ...], margin_k: float) -> list[str]:
-        return [z for z in zones if (temp := self._temperature(self.zones[z].sensor)) is not None
+        """Zones (not switched off) this far over their set point and tolerance."""
+        return [z for z in zones if self.thermostats[z].settings.mode != "off"
+                and (temp := self._temperature(self.zones[z].sensor)) is not None
                 and temp > self._target(z) + self.zones[z].thermostat.hot_tolerance_k + margin_k]
 
     def _heater_level(self, zones: list[str]) -> int:
@@ -476,7 +514,8 @@ class ClimateSubsystem:
             put(NEEDS_GENERATOR, self.ac_needs_generator)
         if self.cfg.co_alarm is not None:
             put("climate/co/state", self.co_state)
-            put("climate/co/heater_locked", self.co_lockout)
+            put("climate/co/heater_locked", self._co_blocks())
+            put("climate/co/reenable_in", math.ceil(self._reenable_in()))  # 0: it may now
         put(EXTRA_CURRENT, round(self._extra_battery_amps(), 1))
 
     def _extra_battery_amps(self) -> float:
@@ -567,6 +606,9 @@ class ClimateSubsystem:
     async def _mode_action(self, args: dict[str, Any]) -> str:
         zone, mode = str(args["zone"]), str(args["mode"])
         self.thermostats[zone].set_mode(mode)  # type: ignore[arg-type]
+        if mode == "off" and self.preheat.pop(zone, None) is not None:
+            # the crew switched the zone off: a planned pre-heat must not light it anyway
+            self.ctx.settings.put("preheat", _save_preheat(self.preheat))
         self._changed(zone)
         return f"{zone}: mode {mode}"
 
@@ -598,9 +640,8 @@ class ClimateSubsystem:
             raise CommandFailed("out_of_range", "the start must be from now to "
                                 f"{self.cfg.preheat.max_advance_s / 3600:.0f} h ahead",
                                 "rejected")
-        if self.co_lockout:
-            raise CommandFailed("interlock", "the heater is locked out after a CO alarm",
-                                "rejected")
+        if self._co_blocks():
+            raise CommandFailed("interlock", "the heater is locked out (CO)", "rejected")
         minutes = float(args["minutes"])
         plan = PreHeatPlan(zone, max(start, wall), max(start, wall) + minutes * 60,
                            float(args["celsius"]))
@@ -618,6 +659,34 @@ class ClimateSubsystem:
         assert heater is not None
         return (heater.start_current_a * START_MINUTE_S / 3600
                 + heater.running_current_a * minutes / 60)
+
+    def _clear_for(self) -> float:
+        """Seconds the CO contact has read clear (0 while CO, unknown or a fault)."""
+        if self._co_clear_since is None or self.co_state not in ("clearing", "clear"):
+            return 0.0
+        return self._mono() - self._co_clear_since
+
+    def _reenable_in(self) -> float:
+        co = self.cfg.co_alarm
+        if co is None or not self.co_lockout:
+            return 0.0
+        return max(0.0, co.clear_s - self._clear_for())
+
+    async def _reenable_action(self, args: dict[str, Any]) -> str:
+        co = self.cfg.co_alarm
+        assert co is not None
+        if not self.co_lockout:
+            raise CommandFailed("not_locked", "the heater is not locked out", "rejected")
+        clear_for = self._clear_for()
+        if clear_for < co.clear_s:
+            raise CommandFailed("co_not_clear", f"the CO contact has been clear for "
+                                f"{clear_for:.0f} s of the {co.clear_s:.0f} s needed", "rejected")
+        self.co_lockout = False
+        self.ctx.settings.put("co_lockout", False)
+        self.ctx.event({"kind": "climate", "what": "co_lockout_released"})
+        self.evaluate(self._mono())
+        self.wake.set()
+        return "heater allowed again"
 
     async def _preheat_cancel_action(self, args: dict[str, Any]) -> str:
         zone = str(args["zone"])

@@ -111,8 +111,8 @@ class LoadManager:
             on = wanted.get(c.name, False) and self.allowed(c.name, inp.driving)
             if self.shed_reason(c.name) is not None:
                 on = False
-            if c.name in inp.locked and actual.get(c.name):
-                on = True  # never cut while locked (heater after-run)
+            if c.name in inp.locked and actual.get(c.name) is not False:
+                on = True  # never cut while locked (a heater burning or running on)
             out[c.name] = on
         return out
 

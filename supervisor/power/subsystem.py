@@ -215,8 +215,10 @@ class PowerSubsystem:
         return self.store.good("power/ac/source")
 
     def _locked(self) -> frozenset[str]:
+        """Circuits whose lock is set; a lock that cannot be read counts as set (a heater
+        whose state is unknown may be burning)."""
         return frozenset(c.name for c in self.cfg.circuit
-                         if c.lock is not None and self.store.good(c.lock) is True)
+                         if c.lock is not None and self.store.good(c.lock) is not False)
 
     def _load_inputs(self, now: float) -> LoadInputs:
         source = self._ac_source()
