@@ -273,6 +273,8 @@ async def test_a_heater_fault_is_an_alarm_with_its_code(rig: Rig) -> None:
     assert state.active and "E13" in state.detail and "no_start" in state.detail
     rig.sub._on_heater_status(None)
     rig.at(2)
+    assert "climate/heater/offline" not in rig.alarms.active()  # one poll is no outage
+    rig.at(13)
     assert "climate/heater/offline" in rig.alarms.active()
 
 
@@ -456,3 +458,14 @@ async def test_switching_a_zone_off_cancels_its_planned_preheat(rig: Rig) -> Non
     rig.at(400)
     assert rig.value("climate/room/preheat_start") == 0
     assert rig.heater() == "off"
+
+
+async def test_preheat_does_not_chatter_at_its_set_point(rig: Rig) -> None:
+    await rig.act("climate/preheat", {"zone": "room", "start": 0, "minutes": 60,
+                                      "celsius": 22})
+    steps = [(21.0, "heat"), (22.05, "heat"), (21.95, "heat"), (22.4, "off"), (21.9, "off"),
+             (21.6, "heat")]
+    for t, (celsius, expected) in enumerate(steps, start=1):
+        rig.air(room=celsius, crew=21.5)
+        rig.at(t)
+        assert rig.heater() == expected, (celsius, rig.value("climate/heater/reason"))

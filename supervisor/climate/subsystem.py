@@ -59,6 +59,7 @@ CO_STATES = ("clear", "alarm", "clearing", "fault", "unknown")
 LEVEL_PER_K = 2.0  # heater power level per kelvin of shortfall (level 1 at the set point)
 VENT_LEVEL = 4  # fan level of "fan only" through the heater
 START_MINUTE_S = 60.0  # the glow plug's share of a start, for the pre-heat estimate
+HEATER_SILENT_S = 10.0  # no status this long (with its power on): the offline alarm
 
 CO_ALARM = AlarmDef("climate/co", "critical", "Alarm czadu (CO): grzałka wyłączona, "
                     "wentylacja włączona", "CO alarm: heater stopped, ventilation on",
@@ -106,6 +107,7 @@ class ClimateSubsystem:
         self.heater_status: HeaterStatus | None = None
         self.heater_on = False  # what we asked of it (heat)
         self.heater_reason = ""
+        self._heater_silent_since: float | None = None
         self._level = 0
         self._level_at = float("-inf")
         ac = cfg.air_conditioner
@@ -279,7 +281,7 @@ class ClimateSubsystem:
                 plan = None
             decision = thermostat.step(now, temp)
             if plan is not None and plan.active(wall) and temp is not None \
-                    and decision.demand == "idle" and temp < plan.setpoint_c:
+                    and decision.demand == "idle" and self._preheat_wants(name, temp, plan):
                 decision = Decision("heat", "pre-heat", decision.assert_now)
             self.decisions[name] = decision
             self.ctx.alarms.set(f"climate/{name}/sensor", temp is None, wall,
@@ -449,6 +451,15 @@ class ClimateSubsystem:
             heater.want_off()
             self._level, self._level_at = 0, float("-inf")
 
+    def _preheat_wants(self, zone: str, temp: float, plan: PreHeatPlan) -> bool:
+        """The pre-heat's own band: on below its set point minus the cold tolerance, on
+        until its set point plus the hot tolerance (no chatter at the set point)."""
+        tolerances = self.zones[zone].thermostat
+        was = self.decisions.get(zone, _IDLE).reason == "pre-heat"
+        limit = plan.setpoint_c + (tolerances.hot_tolerance_k if was
+                                   else -tolerances.cold_tolerance_k)
+        return temp < limit
+
     def _heater_active(self) -> bool:
         """Asked to heat, or burning or running on by its own report (unknown: assume so)."""
         if self.heater is None:
@@ -548,7 +559,16 @@ class ClimateSubsystem:
             put("climate/heater/voltage", round(status.voltage_v, 1))
         put("climate/heater/level", self._level)
         put("climate/heater/reason", self.heater_reason)
-        self.ctx.alarms.set(HEATER_OFFLINE.id, status is None, wall, "no answer on its line")
+        # silent for a while, while its power is on: not at start-up, not when cut on purpose
+        powered = self.cfg.heater is None or self.cfg.heater.power_circuit is None or \
+            self.store.good(f"power/circuit/{self.cfg.heater.power_circuit}") is not False
+        if status is not None or not powered:
+            self._heater_silent_since = None
+        elif self._heater_silent_since is None:
+            self._heater_silent_since = self._mono()
+        silent = self._heater_silent_since is not None and \
+            self._mono() - self._heater_silent_since >= HEATER_SILENT_S
+        self.ctx.alarms.set(HEATER_OFFLINE.id, silent, wall, "no answer on its line")
         code = status.error if status is not None else 0
         short, text_en, _text_pl = describe_error(code)
         self.ctx.alarms.set(HEATER_FAULT.id, code != 0, wall,
