@@ -48,6 +48,7 @@ bench: system-deps $(STAMP)
 	PYTHONPATH=hil-tests:tests $(PY) bench/robustness.py
 	PYTHONPATH=hil-tests:tests $(PY) tests/deployment_day.py
 	PYTHONPATH=hil-tests $(PY) bench/panel.py
+	PYTHONPATH=hil-tests $(PY) bench/climate.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache
