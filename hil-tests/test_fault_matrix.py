@@ -13,9 +13,11 @@ from collections import Counter
 import aiomqtt
 
 from conftest import Van, settled
-from harness import wait_until
+from harness import DEMO_CONFIG, wait_until
+from supervisor.registry import load_config
 
-RTU = ("room_climate", "relays", "shore_meter")
+# the RS-485 devices of the demo van
+RTU = tuple(d.id for d in load_config(DEMO_CONFIG).device if d.bus == "rs485")
 KILL_CYCLES = 10  # `make bench` does more
 
 
