@@ -70,7 +70,7 @@ from testsupport import Broker, free_port, wait_until
 
 from conftest import CLIMATE_SPEED, FAST_CLIMATE, Van, settled
 from drivers.autoterm import Cmd
-from harness import DEMO_CONFIG, Monitor, SupervisorProcess, van_env
+from harness import DEMO_CONFIG, SupervisorProcess, van_env
 from supervisor.core.config import SupervisorConfig
 from supervisor.registry import load_config
 from vansim.autoterm_sim import COMBUSTION, IDLE, Code, SimulatedHeater
@@ -81,9 +81,9 @@ from vansim.van import SimulatedVan
 # The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
 # folder's modules bench.*.
 if TYPE_CHECKING:
-    from bench.arrivals import Arrivals, Match
+    from bench.run import TimedMonitor
 else:
-    from arrivals import Arrivals, Match
+    from run import TimedMonitor
 
 COMFORT_C = 21.0
 REACHED_K = 0.3  # "at the set point": within the thermostat's cold tolerance
@@ -115,19 +115,6 @@ def van_timeout(van_s: float) -> float:
 
 
 # ---- observers -----------------------------------------------------------------------------
-
-
-@dataclass
-class TimedMonitor(Monitor):
-    """The harness monitor, plus awaitable matches stamped with their arrival time."""
-
-    arrivals: Arrivals = field(default_factory=Arrivals)
-
-    def on_message(self, topic: str, value: Any, arrived: float) -> None:
-        self.arrivals.offer(topic, value, arrived)
-
-    def watch(self, match: Match) -> asyncio.Future[float]:
-        return self.arrivals.watch(match)
 
 
 @dataclass(frozen=True)
