@@ -27,6 +27,8 @@ from typing import Literal
 
 import serial
 
+from drivers.wakeup import woken
+
 log = logging.getLogger(__name__)
 
 # ---- frame codec --------------------------------------------------------------------------
@@ -470,14 +472,7 @@ class _Link:
     async def wait_rx(self, timeout: float) -> bool:
         """Wait for received bytes; False after ``timeout`` without any."""
         self._rx.clear()
-        try:
-            # a timeout block, not wait_for: Python 3.11's wait_for can swallow the
-            # cancellation that stops the driver when it meets the event being set
-            async with asyncio.timeout(timeout):
-                await self._rx.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await woken(self._rx, timeout)
 
     def close(self) -> None:
         """Stop watching and close the port; errors of a vanished port are of no interest."""
@@ -649,9 +644,7 @@ class AutotermHeater:
             if status is not None:
                 await self._reconcile(link, status)
             await self._serve_unlock(link)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, self.poll_s - (loop.time() - started))):
-                    await self._wake.wait()  # not wait_for: see wait_rx
+            await woken(self._wake, self.poll_s - (loop.time() - started))
             self._wake.clear()
 
     def _port_lost(self, exc: Exception) -> None:

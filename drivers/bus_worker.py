@@ -9,7 +9,6 @@ again after the smallest maximum age of the registers in it. On RTU a silent gap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from drivers.errors import WriteError
 from drivers.modbus_link import ILLEGAL_DATA_ADDRESS, ModbusError, ModbusLink
 from drivers.profile import Profile, Register
 from drivers.register_codec import CodecError, Value, decode, encode
+from drivers.wakeup import woken
 
 log = structlog.get_logger("drivers.bus")
 T = TypeVar("T")
@@ -203,12 +203,8 @@ class BusWorker:
                 self._last_was_write = False
                 if job is None:
                     self._wake.clear()
-                    # at most idle_wake_s, so an idle worker still shows it is alive; a
-                    # timeout block, not wait_for: Python 3.11's wait_for can swallow a
-                    # cancellation that meets the event being set (the worker then never stops)
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(min(wait, self.idle_wake_s)):
-                            await self._wake.wait()
+                    # at most idle_wake_s, so an idle worker still shows it is alive
+                    await woken(self._wake, min(wait, self.idle_wake_s))
                     continue
                 await self._poll(*job)
         finally:

@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from testsupport import FUZZ
 from virtual_core import VirtualCore
 
 from drivers.autoterm import HeaterStatus, WantedMode
 from drivers.register_codec import Value
 from supervisor.climate import climate_config
-from supervisor.climate.subsystem import EXTRA_CURRENT, ClimateSubsystem
+from supervisor.climate.subsystem import EXTRA_CURRENT, ClimateSubsystem, restore_preheat
 from supervisor.core.subsystem import Clock
 from supervisor.power import power_config
 from supervisor.power.subsystem import PowerSubsystem
@@ -102,6 +105,14 @@ def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rig:
     return Rig(tmp_path, monkeypatch)
 
 
+async def heating_the_crew_area(rig: Rig, celsius: float = 15.0) -> None:
+    """The crew area cold at ``celsius``, switched to heat: the heater is asked to heat."""
+    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
+    rig.air(crew=celsius)
+    rig.at(1)
+    assert rig.heater() == "heat"
+
+
 async def test_a_cold_zone_in_heat_mode_runs_the_heater_harder_the_colder_it_is(rig: Rig) -> None:
     rig.air(crew=15.0)
     assert "done" in await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
@@ -119,10 +130,7 @@ async def test_a_cold_zone_in_heat_mode_runs_the_heater_harder_the_colder_it_is(
 
 
 async def test_a_sensor_that_drops_out_stops_the_heating_at_once_with_an_alarm(rig: Rig) -> None:
-    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
-    rig.air(crew=15.0)
-    rig.at(1)
-    assert rig.heater() == "heat"
+    await heating_the_crew_area(rig)
     rig.core.devices.unavailable("crew_climate", ["temperature", "humidity"], "stale")
     rig.at(2)  # within the minimum cycle: a stale reading stops it all the same
     assert rig.heater() == "off"
@@ -141,10 +149,7 @@ async def test_an_implausible_reading_is_no_reading(rig: Rig) -> None:
 
 
 async def test_co_stops_combustion_runs_the_fan_and_locks_the_heater_out(rig: Rig) -> None:
-    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
-    rig.air(crew=15.0)
-    rig.at(1)
-    assert rig.heater() == "heat"
+    await heating_the_crew_area(rig)
     rig.points.update("io/co_alarm", True, AWAY + 2)
     rig.at(2)  # within the heater's minimum cycle: CO overrides it
     assert rig.heater() == "off"
@@ -220,10 +225,7 @@ async def test_a_co_detector_fault_allows_no_combustion(
 
     rig = Rig(tmp_path, monkeypatch, edit=with_fault_contact)
     rig.points.update("io/co_fault", False, AWAY)
-    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
-    rig.air(crew=15.0)
-    rig.at(1)
-    assert rig.heater() == "heat"
+    await heating_the_crew_area(rig)
     rig.points.update("io/co_fault", True, AWAY + 2)  # the detector says it is faulty
     rig.at(2)
     assert rig.heater() == "off" and rig.value("climate/co/state") == "fault"
@@ -440,10 +442,7 @@ async def test_without_a_reading_of_the_inverters_load_the_ac_stays_off(rig: Rig
 
 
 async def test_a_blind_zone_stops_the_heater_that_blows_into_it(rig: Rig) -> None:
-    await rig.act("climate/mode", {"zone": "crew", "mode": "heat"})
-    rig.air(crew=12.0)
-    rig.at(1)
-    assert rig.heater() == "heat"
+    await heating_the_crew_area(rig, 12.0)
     rig.core.devices.unavailable("room_climate", ["temperature", "humidity"], "stale")
     rig.at(2)  # the crew area is still cold, but the room (the child) is not watched
     assert rig.heater() == "off"
@@ -469,3 +468,25 @@ async def test_preheat_does_not_chatter_at_its_set_point(rig: Rig) -> None:
         rig.air(room=celsius, crew=21.5)
         rig.at(t)
         assert rig.heater() == expected, (celsius, rig.value("climate/heater/reason"))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.just(10**400) | st.floats()
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=20)
+
+
+@FUZZ
+@given(saved=json_values | st.dictionaries(st.sampled_from(["room", "crew", "cab"]),
+                                           json_values, max_size=3))
+def test_any_saved_preheat_is_restored_or_dropped_never_raised(saved: Any) -> None:
+    """Whatever a corrupted card holds for the pre-heat plans, the van starts: every plan it
+    keeps names a zone, lasts at most the longest pre-heat and heats to 7-35 °C."""
+    cfg = climate_config(load_config(DEMO))
+    zones = {z.name: z for z in cfg.zone}
+    longest = cfg.preheat.max_duration_s
+    for zone, plan in restore_preheat(saved, zones, longest).items():
+        assert zone in zones and 0 < plan.end - plan.start <= longest
+        assert 7 <= plan.setpoint_c <= 35

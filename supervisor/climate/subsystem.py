@@ -21,13 +21,12 @@ Times of the rules are monotonic; wall time only for timestamps and the pre-heat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from drivers.autoterm import AutotermHeater, HeaterStatus, describe_error
-from drivers.errors import WriteError
+from drivers.wakeup import woken
 from supervisor.climate.compressor import CompressorGuard
 from supervisor.climate.config import KEEP_POWER_LOCK, ClimateConfig, Zone
 from supervisor.climate.thermostat import (
@@ -100,8 +99,8 @@ class ClimateSubsystem:
         self.thermostats = {z.name: _restore_thermostat(cfg, z, ctx.settings.get(
             f"zone/{z.name}", None)) for z in cfg.zone}
         self.decisions: dict[str, Decision] = {}
-        self.preheat: dict[str, PreHeatPlan] = _restore_preheat(ctx.settings.get("preheat", {}),
-                                                                 self.zones)
+        self.preheat: dict[str, PreHeatPlan] = restore_preheat(
+            ctx.settings.get("preheat", {}), self.zones, cfg.preheat.max_duration_s)
         self.actuator = ctx.actuator()
         self.heater: AutotermHeater | None = None
         self.heater_status: HeaterStatus | None = None
@@ -125,7 +124,8 @@ class ClimateSubsystem:
         self._co_clear_since: float | None = None
         self._co_pulse = False
         self.co_state = "clearing" if self.co_lockout else "clear"
-        self.wake = asyncio.Event()
+        # one wake-up for the rules and the writer: a CO contact, a heater status, a command
+        self.wake = self.actuator.wake
         self._define_points()
         self._declare_outputs()
         self._register_actions()
@@ -589,21 +589,9 @@ class ClimateSubsystem:
                 tg.create_task(self.heater.run(), name="heater")
             while True:
                 self.wake.clear()
-                self.actuator.wake.clear()
                 await self.step()
                 self.ctx.heartbeat.beat()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(LOOP_S):  # not wait_for (see the bus worker)
-                        await self._woken()
-
-    async def _woken(self) -> None:
-        waits = [asyncio.ensure_future(self.wake.wait()),
-                 asyncio.ensure_future(self.actuator.wake.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+                await woken(self.wake, LOOP_S)
 
     async def step(self) -> None:
         """One turn: the rules, then the writer."""
@@ -740,16 +728,20 @@ def _save_preheat(plans: dict[str, PreHeatPlan]) -> dict[str, list[float]]:
     return {z: [p.start, p.end, p.setpoint_c] for z, p in plans.items()}
 
 
-def _restore_preheat(saved: Any, zones: dict[str, Zone]) -> dict[str, PreHeatPlan]:
-    """Plans saved before a restart; anything malformed is dropped (never stops the van)."""
+def restore_preheat(saved: Any, zones: dict[str, Zone],
+                    max_duration_s: float) -> dict[str, PreHeatPlan]:
+    """Plans saved before a restart; anything malformed or out of bounds (a zone not
+    configured, not finite, longer than the longest pre-heat, a set point outside 7-35 °C) is
+    dropped: a corrupted card never stops the van nor lights a heater for ever."""
     plans: dict[str, PreHeatPlan] = {}
     if not isinstance(saved, dict):
         return plans
     for zone, value in saved.items():
         if zone in zones and isinstance(value, list) and len(value) == 3 and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+                isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool)
+                                         and abs(v) < 2**53) for v in value):
             start, end, celsius = (float(v) for v in value)
-            if start < end and 7 <= celsius <= 35:
+            if 0 < end - start <= max_duration_s and 7 <= celsius <= 35:
                 plans[zone] = PreHeatPlan(zone, start, end, celsius)
     return plans
 
@@ -758,5 +750,3 @@ def build(ctx: Context, cfg: ClimateConfig) -> ClimateSubsystem:
     """The registry's entry point (see supervisor/registry.py)."""
     return ClimateSubsystem(ctx, cfg)
 
-
-__all__ = ["ClimateSubsystem", "PointValue", "WriteError", "build"]

@@ -15,13 +15,12 @@ One subsystem in which load shedding, the generator and the runtime forecast wor
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime
 from typing import Any
 
 from drivers.errors import WriteError
 from drivers.register_codec import Value
+from drivers.wakeup import woken
 from supervisor.climate.subsystem import EXTRA_CURRENT as CLIMATE_EXTRA
 from supervisor.climate.subsystem import NEEDS_GENERATOR as CLIMATE_NEEDS_GENERATOR
 from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec, CommandFailed
@@ -323,9 +322,7 @@ class PowerSubsystem:
             self.actuator.wake.clear()
             await self.step()
             self.ctx.heartbeat.beat()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LOOP_S):  # not wait_for: see the bus worker
-                    await self.actuator.wake.wait()
+            await woken(self.actuator.wake, LOOP_S)
 
     async def step(self) -> None:
         """One turn: the rules on the current points, then the writer. Rules time their
