@@ -52,7 +52,8 @@ _FAR = datetime.now() + timedelta(hours=12)
 FAST_CLIMATE = {
     **FAST_POWER, "MCW_CLIMATE_MIN_CYCLE_S": "6", "MCW_CLIMATE_KEEP_ALIVE_S": "10",
     "MCW_AC_MIN_OFF_S": "5", "MCW_AC_MIN_RUN_S": "4", "MCW_CO_CLEAR_S": "3",
-    "MCW_HEATER_LEVEL_CHANGE_S": "2",
+    "MCW_HEATER_LEVEL_CHANGE_S": "2", "MCW_HEATER_INTEGRAL_S": "40",
+    "MCW_HEATER_MIN_OFF_S": "10",
     "MCW_QUIET_START": _FAR.strftime("%H:%M"),
     "MCW_QUIET_END": (_FAR + timedelta(minutes=1)).strftime("%H:%M"),
 }

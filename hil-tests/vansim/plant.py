@@ -608,11 +608,14 @@ class Plant:
 
     def _climate_inputs(self) -> None:
         """Heat into the zones: the heater's output and the A/C's cooling (only while its
-        relay is on and the AC output is live), each shared by the zones it serves."""
+        relay is on and the AC output is live), each shared by the zones it serves. The
+        heater's ducts are balanced as an installer balances them: each zone's outlet gets
+        the share of the heat that its shell loses, so the zones warm alike."""
         gear, zones = self.climate, self.thermal.zones
         cooling = self.switches.get(gear.ac_switch, False) and self.inverter.ac_output_live
+        heated_ua = sum(zones[name].ua_w_per_k for name in gear.heater_zones)
         for name, zone in zones.items():
-            zone.heater_w = (gear.heater_heat_w / len(gear.heater_zones)
+            zone.heater_w = (gear.heater_heat_w * zone.ua_w_per_k / heated_ua
                              if name in gear.heater_zones else 0.0)
             zone.cooling_w = (gear.ac_cooling_w / len(gear.ac_zones)
                               if cooling and name in gear.ac_zones else 0.0)

@@ -48,10 +48,18 @@ class Heater(Strict):
 
     port: Path
     baudrate: Literal[1200, 2400, 9600] = 9600
+    # the zones its ducts blow into; the first of them asking for heat leads its power level
     zones: tuple[Name, ...] = Field(min_length=1)
     # the power circuit feeding it: locked (never cut) while the heater runs on
     power_circuit: Name | None = None  # required (checked): see check_climate
+    min_level: int = Field(default=0, ge=0, le=9)
     max_level: int = Field(default=9, ge=1, le=9)
+    # the level's PI controller (heater_level.py): levels per kelvin below the set point, and
+    # the integral time in which a steady shortfall adds as much again
+    gain_per_k: float = Field(default=2.0, gt=0, le=20)
+    integral_s: float = Field(default=1200.0, ge=1, le=36000)
+    # rest between a stop and the next start (glow plug, coking; rest_guard.py)
+    min_off_s: float = Field(default=300.0, ge=0, le=3600)
     running_current_a: float = Field(default=2.0, ge=0, le=20)  # 12 V draw while heating
     start_current_a: float = Field(default=9.0, ge=0, le=30)  # glow plug, the first minute
     poll_s: float = Field(default=1.0, ge=0.2, le=10)
@@ -139,6 +147,9 @@ def check_climate(cfg: ClimateConfig, chk: Checker) -> None:
             for name in served.zones:
                 if name not in zones:
                     chk.fail(key, f"no climate.zone named {name!r}")
+    if cfg.heater is not None and cfg.heater.min_level > cfg.heater.max_level:
+        chk.fail("heater.min_level", f"{cfg.heater.min_level} is above max_level "
+                 f"{cfg.heater.max_level}")
     ac = cfg.air_conditioner
     if ac is not None:
         chk.register("air_conditioner.output", ac.device, ac.output, switch=True)

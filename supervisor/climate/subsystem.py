@@ -3,12 +3,14 @@
 * Zones: a thermostat (``thermostat.py``) on its own sensor; a stale or implausible reading
   stops its heating or cooling at once and raises an alarm; nothing acts on a stale value.
 * The diesel air heater (``drivers/autoterm.py``) serves one or more zones; it runs when one
-  of them asks for heat, at a power level that follows the largest shortfall. Its run-on is
-  sacred: ``climate/heater/keep_power`` (true while it burns or runs on; unknown counts as
+  of them asks for heat, at a power level that a PI controller (``heater_level.py``) sets from
+  the lead zone's shortfall (the first of its zones asking), so it modulates through the night
+  instead of cycling; it rests between a stop and the next start (``rest_guard.py``). Its
+  run-on is sacred: ``climate/heater/keep_power`` (true while it burns or runs on; unknown counts as
   set) is the lock of its power circuit; a shed power circuit stops the heater first.
 * The roof A/C (a relay; the compressor is inside) needs AC power: on shore or generator
   always, on the inverter only above a SOC and within the inverter's headroom; its compressor
-  rests between runs (``compressor.py``). A refusal says why.
+  rests between runs (``rest_guard.py``). A refusal says why.
 * Heater and A/C never run in one zone at once: the one that runs keeps it.
 * The CO alarm (a GPIO contact) stops the heater's combustion at once (its run-on is its own),
   runs the ventilation fan, raises a critical latched alarm, and locks the heater out until
@@ -27,8 +29,9 @@ from typing import Any
 
 from drivers.autoterm import AutotermHeater, HeaterStatus, describe_error
 from drivers.wakeup import woken
-from supervisor.climate.compressor import CompressorGuard
 from supervisor.climate.config import KEEP_POWER_LOCK, ClimateConfig, Zone
+from supervisor.climate.heater_level import LevelController
+from supervisor.climate.rest_guard import RestGuard
 from supervisor.climate.thermostat import (
     Decision,
     Thermostat,
@@ -55,7 +58,6 @@ HEATER_STATES = ("offline", "off", "standby", "starting", "running", "ventilatio
                  "shutting_down", "unknown")
 AC_STATES = ("off", "cooling", "resting", "refused", "blocked")
 CO_STATES = ("clear", "alarm", "clearing", "fault", "unknown")
-LEVEL_PER_K = 2.0  # heater power level per kelvin of shortfall (level 1 at the set point)
 VENT_LEVEL = 4  # fan level of "fan only" through the heater
 START_MINUTE_S = 60.0  # the glow plug's share of a start, for the pre-heat estimate
 HEATER_SILENT_S = 10.0  # no status this long (with its power on): the offline alarm
@@ -107,11 +109,19 @@ class ClimateSubsystem:
         self.heater_on = False  # what we asked of it (heat)
         self.heater_reason = ""
         self._heater_silent_since: float | None = None
-        self._level = 0
-        self._level_at = float("-inf")
+        heater_cfg = cfg.heater
+        # its power level (a PI controller on the lead zone) and its rest between runs; a
+        # controller restart does not make a heater rest (it may be heating a cold room)
+        self.level = LevelController(
+            heater_cfg.min_level, heater_cfg.max_level, gain_per_k=heater_cfg.gain_per_k,
+            integral_s=heater_cfg.integral_s, change_s=heater_cfg.level_change_s,
+        ) if heater_cfg else None
+        self.heater_guard = RestGuard(heater_cfg.min_off_s, 0.0,
+                                      now=self._mono() - heater_cfg.min_off_s,
+                                      machine="heater") if heater_cfg else None
         ac = cfg.air_conditioner
         # the controller (re)starting counts as a power loss: the compressor rests first
-        self.compressor = CompressorGuard(ac.min_off_s, ac.min_run_s,
+        self.compressor = RestGuard(ac.min_off_s, ac.min_run_s,
                                           now=self._mono()) if ac else None
         self.ac_on = False
         self._ac_seen_on = False  # its relay read on since it was switched on
@@ -408,7 +418,8 @@ class ClimateSubsystem:
 
     def _heater(self, now: float) -> None:
         heater_cfg, heater = self.cfg.heater, self.heater
-        if heater_cfg is None or heater is None:
+        level, guard = self.level, self.heater_guard
+        if heater_cfg is None or heater is None or level is None or guard is None:
             return
         asking = self._zones_asking(heater_cfg.zones, "heat")
         fan = self._zones_asking(heater_cfg.zones, "fan")
@@ -434,22 +445,30 @@ class ClimateSubsystem:
             on, reason = False, "the A/C runs in the same zone"
         elif asking and (hot := self._overheated(heater_cfg.zones, heater_cfg.overheat_k)):
             on, reason = False, f"{', '.join(hot)} too warm"
+        elif asking and (rest := guard.may_start(now)):
+            on, reason = False, rest
         elif asking:
             on, reason = True, f"heating {', '.join(asking)}"
         else:
             on, reason = False, ""
         self.heater_on, self.heater_reason = on, reason
         if on:
-            level = self._heater_level(asking)
-            if level != self._level and now - self._level_at >= heater_cfg.level_change_s:
-                self._level, self._level_at = level, now
-            heater.want_heat(level=self._level)
-        elif fan and not self._co_blocks():
+            guard.started(now)
+            # the first zone asking leads (a fresh reading: a blind zone stopped it above);
+            # a zone it blows into that is already warm enough holds it at its lowest level
+            lead = asking[0]
+            temp = self._temperature(self.zones[lead].sensor)
+            shortfall = 0.0 if temp is None else self._target(lead) - temp
+            cap = level.min_level if self._overheated(heater_cfg.zones, 0.0) else None
+            heater.want_heat(level=level.step(now, shortfall, cap))
+            return
+        guard.stopped(now)
+        level.reset()
+        if fan and not self._co_blocks():
             heater.want_ventilation(VENT_LEVEL)
             self.heater_reason = f"ventilation {', '.join(fan)}"
         else:
             heater.want_off()
-            self._level, self._level_at = 0, float("-inf")
 
     def _preheat_wants(self, zone: str, temp: float, plan: PreHeatPlan) -> bool:
         """The pre-heat's own band: on below its set point minus the cold tolerance, on
@@ -476,20 +495,6 @@ class ClimateSubsystem:
         return [z for z in zones if self.thermostats[z].settings.mode != "off"
                 and (temp := self._temperature(self.zones[z].sensor)) is not None
                 and temp > self._target(z) + self.zones[z].thermostat.hot_tolerance_k + margin_k]
-
-    def _heater_level(self, zones: list[str]) -> int:
-        """Power level from the largest shortfall below the set point (level 1 at it); the
-        lowest while another zone it blows into is already too warm (one heater, ducts)."""
-        heater = self.cfg.heater
-        assert heater is not None
-        shortfall = 0.0
-        for name in zones:
-            temp = self._temperature(self.zones[name].sensor)
-            if temp is not None:
-                shortfall = max(shortfall, self._target(name) - temp)
-        if self._overheated(heater.zones, 0.0):
-            return 1
-        return max(1, min(heater.max_level, 1 + round(shortfall * LEVEL_PER_K)))
 
     def _target(self, zone: str) -> float:
         plan = self.preheat.get(zone)
@@ -557,7 +562,7 @@ class ClimateSubsystem:
             put(KEEP_POWER_LOCK, status.state not in ("off", "standby"))
             put("climate/heater/error", status.error)
             put("climate/heater/voltage", round(status.voltage_v, 1))
-        put("climate/heater/level", self._level)
+        put("climate/heater/level", self.level.level if self.heater_on and self.level else 0)
         put("climate/heater/reason", self.heater_reason)
         # silent for a while, while its power is on: not at start-up, not when cut on purpose
         powered = self.cfg.heater is None or self.cfg.heater.power_circuit is None or \

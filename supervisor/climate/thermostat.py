@@ -23,7 +23,7 @@ persists ``settings`` (``to_dict``/``from_dict``) after a crew change.
   the last assertion, idle included, so an output switched by hand is put back.
 * **No restart logic**: the saved settings are the whole state worth keeping. The first step
   after construction acts at once (no earlier decision is known); the roof A/C's compressor
-  has its own restart protection (supervisor/climate/compressor.py).
+  has its own restart protection (supervisor/climate/rest_guard.py).
 
 Reasons in ``Decision.reason``: ``sensor`` (stale or invalid reading), ``off`` (mode off),
 ``frost``, ``heat``, ``cool``, ``fan`` (fan_only), ``satisfied`` (in band, nothing to do),

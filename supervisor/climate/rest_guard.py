@@ -1,4 +1,8 @@
-"""Anti-short-cycle guard for the roof A/C's compressor.
+"""Anti-short-cycle guard: the roof A/C's compressor, and the diesel heater's starts.
+
+Written for the compressor (below); the diesel heater uses the same rest between a stop and
+the next start, because every start heats its glow plug and cokes its burner a little: a
+heater started again a few minutes after each stop wears out in a season.
 
 Pure logic on injected monotonic time. A compressor started again soon after it stopped starts
 against refrigerant pressures that have not yet equalised: it stalls at locked-rotor current,
@@ -32,13 +36,14 @@ def duration_text(seconds: float) -> str:
     return " ".join(parts)
 
 
-class CompressorGuard:
-    """Minimum off and minimum run times of one compressor (see the module docstring)."""
+class RestGuard:
+    """Minimum off and minimum run times of one machine (see the module docstring)."""
 
     def __init__(self, min_off_s: float = 240.0, min_run_s: float = 180.0, *,
-                 now: float | None = None) -> None:
+                 now: float | None = None, machine: str = "compressor") -> None:
         """``now``: the construction time on the caller's monotonic clock (see the module
-        docstring); ValueError for a negative duration."""
+        docstring); ``machine`` names it in the reasons; ValueError for a negative
+        duration."""
         if not (min_off_s >= 0 and min_run_s >= 0):
             raise ValueError("min_off_s and min_run_s must not be negative")
         self.min_off_s = min_off_s
@@ -46,6 +51,7 @@ class CompressorGuard:
         self.running = False
         self._since = now  # of the last start when running, else of the last stop or loss
         self._cause = "controller restart"  # why it rests: shown in the reason
+        self.machine = machine
 
     def _seen(self, now: float) -> float:
         """The time of the last start, stop or loss; the first call stands for the
@@ -72,7 +78,7 @@ class CompressorGuard:
         if left <= 0:
             return None
         cause = "" if self._cause == "stop" else f" ({self._cause})"
-        return f"compressor rest: {duration_text(left)} left{cause}"
+        return f"{self.machine} rest: {duration_text(left)} left{cause}"
 
     def may_stop(self, now: float) -> bool:
         """Whether its minimum run is over (a safety stop may go ahead regardless)."""

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.climate.compressor import CompressorGuard, duration_text
+from supervisor.climate.rest_guard import RestGuard, duration_text
 
 REST, RUN = 240.0, 180.0  # the defaults: 4 min off, 3 min on
 
 
-def rested(at: float = 0.0) -> CompressorGuard:
+def rested(at: float = 0.0) -> RestGuard:
     """A guard built at ``at`` and left alone for its rest: the compressor may start."""
-    guard = CompressorGuard(now=at - REST)
+    guard = RestGuard(now=at - REST)
     assert guard.may_start(at) is None
     return guard
 
 
 def test_a_controller_restart_counts_as_a_power_loss() -> None:
-    guard = CompressorGuard(now=1000.0)
+    guard = RestGuard(now=1000.0)
     assert guard.may_start(1000.0) == "compressor rest: 4 min left (controller restart)"
     assert guard.may_start(1239.0) == "compressor rest: 1 s left (controller restart)"
     assert guard.may_start(1240.0) is None
 
 
 def test_without_a_construction_time_the_rest_counts_from_its_first_use() -> None:
-    guard = CompressorGuard()
+    guard = RestGuard()
     guard.stopped(500.0)  # the caller asserts "off" at start-up: that is the first use
     assert guard.may_start(739.0) is not None
     assert guard.may_start(740.0) is None
@@ -89,7 +89,7 @@ def test_a_power_loss_retriggers_the_rest_of_a_rested_compressor() -> None:
 
 
 def test_zero_times_never_hold_it() -> None:
-    guard = CompressorGuard(min_off_s=0, min_run_s=0, now=0.0)
+    guard = RestGuard(min_off_s=0, min_run_s=0, now=0.0)
     assert guard.may_start(0.0) is None
     guard.started(0.0)
     assert guard.may_stop(0.0)
@@ -97,7 +97,7 @@ def test_zero_times_never_hold_it() -> None:
 
 def test_negative_times_are_refused() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
-        CompressorGuard(min_off_s=-1)
+        RestGuard(min_off_s=-1)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
