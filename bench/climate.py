@@ -95,7 +95,7 @@ AC_RELAYS, AC_RELAY = "climate_relays", "relay_2"
 # the supervisor's own clock runs in real time: its shortened minimums, in real seconds
 AC_MIN_OFF_S = float(FAST_CLIMATE["MCW_AC_MIN_OFF_S"])
 AC_MIN_RUN_S = float(FAST_CLIMATE["MCW_AC_MIN_RUN_S"])
-MIN_CYCLE_S = float(FAST_CLIMATE["MCW_CLIMATE_MIN_CYCLE_S"])
+HEATER_MIN_OFF_S = float(FAST_CLIMATE["MCW_HEATER_MIN_OFF_S"])
 STEP_TIMEOUT_S = 30.0  # real seconds for anything that is not a stretch of the van's time
 TARGETS = {
     "band_k": 0.5,  # the room within ±0.5 K of 21 °C once it got there
@@ -635,9 +635,9 @@ def table(res: dict[str, Any]) -> str:
             f"<= {TARGETS['heater_starts_per_h']:g} /h",
             st["per_h"] <= TARGETS["heater_starts_per_h"])
         pause = night["shortest_pause_min"]
-        floor = MIN_CYCLE_S * CLIMATE_SPEED / 60
+        floor = HEATER_MIN_OFF_S * CLIMATE_SPEED / 60
         row("   heater: shortest stop -> next start (van min)", fmt_min(pause),
-            f">= {floor:g} (min cycle)", None if pause is None else pause >= floor)
+            f">= {floor:g} (its rest)", None if pause is None else pause >= floor)
         row(f"   battery over the {night['scenario_min']:.0f} van min: all / heater (Ah)",
             f"{night['battery_ah']:.1f} / {night['heater_ah']:.1f}", "")
     day = res.get("hot_day", {})
@@ -682,9 +682,10 @@ def table(res: dict[str, Any]) -> str:
     out = [head, "-" * (len(head) + 30)]
     out += [f"{a:<{w1}}  {b:>{w2}}  {c}".rstrip() for a, b, c in rows]
     out.append(f"Heater targets are this bench's: at most {TARGETS['heater_starts_per_h']:g} "
-               "starts per hour, and no restart sooner after a stop than the thermostat's\n"
-               f"minimum cycle ({MIN_CYCLE_S:g} s real = {MIN_CYCLE_S * CLIMATE_SPEED / 60:g} "
-               "van min). The A/C's is its own guard's minimum off time (the supervisor's clock "
+               "starts per hour, and no restart sooner after a stop than the heater's\n"
+               f"rest (min_off_s, {HEATER_MIN_OFF_S:g} s real = "
+               f"{HEATER_MIN_OFF_S * CLIMATE_SPEED / 60:g} van min). The A/C's is its own "
+               "guard's minimum off time (the supervisor's clock "
                "is real time).\n"
                "** FAST_POWER's generator timings (minimum run "
                f"{FAST_CLIMATE['MCW_GEN_MIN_RUN_S']} s, dwell {FAST_CLIMATE['MCW_GEN_DWELL_S']} s,"

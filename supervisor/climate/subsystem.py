@@ -181,6 +181,11 @@ class ClimateSubsystem:
                             deadband=0.1, precision=1))
             define(PointDef("climate/heater/level", "integer", "", "Heater power level asked"))
             define(PointDef("climate/heater/reason", "string", "", "Why the heater runs or not"))
+            # what a pre-heat costs the battery, for the panel and HQ to show before asking
+            define(PointDef("climate/preheat/start_ah", "number", "Ah",
+                            "Battery charge of a heater start (glow plug)", precision=2))
+            define(PointDef("climate/preheat/ah_per_h", "number", "Ah/h",
+                            "Battery charge of an hour of heating", precision=1))
             ctx.alarms.define(HEATER_FAULT)
             ctx.alarms.define(HEATER_OFFLINE)
         ac = self.cfg.air_conditioner
@@ -564,6 +569,8 @@ class ClimateSubsystem:
             put("climate/heater/voltage", round(status.voltage_v, 1))
         put("climate/heater/level", self.level.level if self.heater_on and self.level else 0)
         put("climate/heater/reason", self.heater_reason)
+        put("climate/preheat/start_ah", round(self._preheat_ah(0.0), 2))
+        put("climate/preheat/ah_per_h", round(self._preheat_ah(60.0) - self._preheat_ah(0.0), 1))
         # silent for a while, while its power is on: not at start-up, not when cut on purpose
         powered = self.cfg.heater is None or self.cfg.heater.power_circuit is None or \
             self.store.good(f"power/circuit/{self.cfg.heater.power_circuit}") is not False
