@@ -38,7 +38,9 @@ class Rig:
     """The climate subsystem on the demo config with a hand-driven clock and readings."""
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 db: str = "db.sqlite", edit: Callable[[str], str] | None = None) -> None:
+                 db: str = "db.sqlite", edit: Callable[[str], str] | None = None,
+                 heard: bool = True) -> None:
+        """``heard``: the heater has answered once (standby) before the first turn."""
         monkeypatch.setenv("MCW_CO_CLEAR_S", "60")
         monkeypatch.setenv("MCW_CLIMATE_MIN_CYCLE_S", "300")
         path = DEMO
@@ -58,7 +60,8 @@ class Rig:
         self.air(crew=20.0, room=20.0, outside=-10.0)
         self.points.update("io/co_alarm", False, AWAY)
         self.battery(soc=80.0, source="none")
-        self.sub._on_heater_status(status("standby", (0, 1)))  # the heater has answered
+        if heard:
+            self.sub._on_heater_status(status("standby", (0, 1)))
 
     def air(self, **celsius: float) -> None:
         devices = {"crew": "crew_climate", "room": "room_climate", "outside": "outside_climate"}
@@ -523,3 +526,72 @@ async def test_the_first_zone_asking_leads_the_level_and_a_warm_neighbour_caps_i
     rig.air(room=20.6, crew=21.5)  # the crew area is already above its set point + tolerance
     rig.at(2)
     assert rig.sub.heater.wanted.level == 0  # held at the lowest, at once
+
+
+async def test_a_restart_takes_over_a_heater_heating_inside_its_band(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig(tmp_path, monkeypatch)
+    for zone in ("room", "crew"):
+        await rig.act("climate/mode", {"zone": zone, "mode": "heat"})
+    again = Rig(tmp_path, monkeypatch, heard=False)  # the controller restarts
+    again.air(room=21.1, crew=21.1)  # inside the band: a fresh start would leave it at rest
+    again.at(1)
+    assert again.sub.heater is not None and again.sub.heater.wanted is None  # left alone
+    again.sub._on_heater_status(status("running", (3, 0)))  # its first answer: heating
+    again.at(2)
+    assert again.heater() == "heat"  # taken over, not stopped
+    again.air(room=21.4, crew=21.4)  # the band's stop still works
+    again.at(3)
+    assert again.heater() == "off"
+
+
+async def test_a_heater_that_stopped_by_itself_waits_for_the_crew(rig: Rig) -> None:
+    await heating_the_crew_area(rig)
+    heater = rig.sub.heater
+    assert heater is not None
+    # flame-out after the heater's own retries: it reports E29 and stands by; its driver
+    # refuses to start it again while heat is still wanted
+    rig.sub._on_heater_status(status("standby", (0, 1), error=29))
+    heater.start_blocked = "stopped_itself"
+    rig.at(2)
+    assert rig.heater() == "off"
+    assert "stopped by itself (E29)" in str(rig.value("climate/heater/reason"))
+    assert "climate/heater/fault" in rig.alarms.active()
+    rig.at(1000)  # the thermostat still asks; nothing is started again on its own
+    assert rig.heater() == "off"
+    rig.alarms.ack("climate/heater/fault")  # the crew or HQ has seen it: one more try
+    rig.at(1001)
+    assert rig.heater() == "heat"
+    heater.start_blocked = "stopped_itself"  # it fails again
+    rig.at(1002)
+    assert rig.heater() == "off"
+    await rig.act("climate/preset", {"zone": "crew", "preset": "comfort"})  # asked anew
+    rig.at(1400)
+    assert rig.heater() == "heat"
+
+
+async def test_the_ac_stops_and_rests_when_the_inverter_goes_off(rig: Rig) -> None:
+    await hot_room_cooling(rig, soc=90.0, source="none")
+    assert rig.ac_wanted() is True
+    rig.points.update("power/inverter/state", "off", AWAY + 310)  # someone switched it off
+    rig.at(310)
+    assert rig.ac_wanted() is False
+    assert rig.value("climate/ac/reason") == "no AC power (the inverter is off)"
+    rig.points.update("power/inverter/state", "inverting", AWAY + 320)
+    rig.at(320)  # power is back, but the compressor stopped with it: it rests first
+    assert rig.ac_wanted() is False
+    assert "(power loss)" in str(rig.value("climate/ac/reason"))
+    rig.at(320 + 240)
+    assert rig.ac_wanted() is True
+
+
+async def test_a_room_far_too_cold_stops_the_compressor_within_its_minimum_run(
+        rig: Rig) -> None:
+    await hot_room_cooling(rig, soc=90.0, source="shore")
+    assert rig.ac_wanted() is True
+    rig.air(room=20.5)  # satisfied, but within its 3 min minimum run: it runs on
+    rig.at(301)
+    assert rig.ac_wanted() is True
+    rig.air(room=19.1)  # 21 - 0.3 - 1.5 K: too cold for anyone's sake
+    rig.at(302)
+    assert rig.ac_wanted() is False

@@ -475,3 +475,28 @@ def test_any_saved_value_gives_valid_settings_and_never_stops_the_van(saved: obj
     settings = ZoneSettings.from_dict(saved, CFG)
     assert settings.check(CFG) == ()
     Thermostat(CFG, settings).step(0, 20.0)
+
+
+# ---- taking over after a restart ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("mode", "temp", "keeps"), [
+    ("heat", 21.1, True),  # inside the band: the heater found running goes on
+    ("heat", 21.3, False),  # at the band's stop: stopped as ever
+    ("off", 21.1, False),  # the crew's off wins
+    ("off", 6.0, True),  # ... but the frost guard's band still wants it
+    ("cool", 21.1, False),  # a cooling zone does not keep a heater
+])
+def test_resume_takes_over_running_equipment_only_where_a_band_wants_it(
+        mode: Mode, temp: float, keeps: bool) -> None:
+    th = zone(mode)
+    assert th.step(0.0, temp).demand != "heat"  # a fresh start inside the band: at rest
+    th.resume("heat")
+    assert (th.step(1.0, temp).demand == "heat") is keeps
+    assert th.step(2.0, None).reason == "sensor"  # a lost sensor stops it at once
+
+
+def test_resume_changes_nothing_over_a_demand_already_decided() -> None:
+    th = zone("heat")
+    assert th.step(0.0, 20.0).demand == "heat"
+    th.resume("heat")
+    assert th.hold_left(1.0) == MIN_CYCLE - 1.0  # the timer of its own start stands

@@ -82,6 +82,9 @@ class AirConditioner(Strict):
     # on the inverter (battery) only above this SOC and with this much inverter headroom
     battery_min_soc: float = Field(default=60.0, ge=0, le=100)
     inverter_max_ac_a: float = Field(default=13.0, gt=0, le=100)
+    # a zone this far below its set point and tolerance stops the compressor even within its
+    # minimum run (a small room cools fast; nobody sits in a cold room for the oil's sake)
+    overcool_k: float = Field(default=1.5, ge=0.5, le=10)
 
 
 class Ventilation(Strict):

@@ -58,6 +58,8 @@ HEATER_STATES = ("offline", "off", "standby", "starting", "running", "ventilatio
                  "shutting_down", "unknown")
 AC_STATES = ("off", "cooling", "resting", "refused", "blocked")
 CO_STATES = ("clear", "alarm", "clearing", "fault", "unknown")
+# inverter states in which its AC output is dead (no passthrough either)
+DEAD_INVERTER = frozenset({"off", "fault"})
 VENT_LEVEL = 4  # fan level of "fan only" through the heater
 START_MINUTE_S = 60.0  # the glow plug's share of a start, for the pre-heat estimate
 HEATER_SILENT_S = 10.0  # no status this long (with its power on): the offline alarm
@@ -108,6 +110,10 @@ class ClimateSubsystem:
         self.heater_status: HeaterStatus | None = None
         self.heater_on = False  # what we asked of it (heat)
         self.heater_reason = ""
+        self._heater_heard = False  # nothing is asked of it before its first status
+        # it stopped by itself (a fault) or never reacted: not started again until the crew
+        # asks anew (a climate action) or acknowledges its fault alarm
+        self.heater_gave_up = ""
         self._heater_silent_since: float | None = None
         heater_cfg = cfg.heater
         # its power level (a PI controller on the lead zone) and its rest between runs; a
@@ -129,6 +135,7 @@ class ClimateSubsystem:
         self.ac_reason = ""
         self.ac_waiting_for_power = False
         self.ac_needs_generator = False
+        self._ac_supply_live = True
         # lifted only by an on-board person (climate/heater_reenable); kept across a restart
         self.co_lockout = bool(ctx.settings.get("co_lockout", False))
         self._co_clear_since: float | None = None
@@ -147,6 +154,7 @@ class ClimateSubsystem:
         if cfg.co_alarm is not None:
             contact = f"io/{cfg.co_alarm.input}"
             self.store.changed.add(lambda pdef, pv: self._co_edge(pdef, pv, contact))
+        ctx.alarms.changed.add(self._alarm_changed)
 
     # ---- declarations ----------------------------------------------------------------------
 
@@ -264,7 +272,19 @@ class ClimateSubsystem:
 
     def _on_heater_status(self, status: HeaterStatus | None) -> None:
         self.heater_status = status
+        if status is not None and not self._heater_heard:
+            # its first answer since the controller started: a heater found heating (a
+            # restart of ours, not of the van) is taken over by the zones it serves
+            self._heater_heard = True
+            if status.state in ("starting", "running") and self.cfg.heater is not None:
+                for zone in self.cfg.heater.zones:
+                    self.thermostats[zone].resume("heat")
         self.wake.set()
+
+    def _alarm_changed(self, adef: AlarmDef, state: object, what: str) -> None:
+        if adef.id == HEATER_FAULT.id and what == "acknowledged" and self.heater_gave_up:
+            self.heater_gave_up = ""
+            self.wake.set()
 
     def _temperature(self, sensor: str) -> float | None:
         """A fresh, plausible reading, or None (the zone is then not controlled)."""
@@ -366,6 +386,13 @@ class ClimateSubsystem:
         refusal = self._ac_power_refusal(ac.current_ac_a) if asking else None
         self.ac_waiting_for_power = bool(asking) and refusal is not None and not blocked
         relay = self.store.good("climate/ac/relay")
+        live = self.store.good("power/inverter/state") not in DEAD_INVERTER
+        if self._ac_supply_live and not live:
+            # its supply died (the inverter off or faulted): the compressor stopped with it,
+            # whatever its relay says, and rests from now
+            self.ac_on = self._ac_seen_on = False
+            guard.power_lost(now)
+        self._ac_supply_live = live
         if self.ac_on and relay is True:
             self._ac_seen_on = True
         elif self.ac_on and self._ac_seen_on and relay is False:
@@ -374,8 +401,11 @@ class ClimateSubsystem:
             self.ac_on = self._ac_seen_on = False
             guard.power_lost(now)
         if self.ac_on:
-            stop = not asking or blocked or refusal is not None
-            safety = refusal is not None  # no power: stop now, whatever its minimum run
+            # no power, or a zone far too cold: stop now, whatever its (and the thermostat's)
+            # minimum run
+            safety = refusal is not None or bool(self._beyond_band(ac.zones, ac.overcool_k,
+                                                                   "cold"))
+            stop = not asking or blocked or safety
             if stop and (safety or guard.may_stop(now)):
                 self.ac_on = self._ac_seen_on = False
                 guard.stopped(now)
@@ -403,6 +433,9 @@ class ClimateSubsystem:
         """Why the A/C may not run on the power there is now (None: it may)."""
         ac = self.cfg.air_conditioner
         assert ac is not None
+        state = self.store.good("power/inverter/state")
+        if state in DEAD_INVERTER:
+            return f"no AC power (the inverter is {state})"
         source = self.store.good("power/ac/source")
         if source in ("shore", "generator", "grid"):
             return None
@@ -426,8 +459,19 @@ class ClimateSubsystem:
         level, guard = self.level, self.heater_guard
         if heater_cfg is None or heater is None or level is None or guard is None:
             return
+        if not self._heater_heard:
+            # the driver leaves an unheard heater alone: a restart does not stop it blindly
+            self.heater_reason = "waiting for the heater's first answer"
+            return
         asking = self._zones_asking(heater_cfg.zones, "heat")
         fan = self._zones_asking(heater_cfg.zones, "fan")
+        if heater.start_blocked is not None and not self.heater_gave_up:
+            code = self.heater_status.error if self.heater_status is not None else 0
+            self.heater_gave_up = (f"the heater stopped by itself (E{code})"
+                                   if heater.start_blocked == "stopped_itself"
+                                   else "the heater did not react to its start")
+            self.ctx.event({"kind": "climate", "what": "heater_gave_up", "error": code,
+                            "why": heater.start_blocked})
         ac_zones = self.cfg.air_conditioner.zones if self.cfg.air_conditioner else ()
         ac_blocks = self.ac_on and any(z in ac_zones for z in heater_cfg.zones)
         shed = self._shed_reason(heater_cfg.power_circuit)
@@ -446,9 +490,12 @@ class ClimateSubsystem:
             # its power is to be cut: a controlled stop first (the lock holds the power on
             # through the run-on, then the load manager cuts it)
             on, reason, fan = False, f"power shed: {shed}", []
+        elif self.heater_gave_up and (asking or fan):
+            on, reason, fan = False, (f"{self.heater_gave_up}: not started again until a "
+                                      "climate setting changes or its alarm is acknowledged"), []
         elif ac_blocks and asking:
             on, reason = False, "the A/C runs in the same zone"
-        elif asking and (hot := self._overheated(heater_cfg.zones, heater_cfg.overheat_k)):
+        elif asking and (hot := self._beyond_band(heater_cfg.zones, heater_cfg.overheat_k, "hot")):
             on, reason = False, f"{', '.join(hot)} too warm"
         elif asking and (rest := guard.may_start(now)):
             on, reason = False, rest
@@ -464,7 +511,7 @@ class ClimateSubsystem:
             lead = asking[0]
             temp = self._temperature(self.zones[lead].sensor)
             shortfall = 0.0 if temp is None else self._target(lead) - temp
-            cap = level.min_level if self._overheated(heater_cfg.zones, 0.0) else None
+            cap = level.min_level if self._beyond_band(heater_cfg.zones, 0.0, "hot") else None
             heater.want_heat(level=level.step(now, shortfall, cap))
             return
         guard.stopped(now)
@@ -495,11 +542,21 @@ class ClimateSubsystem:
         value = self.store.good(f"power/circuit/{circuit}/shed") if circuit else None
         return value if isinstance(value, str) else ""
 
-    def _overheated(self, zones: tuple[str, ...], margin_k: float) -> list[str]:
-        """Zones (not switched off) this far over their set point and tolerance."""
-        return [z for z in zones if self.thermostats[z].settings.mode != "off"
-                and (temp := self._temperature(self.zones[z].sensor)) is not None
-                and temp > self._target(z) + self.zones[z].thermostat.hot_tolerance_k + margin_k]
+    def _beyond_band(self, zones: tuple[str, ...], margin_k: float, side: str) -> list[str]:
+        """Zones (not switched off) more than ``margin_k`` above their set point and hot
+        tolerance (``side`` "hot") or below it and their cold tolerance ("cold")."""
+        found = []
+        for z in zones:
+            temp = self._temperature(self.zones[z].sensor)
+            if self.thermostats[z].settings.mode == "off" or temp is None:
+                continue
+            tolerances = self.zones[z].thermostat
+            if side == "hot" and temp > self._target(z) + tolerances.hot_tolerance_k + margin_k:
+                found.append(z)
+            if side == "cold" and temp < (self._target(z) - tolerances.cold_tolerance_k
+                                          - margin_k):
+                found.append(z)
+        return found
 
     def _target(self, zone: str) -> float:
         plan = self.preheat.get(zone)
@@ -583,8 +640,9 @@ class ClimateSubsystem:
         self.ctx.alarms.set(HEATER_OFFLINE.id, silent, wall, "no answer on its line")
         code = status.error if status is not None else 0
         short, text_en, _text_pl = describe_error(code)
-        self.ctx.alarms.set(HEATER_FAULT.id, code != 0, wall,
-                            f"E{code} {short}: {text_en}" if code else "")
+        detail = f"E{code} {short}: {text_en}" if code else ""
+        self.ctx.alarms.set(HEATER_FAULT.id, code != 0 or bool(self.heater_gave_up), wall,
+                            detail or self.heater_gave_up)
 
     def _battery_amps_of_ac(self, ac_amps: float) -> float:
         """Battery current of an AC load through the inverter (90 % efficient)."""
@@ -619,6 +677,7 @@ class ClimateSubsystem:
     # ---- actions --------------------------------------------------------------------------
 
     def _changed(self, zone: str) -> None:
+        self.heater_gave_up = ""  # the crew asks anew: the heater may try again
         self.ctx.settings.put(f"zone/{zone}", self.thermostats[zone].settings.to_dict())
         self.evaluate(self._mono())
         self.wake.set()
@@ -667,6 +726,7 @@ class ClimateSubsystem:
                            float(args["celsius"]))
         self.preheat[zone] = plan
         self.ctx.settings.put("preheat", _save_preheat(self.preheat))
+        self.heater_gave_up = ""  # asked anew: the heater may try again
         self.ctx.event({"kind": "climate", "what": "preheat", "zone": zone,
                         "start": plan.start, "minutes": minutes, "celsius": plan.setpoint_c})
         self.wake.set()

@@ -21,9 +21,11 @@ persists ``settings`` (``to_dict``/``from_dict``) after a crew change.
   a changeover passes through idle for a minimum cycle.
 * **Keep-alive**: ``assert_now`` on every change of demand and every ``keep_alive_s`` since
   the last assertion, idle included, so an output switched by hand is put back.
-* **No restart logic**: the saved settings are the whole state worth keeping. The first step
-  after construction acts at once (no earlier decision is known); the roof A/C's compressor
-  has its own restart protection (supervisor/climate/rest_guard.py).
+* **Restart**: the saved settings are the whole state worth keeping. The first step after
+  construction acts at once (no earlier decision is known); equipment found running after a
+  restart is taken over with ``resume`` (a heater heating a room inside its band goes on);
+  the roof A/C's compressor has its own restart protection
+  (supervisor/climate/rest_guard.py).
 
 Reasons in ``Decision.reason``: ``sensor`` (stale or invalid reading), ``off`` (mode off),
 ``frost``, ``heat``, ``cool``, ``fan`` (fan_only), ``satisfied`` (in band, nothing to do),
@@ -287,6 +289,15 @@ class Thermostat:
         # min - (now - changed), not changed + min - now: the two round differently, and the
         # hold must end when anyone subtracting the two times sees min_cycle_s
         return max(0.0, self.cfg.min_cycle_s - (now - self._changed_at))
+
+    def resume(self, demand: Literal["heat", "cool"]) -> None:
+        """The equipment was found running after a restart of the controller: carry on as if
+        this thermostat had started it, so that a zone inside its band is not stopped: the
+        next step keeps it only where a band of the present mode (or the frost guard) still
+        wants it; outside, the crew's off and a lost sensor stop it as ever. Only over an idle
+        decision; the minimum-cycle timer is left alone."""
+        if self._demand in (None, "idle"):
+            self._demand = demand
 
     # ---- evaluation --------------------------------------------------------------------------
 
