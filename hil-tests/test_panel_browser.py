@@ -54,29 +54,35 @@ def panel_url(van: Van) -> str:
     return f"http://127.0.0.1:{os.environ['MCW_PANEL_PORT']}/"
 
 
-HelloEdit = Callable[[dict[str, Any]], None]
+MessageEdit = Callable[[dict[str, Any]], None]
 
 
 async def open_panel(browser: Browser, van: Van, size: str = "1280x800",
-                     edit_hello: HelloEdit | None = None) -> Page:
-    """A fresh page on the panel; ``edit_hello`` may change the WebSocket's hello on its way."""
+                     edit_hello: MessageEdit | None = None,
+                     edit_snapshot: MessageEdit | None = None) -> Page:
+    """A fresh page on the panel; ``edit_hello`` and ``edit_snapshot`` may change the
+    WebSocket's hello and snapshot on their way."""
     width, height = SIZES[size]
     page = await browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(TIMEOUT_MS)
-    if edit_hello is not None:
-        await page.route_web_socket("**/api/ws", lambda ws: relay(ws, edit_hello))
+    edits = {kind: edit for kind, edit in (("hello", edit_hello), ("snapshot", edit_snapshot))
+             if edit is not None}
+    if edits:
+        await page.route_web_socket("**/api/ws", lambda ws: relay(ws, edits))
     await page.goto(panel_url(van))
     return page
 
 
-def relay(ws: WebSocketRoute, edit_hello: HelloEdit) -> None:
-    """Pass the page's WebSocket through to the supervisor, editing the hello message."""
+def relay(ws: WebSocketRoute, edits: dict[str, MessageEdit]) -> None:
+    """Pass the page's WebSocket through to the supervisor, editing the messages of the
+    types in ``edits``."""
     server = ws.connect_to_server()
 
     def to_page(message: str | bytes) -> None:
         msg = json.loads(message)
-        if msg.get("type") == "hello":
-            edit_hello(msg)
+        edit = edits.get(msg.get("type"))
+        if edit is not None:
+            edit(msg)
             message = json.dumps(msg)
         ws.send(message)
 
@@ -92,8 +98,9 @@ async def enter_pin(page: Page, pin: str) -> None:
 
 
 async def unlocked(browser: Browser, van: Van, pin: str = "1234",
-                   size: str = "1280x800", edit_hello: HelloEdit | None = None) -> Page:
-    page = await open_panel(browser, van, size, edit_hello)
+                   size: str = "1280x800", edit_hello: MessageEdit | None = None,
+                   edit_snapshot: MessageEdit | None = None) -> Page:
+    page = await open_panel(browser, van, size, edit_hello, edit_snapshot)
     await enter_pin(page, pin)
     await page.get_by_test_id("screen-home").wait_for()
     return page
@@ -287,9 +294,10 @@ async def test_panel_follows_the_meta(browser: Browser, van: Van) -> None:
 
 # ---- the climate screen -------------------------------------------------------------------------
 
-async def climate_screen(browser: Browser, van: Van, size: str = "1280x800") -> Page:
+async def climate_screen(browser: Browser, van: Van, size: str = "1280x800",
+                         edit_snapshot: MessageEdit | None = None) -> Page:
     """The crew (PIN 1234) on the climate screen."""
-    page = await unlocked(browser, van, size=size)
+    page = await unlocked(browser, van, size=size, edit_snapshot=edit_snapshot)
     await page.get_by_test_id("nav-climate").click()
     await page.get_by_test_id("screen-climate").wait_for()
     return page

@@ -128,8 +128,10 @@ export function startSession(session) {
 export function endSession() {
   S.unlocked = false;
   disconnect();
-  for (const p of S.pending.values()) clearTimeout(p.timer);
+  // commands still unanswered: their callers hear that no answer will come (no toast)
+  const unheard = [...S.pending.values()];
   S.pending.clear();
+  for (const p of unheard) { clearTimeout(p.timer); p.resolve({ action: p.action, status: 'timeout', code: 'session_ended', message: '' }); }
   S.pendingKeys.clear();
   S.events = null;
 }
@@ -262,33 +264,46 @@ export function touched() {
   ws.send(JSON.stringify({ type: 'activity' }));
 }
 
-// ---- commands: one pending command per key (a control); its result or a timeout ends it
+// ---- commands: one pending command per key (a control); its result or a timeout ends it.
+// sendCmd returns a promise of the command's result, whatever it is (it never rejects):
+//   { action, status, code, message }
+// status as the supervisor answered (done, rejected, failed, expired, duplicate) with its code
+// and message, or made here: failed/offline (not sent), timeout/timeout (no answer in time),
+// timeout/session_ended (locked before the answer). Anything but done is also told to the app
+// (commandFailed, its toast), so a caller that only shows the pending state may ignore it.
 let seq = 0;
 export const isPending = (key) => S.pendingKeys.has(key);
 export function sendCmd(action, args, key) {
   if (!ws || ws.readyState !== 1 || !S.connected) {
-    on.commandFailed({ action, status: 'failed', code: 'offline' });
-    return;
+    const result = { action, status: 'failed', code: 'offline', message: '' };
+    on.commandFailed(result);
+    return Promise.resolve(result);
   }
   const id = `panel-${Date.now().toString(36)}-${(++seq).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   ws.send(JSON.stringify({ type: 'cmd', action, id, args }));
-  const timer = setTimeout(() => {
-    if (!S.pending.delete(id)) return;
-    if (S.pendingKeys.get(key) === id) S.pendingKeys.delete(key);
-    on.commandFailed({ action, status: 'timeout', code: 'timeout' });
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      if (!S.pending.delete(id)) return;
+      if (S.pendingKeys.get(key) === id) S.pendingKeys.delete(key);
+      const result = { action, status: 'timeout', code: 'timeout', message: '' };
+      on.commandFailed(result);
+      emit('pending');
+      resolve(result);
+    }, CMD_TIMEOUT_MS);
+    S.pending.set(id, { action, key, timer, resolve });
+    S.pendingKeys.set(key, id);
     emit('pending');
-  }, CMD_TIMEOUT_MS);
-  S.pending.set(id, { action, key, timer });
-  S.pendingKeys.set(key, id);
-  emit('pending');
+  });
 }
 function onResult(m) {
   const p = S.pending.get(m.id);
+  const result = { action: p?.action, status: m.status, code: m.code, message: m.message || '' };
   if (p) {
     clearTimeout(p.timer);
     S.pending.delete(m.id);
     if (S.pendingKeys.get(p.key) === m.id) S.pendingKeys.delete(p.key);
     emit('pending');
   }
-  if (m.status !== 'done') on.commandFailed({ action: p?.action, status: m.status, code: m.code, message: m.message });
+  if (m.status !== 'done') on.commandFailed(result);
+  p?.resolve(result);
 }

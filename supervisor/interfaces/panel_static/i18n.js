@@ -98,3 +98,72 @@ export function pointText(meta, v, signed = false) {
   if (meta.unit === 's') return [fmtDur(v), ''];
   return [num(v, decimals(meta), signed ? 'exceptZero' : 'auto'), unitText(meta.unit)];
 }
+
+// ---- the supervisor's reasons ----------------------------------------------------------------
+// Why the heater, the A/C or a zone does what it does comes as the supervisor's English text
+// (climate/heater/reason, climate/ac/reason, climate/<zone>/reason). One row per text it makes:
+// a pattern of the whole text and the key of its template in every i18n/<lang>.json. The
+// pattern's named groups fill the template's {placeholders}:
+//   zones  a list of zone names ("room, crew"), each shown as the caller's zone label;
+//   why    another reason (a cause in brackets, a power circuit's shed reason), looked up here
+//          again, else shown as it came;
+//   other  a plain number is shown with the language's decimal sign, anything else as it came.
+// The first row that matches wins; a text no row matches is shown as it came (a reason added to
+// the supervisor after this table). A new reason: one row here and its key in each language.
+const REASONS = [
+  // a zone's thermostat (supervisor/climate/thermostat.py): codes
+  [/^sensor$/, 'climate.why.sensor'],
+  [/^off$/, 'climate.why.off'],
+  [/^frost$/, 'climate.why.frost'],
+  [/^heat$/, 'climate.why.heat'],
+  [/^cool$/, 'climate.why.cool'],
+  [/^fan$/, 'climate.why.fan'],
+  [/^satisfied$/, 'climate.why.satisfied'],
+  [/^changeover$/, 'climate.why.changeover'],
+  [/^min_cycle$/, 'climate.why.min_cycle'],
+  [/^pre-heat$/, 'climate.why.pre-heat'],
+  // the heater and the A/C (supervisor/climate/subsystem.py)
+  [/^heating (?<zones>.+)$/, 'reason.heating'],
+  [/^cooling (?<zones>.+)$/, 'reason.cooling'],
+  [/^ventilation (?<zones>.+)$/, 'reason.ventilation'],
+  [/^(?<zones>.+) too warm$/, 'reason.too_warm'],
+  [/^no temperature reading in (?<zones>.+)$/, 'reason.no_temperature'],
+  [/^power shed: (?<why>.+)$/, 'reason.power_shed'],
+  [/^the A\/C runs in the same zone$/, 'reason.ac_same_zone'],
+  [/^the heater runs in the same zone$/, 'reason.heater_same_zone'],
+  [/^CO alarm: combustion stopped$/, 'reason.co_alarm'],
+  [/^the CO alarm cannot be read: no combustion$/, 'reason.co_unknown'],
+  [/^the CO detector reports a fault: no combustion$/, 'reason.co_fault'],
+  [/^locked out after a CO alarm: re-enable it on board once the air is checked$/, 'reason.co_locked'],
+  [/^no battery reading$/, 'reason.no_battery'],
+  [/^on battery below (?<min>[\d.]+) % SOC \((?<soc>[\d.]+) %\)$/, 'reason.battery_low'],
+  [/^no reading of the inverter's load$/, 'reason.no_inverter_load'],
+  [/^the inverter has no headroom \((?<load>[\d.]+) A \+ (?<ac>[\d.]+) A > (?<max>[\d.]+) A\)$/, 'reason.no_headroom'],
+  // rests between a stop and the next start (supervisor/climate/rest_guard.py) and their causes
+  [/^heater rest: (?<left>.+?) left$/, 'reason.heater_rest'],
+  [/^heater rest: (?<left>.+?) left \((?<why>[^()]+)\)$/, 'reason.heater_rest_after'],
+  [/^compressor rest: (?<left>.+?) left$/, 'reason.compressor_rest'],
+  [/^compressor rest: (?<left>.+?) left \((?<why>[^()]+)\)$/, 'reason.compressor_rest_after'],
+  [/^power loss$/, 'reason.power_loss'],
+  [/^controller restart$/, 'reason.controller_restart'],
+];
+const PLAIN_NUMBER = /^-?\d+(?:\.(\d+))?$/;
+
+// A reason in the chosen language; zoneName(name) gives a zone's label (default: its text).
+export function reasonText(text, zoneName = (z) => tOr('zone.' + z, z)) {
+  const s = String(text ?? '');
+  for (const [pattern, key] of REASONS) {
+    const m = pattern.exec(s);
+    if (!m || dict[key] == null) continue;
+    const parts = {};
+    for (const [name, part] of Object.entries(m.groups || {})) {
+      if (part === undefined) continue;
+      const n = PLAIN_NUMBER.exec(part);
+      if (name === 'zones') parts[name] = part.split(', ').map(zoneName).join(', ');
+      else if (name === 'why') parts[name] = reasonText(part, zoneName);
+      else parts[name] = n ? num(Number(part), n[1]?.length ?? 0) : part;
+    }
+    return t(key, parts);
+  }
+  return s;
+}

@@ -5,8 +5,8 @@
 // supervisor's answer (what it costs the battery).
 // Built from points, meta and actions only: the zones are the climate/<zone>/mode points, the
 // choices are the actions' argument enums, numbers, units and enum texts come from the meta.
-import { S, sub, emit, has, good, canRun, actionArg, pointMeta, sendCmd, nowS } from '../client.js';
-import { t, tOr, num, fmtTime, unitText, enumText } from '../i18n.js';
+import { S, sub, emit, has, good, canRun, actionArg, pointMeta, sendCmd, isPending, nowS } from '../client.js';
+import { t, tOr, num, fmtTime, unitText, enumText, reasonText } from '../i18n.js';
 import { h, icon, setText, metric, val, cmdButton, confirmDialog, alarmText } from '../widgets.js';
 
 const STEP_K = 0.5; // a set point press, and the pre-heat temperature's step
@@ -16,7 +16,6 @@ const PREHEAT_CANCEL = 'climate/preheat_cancel';
 // (the supervisor rejects, with its reason, a start beyond what it allows).
 const PREHEAT_MAX_HOURS = 24;
 const PREHEAT_STEP_MIN = 10;
-const ANSWER_WAIT_MS = 25000; // a little over the client's own command timeout
 const ANSWER_SHOWN_S = 900; // an answer is news for a quarter of an hour
 
 const zoneOf = /^climate\/([^/]+)\/mode$/;
@@ -36,9 +35,12 @@ const clamp = (v, min, max) => Math.max(min, Math.min(max, v));
 // a temperature the crew picks, with the unit of the point it is compared with
 const withUnit = (v, pid) => [num(v, 1), unitText(pointMeta(pid).unit)].filter(Boolean).join('\u00a0');
 
-// A labelled text value, hidden while it is empty (a reason when there is nothing to explain).
+// The supervisor's reasons (English text) in the crew's language (i18n.js reasonText).
+const reasonFmt = (v) => [v === '' ? '' : reasonText(v, zoneLabel), ''];
+
+// A reason with its label, hidden while it is empty (when there is nothing to explain).
 function note(labelKey, pid) {
-  const m = metric(labelKey, pid, { mcls: 'wide' });
+  const m = metric(labelKey, pid, { mcls: 'wide', fmt: reasonFmt });
   if (m) sub('screen', ['p:' + pid], () => { m.hidden = !S.points[pid]?.v; });
   return m;
 }
@@ -49,34 +51,18 @@ function titled(titleText, ico, attrs, ...kids) {
 }
 
 // ---- the answer to a command ---------------------------------------------------------------
-// The supervisor answers every command with a message (a pre-heat's tells its battery cost).
-// client.js passes only failures on (as the toast), so the answer is heard on the socket the
-// command went out on: sendCmd sends at once, and WebSocket.send is watched for that one call.
-// The command itself runs through sendCmd, with its pending state, timeout and toast.
+// The supervisor answers every command with a message (a pre-heat's tells its battery cost):
+// sendCmd's result, kept to be shown; a failure is also the app's toast.
 let answer = null; // { status, message, at }: the last pre-heat answer, kept across screens
-function sendHeard(action, args, key) {
-  const proto = WebSocket.prototype;
-  const send = proto.send;
-  let sock = null;
-  proto.send = function watched(data) { sock = this; return send.call(this, data); };
-  try { sendCmd(action, args, key); } finally { proto.send = send; }
-  const id = S.pendingKeys.get(key);
-  if (!sock || !id) return; // not sent (offline): client.js has told the crew
+async function sendHeard(action, args, key) {
+  const result = sendCmd(action, args, key);
+  if (!isPending(key)) return; // not sent (offline): the toast has told the crew
   answer = null;
   emit('climate-answer');
-  let timer = 0;
-  const hear = (e) => {
-    let m;
-    try { m = JSON.parse(e.data); } catch { return; }
-    if (m.type !== 'result' || m.id !== id) return;
-    stop();
-    answer = { status: m.status, message: m.message || '', at: nowS() };
-    emit('climate-answer');
-  };
-  const stop = () => { clearTimeout(timer); sock.removeEventListener('message', hear); sock.removeEventListener('close', stop); };
-  timer = setTimeout(stop, ANSWER_WAIT_MS);
-  sock.addEventListener('message', hear);
-  sock.addEventListener('close', stop);
+  const { status, message } = await result;
+  if (status === 'timeout') return; // no answer heard: the toast says so
+  answer = { status, message, at: nowS() };
+  emit('climate-answer');
 }
 
 // ---- CO ------------------------------------------------------------------------------------
@@ -179,12 +165,11 @@ function setpoint(zone) {
       cmdButton({ testid: `climate-${zone}-setpoint-plus`, label: '+', key, cls: 'step', onTap: () => step(1) })));
 }
 
-// What the thermostat asks for and why (its reason codes have texts; anything else is shown).
+// What the thermostat asks for and why.
 function demand(zone) {
   const pid = zp(zone, 'demand');
   if (!has(pid)) return null;
-  const why = has(zp(zone, 'reason'))
-    ? val(zp(zone, 'reason'), { cls: 'clim-why', fmt: (v) => [v === '' ? '' : tOr('climate.why.' + v, String(v)), ''] }) : null;
+  const why = has(zp(zone, 'reason')) ? val(zp(zone, 'reason'), { cls: 'clim-why', fmt: reasonFmt }) : null;
   const state = val(pid, { cls: 'mid', after: (e, p) => { e.dataset.demand = p?.v ?? ''; } });
   return h('div', { class: 'clim-demand' }, h('div', { class: 'm-label' }, t('climate.demand')), h('div', { class: 'clim-demand-row' }, state, why));
 }
@@ -241,7 +226,7 @@ function heater() {
 
 function airConditioner() {
   if (!has('climate/ac/state')) return null;
-  const reason = has('climate/ac/reason') ? h('div', { class: 'clim-reason', tid: 'ac-reason' }, val('climate/ac/reason')) : null;
+  const reason = has('climate/ac/reason') ? h('div', { class: 'clim-reason', tid: 'ac-reason' }, val('climate/ac/reason', { fmt: reasonFmt })) : null;
   const waiting = has('climate/ac/waiting_for_power')
     ? h('div', { class: 'clim-note', tid: 'ac-waiting', hidden: true }, icon('plug', 'ico small'), h('span', null, t('ac.waiting'))) : null;
   const el = titled(t('ac.title'), 'wave', { class: 'clim-ac', tid: 'ac-card' },
@@ -283,6 +268,16 @@ function stepper(testid, label, shown, dec, inc) {
   return h('div', { class: 'clim-field' }, h('div', { class: 'm-label' }, label),
     h('div', { class: 'stepper' }, b('minus', '−', dec), shown, b('plus', '+', inc)));
 }
+// What a pre-heat of so many minutes costs the battery, from what the supervisor publishes: one
+// heater start and an hour of heating (Ah); null when it does not say.
+const COST_POINTS = ['climate/preheat/start_ah', 'climate/preheat/ah_per_h'];
+function preheatAh(minutes) {
+  const [start, perHour] = COST_POINTS.map((pid) => {
+    const p = S.points[pid];
+    return p && p.q !== 'invalid' && typeof p.v === 'number' && isFinite(p.v) ? p.v : null;
+  });
+  return start == null || perHour == null ? null : start + perHour * minutes / 60;
+}
 const fmtMinutes = (m) => (m < 60 ? t('dur.m', { m: num(m) }) : m % 60 ? t('dur.hm', { h: num(Math.floor(m / 60)), m: num(m % 60) }) : t('dur.h', { h: num(m / 60) }));
 
 function preheat(zones) {
@@ -302,12 +297,16 @@ function preheat(zones) {
     const startShown = h('span', { class: 'clim-field-val', tid: 'preheat-start' });
     const durShown = h('span', { class: 'clim-field-val', tid: 'preheat-duration' });
     const tempShown = h('span', { class: 'clim-field-val', tid: 'preheat-temperature' });
+    const cost = h('div', { class: 'clim-note clim-cost', tid: 'preheat-cost' }, icon('battery', 'ico small'), h('span'));
     const zoneBtns = choices.map((z) => h('button', { type: 'button', class: 'btn seg', tid: 'preheat-zone-' + z, onclick: () => { st.zone = z; paint(); } }, zoneLabel(z)));
     const paint = () => {
       zoneBtns.forEach((b, i) => b.setAttribute('aria-pressed', String(choices[i] === st.zone)));
       setText(startShown, st.hours ? t('preheat.in', { h: num(st.hours), time: fmtTime(nowS() + st.hours * 3600) }) : t('preheat.now'));
       setText(durShown, fmtMinutes(st.minutes));
       setText(tempShown, withUnit(temp(), zp(st.zone, 'setpoint')));
+      const ah = preheatAh(st.minutes);
+      cost.dataset.known = String(ah != null);
+      setText(cost.lastChild, ah == null ? t('preheat.cost_unknown') : t('preheat.cost', { ah: num(ah, 1) }));
     };
     const change = (fn) => () => { fn(); paint(); };
     kids.push(
@@ -319,9 +318,10 @@ function preheat(zones) {
         change(() => { st.minutes = clamp(st.minutes + PREHEAT_STEP_MIN, minMin, maxMin); })),
       stepper('preheat-temperature', t('preheat.temperature'), tempShown,
         change(() => { st.celsius = clamp(temp() - STEP_K, minC, maxC); }), change(() => { st.celsius = clamp(temp() + STEP_K, minC, maxC); })),
+      cost,
       cmdButton({ testid: 'preheat-send', label: t('preheat.send'), ico: 'check', key: 'preheat', cls: 'primary clim-send',
         onTap: () => sendHeard(PREHEAT, { zone: st.zone, start: st.hours ? Math.round(nowS() + st.hours * 3600) : 0, minutes: st.minutes, celsius: temp() }, 'preheat') }));
-    sub('screen', ['tick', ...choices.map((z) => 'p:' + zp(z, 'setpoint'))], paint);
+    sub('screen', ['tick', ...COST_POINTS.map((pid) => 'p:' + pid), ...choices.map((z) => 'p:' + zp(z, 'setpoint'))], paint);
   }
   // the supervisor's answer: what was planned and what it costs the battery, or why not
   const ans = h('div', { class: 'clim-answer', tid: 'preheat-answer', role: 'status', hidden: true },
