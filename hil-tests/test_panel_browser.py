@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,7 @@ from testsupport import needs_tool
 
 from conftest import Van
 from harness import wait_until
+from supervisor.climate.rest_guard import RestGuard
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -307,6 +309,25 @@ def polish_decimal(value: float) -> str:
     return f"{value:.1f}".replace(".", ",")
 
 
+def polish_number(text: str) -> float:
+    """A number as the panel shows it in Polish (``3,4``)."""
+    return float(text.replace(",", "."))
+
+
+def polish_minutes(text: str) -> int:
+    """A duration as the panel shows it in Polish (``40 min``, ``1 godz. 10 min``)."""
+    hours = re.search(r"(\d+) godz\.", text)
+    minutes = re.search(r"(\d+) min", text)
+    return (int(hours[1]) * 60 if hours else 0) + (int(minutes[1]) if minutes else 0)
+
+
+async def wait_for_text(page: Page, test_id: str, text: str) -> None:
+    """Until the element's text (its value's number part, for a value) is ``text``."""
+    await page.wait_for_function(
+        "([el, text]) => (el.querySelector('.num') || el).textContent === text",
+        arg=[await page.get_by_test_id(test_id).element_handle(), text])
+
+
 async def test_climate_screen_shows_the_room_temperature(browser: Browser, van: Van) -> None:
     van.sim.plant.thermal.zones["room"].temperature_c = 26.7
     page = await climate_screen(browser, van)
@@ -373,8 +394,85 @@ async def test_climate_ac_refused_on_a_low_battery_says_why(browser: Browser, va
     reason = card.get_by_test_id("ac-reason")
     await reason.wait_for()
     assert "loud" in (await reason.get_attribute("class") or "")  # shown prominently
-    assert "60 %" in (await reason.text_content() or "")
+    # why, in Polish: the supervisor's reason with its numbers
+    english = await wait_until(lambda: van.monitor.value("climate/ac/reason"),
+                               what="the A/C's reason on MQTT")
+    numbers = re.fullmatch(r"on battery below (\d+) % SOC \((\d+) %\)", english)
+    assert numbers, english
+    polish = texts("pl")["reason.battery_low"].format(min=numbers[1], soc=numbers[2])
+    await wait_for_text(page, value_id("climate/ac/reason"), polish)
+    assert "60 %" in polish
     assert van.sim.relay("climate_relays", "relay_2") is False
+
+
+async def test_climate_heater_says_why_in_polish_and_english(browser: Browser, van: Van) -> None:
+    van.sim.plant.thermal.zones["room"].temperature_c = 12.0
+    page = await climate_screen(browser, van)
+    await page.get_by_test_id("climate-room-mode-heat").click()
+    await wait_until(lambda: van.monitor.value("climate/heater/reason") == "heating room",
+                     what="the heater heating the room on MQTT")
+    for lang in ("pl", "en"):
+        if lang == "en":
+            await page.get_by_test_id("lang-toggle").click()
+            await page.wait_for_function("() => document.documentElement.lang === 'en'")
+        words = texts(lang)
+        await wait_for_text(page, value_id("climate/heater/reason"),
+                            words["reason.heating"].format(zones=words["zone.room"]))
+        await wait_for_text(page, value_id("climate/room/reason"), words["climate.why.heat"])
+
+
+def rest_reasons() -> list[str]:
+    """What the heater's and the compressor's rest guards say (supervisor/climate/rest_guard.py):
+    after a restart of the controller, after a stop, after a power loss."""
+    heater, compressor = RestGuard(300, 0, now=0, machine="heater"), RestGuard(240, 0, now=0)
+    said = [heater.may_start(10), compressor.may_start(110)]
+    compressor.started(300)
+    compressor.stopped(400)
+    said.append(compressor.may_start(400))
+    compressor.power_lost(500)
+    said.append(compressor.may_start(610))
+    return [text for text in said if text is not None]
+
+
+# What the climate subsystem says why (supervisor/climate/subsystem.py, thermostat.py): one of
+# each kind, with the rest guards' (rest_reasons).
+CLIMATE_REASONS = (
+    "sensor", "off", "frost", "heat", "cool", "fan", "satisfied", "changeover", "min_cycle",
+    "pre-heat", "heating room, crew", "cooling room", "ventilation crew", "room too warm",
+    "no temperature reading in crew", "power shed: battery below 20 %",
+    "the A/C runs in the same zone", "the heater runs in the same zone",
+    "CO alarm: combustion stopped", "the CO alarm cannot be read: no combustion",
+    "the CO detector reports a fault: no combustion",
+    "locked out after a CO alarm: re-enable it on board once the air is checked",
+    "no battery reading", "on battery below 60 % SOC (50 %)", "no reading of the inverter's load",
+    "the inverter has no headroom (9.5 A + 6.0 A > 12.0 A)")
+REASON_TEXT_JS = """async (reasons) => {
+  const { reasonText } = await import('/static/i18n.js');  // the app's module, its dictionary
+  return reasons.map((reason) => reasonText(reason)); }"""
+
+
+async def test_every_climate_reason_has_a_polish_text(browser: Browser, van: Van) -> None:
+    page = await climate_screen(browser, van)
+    reasons = [*CLIMATE_REASONS, *rest_reasons()]
+    shown = dict(zip(reasons, await page.evaluate(REASON_TEXT_JS, reasons), strict=True))
+    untranslated = [reason for reason, polish in shown.items() if polish == reason]
+    assert untranslated == []
+    broken = [polish for polish in shown.values() if "{" in polish or "undefined" in polish]
+    assert broken == []
+    # the captured parts: zone names, numbers with the Polish decimal sign, causes
+    pl = texts("pl")
+    room, crew = pl["zone.room"], pl["zone.crew"]
+    assert shown["heating room, crew"] == pl["reason.heating"].format(zones=f"{room}, {crew}")
+    assert shown["the inverter has no headroom (9.5 A + 6.0 A > 12.0 A)"] == \
+        pl["reason.no_headroom"].format(load="9,5", ac="6,0", max="12,0")
+    assert shown["compressor rest: 2 min 10 s left (power loss)"] == \
+        pl["reason.compressor_rest_after"].format(left="2 min 10 s", why=pl["reason.power_loss"])
+    assert shown["compressor rest: 4 min left"] == pl["reason.compressor_rest"].format(left="4 min")
+    # a part no row knows, and a reason added to the supervisor later: as they came
+    assert shown["power shed: battery below 20 %"] == \
+        pl["reason.power_shed"].format(why="battery below 20 %")
+    later = ["the heater is having a rest day", "heating"]
+    assert await page.evaluate(REASON_TEXT_JS, later) == later
 
 
 async def test_climate_co_alarm_turns_the_co_card_red(browser: Browser, van: Van) -> None:
@@ -398,14 +496,80 @@ async def test_climate_co_alarm_turns_the_co_card_red(browser: Browser, van: Van
     assert colours[0] == colours[1], colours
 
 
+PREHEAT_COST = ("climate/preheat/start_ah", "climate/preheat/ah_per_h")
+
+
+def preheat_cost_on_mqtt(van: Van) -> tuple[float, float] | None:
+    """What one heater start and an hour of heating cost the battery (Ah), as published."""
+    start_ah, ah_per_h = (van.monitor.value(point) for point in PREHEAT_COST)
+    return None if start_ah is None or ah_per_h is None else (start_ah, ah_per_h)
+
+
+async def preheat_cost_shown(page: Page) -> tuple[int, float]:
+    """The pre-heat form's duration (minutes) and the battery cost it shows for it (Ah)."""
+    duration = await page.get_by_test_id("preheat-duration").text_content() or ""
+    cost = await page.get_by_test_id("preheat-cost").text_content() or ""
+    assert cost.startswith(texts("pl")["preheat.cost"].split("{ah}")[0]), cost
+    ah = re.search(r"(\d+,\d) Ah", cost)
+    assert ah, cost
+    return polish_minutes(duration), polish_number(ah[1])
+
+
+async def test_climate_preheat_cost_follows_the_duration(browser: Browser, van: Van) -> None:
+    start_ah, ah_per_h = await wait_until(lambda: preheat_cost_on_mqtt(van),
+                                          what="the pre-heat's cost on MQTT")
+    page = await climate_screen(browser, van)
+    cost = await page.get_by_test_id("preheat-cost").element_handle()
+    await page.wait_for_function("el => el.dataset.known === 'true'", arg=cost)
+    duration = page.get_by_test_id("preheat-duration")
+    shown: list[tuple[int, float]] = [await preheat_cost_shown(page)]
+    for button in ("plus", "plus", "minus"):  # the crew changes the duration: the cost follows
+        before = await duration.text_content()
+        await page.get_by_test_id(f"preheat-duration-{button}").click()
+        await page.wait_for_function("([el, old]) => el.textContent !== old",
+                                     arg=[await duration.element_handle(), before])
+        shown.append(await preheat_cost_shown(page))
+    minutes = [m for m, _ in shown]
+    assert minutes == [minutes[0], minutes[0] + 10, minutes[0] + 20, minutes[0] + 10]
+    for m, ah in shown:  # one decimal shown
+        assert ah == pytest.approx(start_ah + ah_per_h * m / 60, abs=0.051), (m, ah)
+    assert shown[2][1] > shown[0][1]
+    # all of it before anything was sent
+    assert await page.get_by_test_id("preheat-answer").is_hidden()
+    assert van.monitor.value("climate/room/preheat_start") == 0
+
+
+async def test_climate_preheat_cost_unknown_without_its_points(browser: Browser,
+                                                               van: Van) -> None:
+    def without_cost(snapshot: dict[str, Any]) -> None:
+        for point in PREHEAT_COST:
+            del snapshot["points"][point]
+
+    page = await climate_screen(browser, van, edit_snapshot=without_cost)
+    cost = page.get_by_test_id("preheat-cost")
+    await page.wait_for_function("el => el.dataset.known === 'false'",
+                                 arg=await cost.element_handle())
+    assert (await cost.text_content() or "") == texts("pl")["preheat.cost_unknown"]
+    assert not re.search(r"\d", await cost.text_content() or "")  # no number for a cost
+
+
 async def test_climate_preheat_answer_tells_the_battery_cost(browser: Browser, van: Van) -> None:
     page = await climate_screen(browser, van)
     await page.get_by_test_id("preheat-zone-room").click()
+    seen = len(van.monitor.messages)
     await page.get_by_test_id("preheat-send").click()
     answer = page.get_by_test_id("preheat-answer")
     await answer.wait_for()
     assert await answer.get_attribute("data-status") == "done"
-    assert "Ah" in (await answer.text_content() or "")
+    # the message is the command's own result, as the supervisor audited it
+    result = await wait_until(lambda: next(
+        (value for topic, value, _ in van.monitor.messages[seen:] if topic == "event"
+         and value.get("kind") == "command" and value.get("action") == "climate/preheat"),
+        None), what="the pre-heat's result on MQTT")
+    assert result["status"] == "done" and result["source"] == "panel"
+    assert "Ah" in result["message"]
+    assert await answer.get_by_test_id("preheat-answer-text").text_content() == result["message"]
+    assert await page.get_by_test_id("toast").is_hidden()  # a success is no error
     await wait_until(lambda: (van.monitor.value("climate/room/preheat_start") or 0) > 0,
                      what="pre-heat planned on MQTT")
     # planned: it can be cancelled from here

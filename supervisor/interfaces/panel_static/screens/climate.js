@@ -1,8 +1,8 @@
 // Climate: the CO detector first (red and unmistakable in an alarm), one card per thermostat
 // zone (temperature, humidity, set point with - / +, mode, preset, what it asks for and why),
 // the diesel heater, the roof A/C (why it is refused or resting), the outside temperature,
-// the battery runtime with the climate running, and the pre-heat planner with the
-// supervisor's answer (what it costs the battery).
+// the battery runtime with the climate running, and the pre-heat planner (what it will cost the
+// battery, shown as the crew sets it up) with the supervisor's answer.
 // Built from points, meta and actions only: the zones are the climate/<zone>/mode points, the
 // choices are the actions' argument enums, numbers, units and enum texts come from the meta.
 import { S, sub, emit, has, good, canRun, actionArg, pointMeta, sendCmd, isPending, nowS } from '../client.js';
@@ -325,7 +325,7 @@ function preheat(zones) {
   }
   // the supervisor's answer: what was planned and what it costs the battery, or why not
   const ans = h('div', { class: 'clim-answer', tid: 'preheat-answer', role: 'status', hidden: true },
-    h('div', { class: 'm-label' }), h('div', { class: 'clim-answer-text' }));
+    h('div', { class: 'm-label' }), h('div', { class: 'clim-answer-text', tid: 'preheat-answer-text' }));
   sub('screen', ['climate-answer', 'tick'], () => {
     ans.hidden = !answer || nowS() - answer.at > ANSWER_SHOWN_S;
     if (ans.hidden) return;
