@@ -8,9 +8,12 @@ from typing import Any
 from supervisor.climate import CLIMATE
 from supervisor.core import config
 from supervisor.core.subsystem import SubsystemSpec
+from supervisor.lighting import LIGHTING
 from supervisor.power import POWER
+from supervisor.room import ROOM
 
-SUBSYSTEMS: tuple[SubsystemSpec[Any], ...] = (POWER, CLIMATE)
+# the room before lighting and climate: they read its session point
+SUBSYSTEMS: tuple[SubsystemSpec[Any], ...] = (POWER, ROOM, CLIMATE, LIGHTING)
 
 
 def load_config(path: Path | str) -> config.SupervisorConfig:

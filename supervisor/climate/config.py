@@ -120,6 +120,10 @@ class ClimateConfig(Strict):
     sensor_max_c: float = Field(default=60.0, ge=30, le=100)  # beyond: an invalid reading
     sensor_min_c: float = Field(default=-40.0, ge=-60, le=0)
     preheat: PreHeat = PreHeat()
+    # while a session runs in the consultation room (room/session/active), this zone takes
+    # its session preset and the heater's level (its fan) is capped: quiet for a talk
+    session_zone: Name | None = None
+    session_level_cap: int = Field(default=4, ge=0, le=9)
 
     @model_validator(mode="after")
     def _frost(self) -> ClimateConfig:
@@ -150,6 +154,8 @@ def check_climate(cfg: ClimateConfig, chk: Checker) -> None:
             for name in served.zones:
                 if name not in zones:
                     chk.fail(key, f"no climate.zone named {name!r}")
+    if cfg.session_zone is not None and cfg.session_zone not in zones:
+        chk.fail("session_zone", f"no climate.zone named {cfg.session_zone!r}")
     if cfg.heater is not None and cfg.heater.min_level > cfg.heater.max_level:
         chk.fail("heater.min_level", f"{cfg.heater.min_level} is above max_level "
                  f"{cfg.heater.max_level}")

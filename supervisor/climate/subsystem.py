@@ -48,6 +48,7 @@ LOOP_S = 1.0
 # points the power subsystem reads (see supervisor/power/subsystem.py)
 EXTRA_CURRENT = "climate/demand/extra_battery_current"
 NEEDS_GENERATOR = "climate/ac/needs_generator"
+SESSION = "room/session/active"  # the room subsystem's (supervisor/room)
 CONFIRM_S = 10.0
 # (sensor register, point suffix, deadband, precision)
 SENSOR_POINTS = [("temperature", "temperature", 0.1, 1), ("humidity", "humidity", 0.5, 0)]
@@ -309,6 +310,7 @@ class ClimateSubsystem:
         for name, zone in self.zones.items():
             temp = self._temperature(zone.sensor)
             thermostat = self.thermostats[name]
+            thermostat.in_session = self._in_session(name)
             plan = self.preheat.get(name)
             if plan is not None and wall >= plan.end:
                 del self.preheat[name]
@@ -512,6 +514,9 @@ class ClimateSubsystem:
             temp = self._temperature(self.zones[lead].sensor)
             shortfall = 0.0 if temp is None else self._target(lead) - temp
             cap = level.min_level if self._beyond_band(heater_cfg.zones, 0.0, "hot") else None
+            if any(self._in_session(z) for z in heater_cfg.zones):
+                cap = min(cap if cap is not None else heater_cfg.max_level,
+                          max(self.cfg.session_level_cap, level.min_level))
             heater.want_heat(level=level.step(now, shortfall, cap))
             return
         guard.stopped(now)
@@ -530,6 +535,10 @@ class ClimateSubsystem:
         limit = plan.setpoint_c + (tolerances.hot_tolerance_k if was
                                    else -tolerances.cold_tolerance_k)
         return temp < limit
+
+    def _in_session(self, zone: str) -> bool:
+        """A session runs in the consultation room and this is its zone."""
+        return zone == self.cfg.session_zone and self.store.good(SESSION) is True
 
     def _heater_active(self) -> bool:
         """Asked to heat, or burning or running on by its own report (unknown: assume so)."""
@@ -576,7 +585,8 @@ class ClimateSubsystem:
             settings = thermostat.settings
             decision = self.decisions.get(name, _IDLE)
             put(f"climate/{name}/mode", settings.mode)
-            put(f"climate/{name}/preset", settings.preset or "manual")
+            put(f"climate/{name}/preset", "session" if self.thermostats[name].in_session
+                else settings.preset or "manual")
             put(f"climate/{name}/setpoint", round(self._target(name), 1))
             put(f"climate/{name}/demand", decision.demand)
             put(f"climate/{name}/reason", decision.reason)

@@ -230,6 +230,9 @@ class Thermostat:
             raise ValueError("; ".join(problems))
         self.cfg = cfg
         self.settings = settings
+        # a session runs in the zone: its session preset, whatever the crew chose (an overlay,
+        # not a setting: the crew's choice returns when the session ends)
+        self.in_session = False
         self._demand: Demand | None = None  # the last decision's demand; None before the first
         self._changed_at: float | None = None  # last start or stop of heating or cooling
         self._asserted_at: float | None = None
@@ -265,8 +268,9 @@ class Thermostat:
     # ---- questions ---------------------------------------------------------------------------
 
     def target(self) -> float:
-        """The effective set point: the preset's, or the manual one when there is no preset."""
-        preset = self.settings.preset
+        """The effective set point: the session's during a session, else the preset's, or the
+        manual one when there is no preset."""
+        preset = "session" if self.in_session else self.settings.preset
         return self.settings.setpoint_c if preset is None else self.cfg.presets[preset]
 
     def bands(self) -> tuple[Band, ...]:

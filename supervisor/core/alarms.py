@@ -49,6 +49,8 @@ class AlarmManager:
         self.states: dict[str, AlarmState] = {}
         # (alarm, state or None once cleared and acknowledged, what happened)
         self.changed = Listeners[AlarmDef, AlarmState | None, str]("alarm")
+        # an alarm's message is on the MQTT broker (called by the interface that has it)
+        self.published = Listeners[str]("alarm published")
 
     def define(self, adef: AlarmDef) -> None:
         if adef.id in self.defs:

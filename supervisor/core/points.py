@@ -32,6 +32,8 @@ class PointDef:
     enum: tuple[str, ...] = ()
     enum_set: str = ""  # name of the set of meanings (the panel's texts are keyed by it)
     precision: int | None = None  # decimals worth showing
+    # kept on board: the panel shows it, MQTT (and so HQ) never carries it (privacy)
+    local: bool = False
 
     def meta(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -47,6 +49,8 @@ class PointDef:
             out["enum_set"] = self.enum_set
         if self.precision is not None:
             out["precision"] = self.precision
+        if self.local:
+            out["local"] = True
         return out
 
 

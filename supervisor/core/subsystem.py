@@ -67,6 +67,11 @@ class Settings:
     def put(self, key: str, value: Any) -> None:
         self._storage.put(self._prefix + key, value)
 
+    async def durable(self) -> bool:
+        """Wait until everything put so far is on disk (False: not within the storage's
+        bound); for what must survive a power cut before anyone is told of it."""
+        return await self._storage.durable()
+
 
 class Heartbeat:
     """Counts the turns of one loop; the systemd watchdog pings only while every count grows."""

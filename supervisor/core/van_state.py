@@ -149,7 +149,8 @@ class VanState:
         """Every retained MQTT topic (suffix) with its current payload, for a (re)publish."""
         out = {"status": self.status_payload(), "meta": dumps(self.meta())}
         for pid, pv in self.points.values.items():
-            out[f"state/{pid}"] = state_payload(pv)
+            if not self.points.defs[pid].local:
+                out[f"state/{pid}"] = state_payload(pv)
         for dev, status in self.devices.status.items():
             out[f"device/{dev}/status"] = device_payload(status)
         for aid, state in self.alarms.states.items():

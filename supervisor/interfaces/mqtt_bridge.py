@@ -89,7 +89,8 @@ class MqttBridge:
         van.event_added.add(self.event)
 
     def _point(self, pdef: PointDef, pv: PointValue) -> None:
-        self.retain(f"state/{pdef.id}", state_payload(pv))
+        if not pdef.local:
+            self.retain(f"state/{pdef.id}", state_payload(pv))
 
     def _alarm(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
         self.retain(f"alarm/{adef.id}", alarm_payload(adef, state))
@@ -193,6 +194,9 @@ class MqttBridge:
                 if self._retained.get(suffix) is payload:  # not replaced meanwhile
                     del self._retained[suffix]
                 self.published += 1
+                if suffix.startswith("alarm/") and payload:
+                    # the broker has it: a panic's delivery may say "sent" from here
+                    self.van.alarms.published(suffix.removeprefix("alarm/"))
             # a batch of results and of events, published together (in order) rather than
             # one round trip each; then the state again, so a flood of commands never holds
             # back the readings
