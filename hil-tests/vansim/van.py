@@ -19,6 +19,10 @@ it (or the outside), the diesel heater is a simulated Autoterm on its own serial
 output heats its zones, its draw loads the battery, while its power circuit is on), and the
 A/C and ventilation relays are an AC and a DC load (the A/C cools its zones while the AC
 output is live).
+
+A device with the profile ``room_node`` is no simulation: the node's real firmware core runs
+on a drop of its RS-485 line (:mod:`vansim.room_node_host`), beside the Modbus server of the
+other devices; ``room_node()`` gives the tests its hands and eyes.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from drivers.buses import RtuBus, TcpBus
+from drivers.buses import DeviceConfig, RtuBus, TcpBus
 from drivers.profile import load_profile
 from drivers.register_codec import Value
 from supervisor.climate import climate_config
@@ -44,6 +48,8 @@ from vansim.gpio_link import GpioLink
 from vansim.modbus_devices import ExceptionCode, ServedDevice
 from vansim.modbus_server import BusServer, start_rtu_server, start_tcp_server
 from vansim.plant import OUTSIDE, ClimateGear, Plant
+from vansim.room_node_host import PROFILE as ROOM_NODE_PROFILE
+from vansim.room_node_host import RoomNodeHost
 from vansim.rtu_line import RtuLine
 from vansim.thermal import CREW, ROOM
 
@@ -104,14 +110,21 @@ class SimulatedVan:
         self._gen_start_line = gen.start_output if gen is not None else None
         self._gen_running_line = gen.running_input if gen is not None else None
         self.devices: dict[str, ServedDevice] = {}
+        # room nodes run their real firmware on a drop of their bus, not in a Modbus server
+        self.room_nodes: dict[str, RoomNodeHost] = {}
         for dev in config.device:
+            if dev.profile == ROOM_NODE_PROFILE:
+                self.room_nodes[dev.id] = RoomNodeHost(dev, baudrate=_rtu_bus(config, dev).baudrate)
+                continue
             wired = [c for c in circuits if c.device == dev.id]
             served = ServedDevice(dev, load_profile(dev.profile), wired)
             served.on_write = self._on_write
             self.devices[dev.id] = served
         self.lines: dict[str, RtuLine] = {
             bus.name: RtuLine(bus.port, baudrate=bus.baudrate,
-                              bits_per_character=1 + 8 + (bus.parity != "N") + bus.stopbits)
+                              bits_per_character=1 + 8 + (bus.parity != "N") + bus.stopbits,
+                              drops=[n.id for n in self.room_nodes.values()
+                                     if n.device.bus == bus.name])
             for bus in config.bus if isinstance(bus, RtuBus)
         }
         self.gpio: GpioLink | None = None
@@ -128,6 +141,8 @@ class SimulatedVan:
     async def start(self) -> None:
         """Bring up every bus and the GPIO socket; return when the supervisor can poll."""
         try:
+            for node in self.room_nodes.values():
+                await node.start()  # powered before the bus comes: it answers the first poll
             for bus in self.config.bus:
                 await self.replug(bus.name)
             if self.gpio is not None:
@@ -152,6 +167,8 @@ class SimulatedVan:
             server = await start_rtu_server(bus.name, str(line.sim_side), devices,
                                             baudrate=bus.baudrate, parity=bus.parity,
                                             stopbits=bus.stopbits)
+            for name in line.drops:
+                self.room_nodes[name].attach(line.drop_path(name))
         self._servers[bus.name] = server
 
     async def unplug(self, bus_name: str) -> None:
@@ -160,6 +177,8 @@ class SimulatedVan:
         server = self._servers.pop(bus_name)
         await server.stop()
         if bus_name in self.lines:
+            for name in self.lines[bus_name].drops:
+                self.room_nodes[name].detach()  # the node runs on, its cable unplugged
             await self.lines[bus_name].stop()
 
     async def stop(self) -> None:
@@ -174,6 +193,8 @@ class SimulatedVan:
         servers, self._servers = self._servers, {}
         for server in servers.values():
             await server.stop()
+        for node in self.room_nodes.values():
+            await node.stop()
         for line in self.lines.values():
             await line.stop()
         if self.heater is not None and self.heater_line is not None:
@@ -286,6 +307,14 @@ class SimulatedVan:
         """Pin a served register to ``value`` whatever the plant does; None releases it."""
         self._device(device_id).override(register, value)
 
+    def room_node(self, device_id: str) -> RoomNodeHost:
+        """The room node ``device_id``, running its firmware: hands on its inputs, eyes on
+        its outputs and registers."""
+        try:
+            return self.room_nodes[device_id]
+        except KeyError:
+            raise KeyError(f"no room node {device_id!r} in the vehicle config") from None
+
     def rtu_sim_side(self, bus: str) -> Path:
         """The simulator's end of the pty pair of RTU bus ``bus``."""
         return self._line(bus).sim_side
@@ -319,6 +348,11 @@ class SimulatedVan:
         """Write ``nbytes`` random bytes on RTU line ``bus`` towards the supervisor."""
         self._line(bus).inject(self._rng.randbytes(nbytes))
 
+    def interfere(self, bus: str, nbytes: int = 64) -> None:
+        """``nbytes`` random bytes on the whole of RTU line ``bus``: the supervisor and every
+        slave that listens on its own drop (a room node) receive them."""
+        self._line(bus).inject_all(self._rng.randbytes(nbytes))
+
     def corrupt_answers(self, bus: str, frames: int) -> None:
         """Noise on RTU line ``bus`` damages the next ``frames`` answers (their CRC fails)."""
         self._line(bus).corrupt(frames)
@@ -345,12 +379,22 @@ class SimulatedVan:
     def describe(self) -> str:
         """One line saying what is served where."""
         text = f"serving {len(self.devices)} devices on {len(self.config.bus)} buses"
+        if self.room_nodes:
+            text += f", {len(self.room_nodes)} room node(s) running their firmware"
         for bus in self.config.bus:
             where = f"{bus.host}:{bus.port}" if isinstance(bus, TcpBus) else bus.port
             text += f"; {bus.name} {where}"
         if self.gpio is not None:
             text += f"; GPIO socket {self.gpio.socket_path}"
         return text + f"; simulated clock {self.plant.clock:%H:%M} at x{self.speed:g}"
+
+
+def _rtu_bus(config: SupervisorConfig, dev: DeviceConfig) -> RtuBus:
+    """The RS-485 bus a node hangs on (a node on a TCP bus is a config error)."""
+    bus = config.bus_by_name(dev.bus)
+    if not isinstance(bus, RtuBus):
+        raise ValueError(f"device {dev.id}: a room node needs an RS-485 (rtu) bus")
+    return bus
 
 
 AC_SWITCH = "climate_ac"  # the plant's names of the climate relays' loads

@@ -1,6 +1,6 @@
-"""An RS-485 line that takes wire time: two ptys whose bytes cross over at the line's baud rate.
+"""An RS-485 line that takes wire time: ptys whose bytes cross over at the line's baud rate.
 
-    python wire.py SUPERVISOR_LINK SIM_LINK BAUD BITS_PER_CHARACTER
+    python wire.py SUPERVISOR_LINK SIM_LINK [SIM_LINK ...] BAUD BITS_PER_CHARACTER
 
 A bare pty pair delivers a frame in microseconds; a real 9600-baud line takes about a
 millisecond per character, which is what bus timings, timeouts and bus load are made of. The
@@ -8,12 +8,21 @@ line is half duplex and shared: each chunk of bytes (a frame, as a UART writes i
 line for len * bits / baud seconds after the line is free, and the far side receives it when
 its last character has gone over the wire.
 
+It is a multi-drop bus: the supervisor (the master) on one end, each simulated slave (a Modbus
+server, a node's firmware) on an end of its own. What the master sends reaches every slave at
+once, as one transmission; what any slave sends reaches the master. The slaves do not hear
+each other's answers here (on a real bus they do): a server that parses the bytes it hears as
+requests could be thrown out of step by them, and the firmware's own tests cover hearing them.
+
 Commands on stdin, one per line (the simulator's hands on the cable):
 
-    noise HEX     a burst of interference: these bytes reach the supervisor, in wire time
-    corrupt N     flip one bit in each of the next N frames towards the supervisor
+    noise HEX      a burst of interference: these bytes reach the supervisor, in wire time
+    noise_all HEX  interference on the whole line: the bytes reach the supervisor and every slave
+    corrupt N      flip one bit in each of the next N frames towards the supervisor
+    stats          print "stats ELAPSED_S BUSY_S FRAMES" on stdout: seconds since the line
+                   started, seconds the line carried a character, transmissions so far
 
-"ready" is printed on stdout once both link paths exist. Standalone on purpose (standard
+"ready" is printed on stdout once every link path exists. Standalone on purpose (standard
 library only): it runs as its own process, so its timing does not depend on the test's loop.
 """
 
@@ -33,29 +42,36 @@ MAX_COMMAND = 16384  # a command line longer than this is a bug in the caller: r
 
 
 class Wire:
-    """The shared line: a timeline of frames in flight and the two ends."""
+    """The shared line: a timeline of frames in flight, and what it has carried."""
 
     def __init__(self, char_s: float) -> None:
         self.char_s = char_s
         self.free_at = 0.0  # monotonic time the line is next free
-        self.in_flight: list[tuple[float, int, int, bytes]] = []  # (due, seq, fd, data)
+        # (due, seq, receiving ends, data)
+        self.in_flight: list[tuple[float, int, tuple[int, ...], bytes]] = []
         self.seq = 0
         self.corrupt_next = 0
+        self.busy_s = 0.0  # time the line has carried characters
+        self.frames = 0
 
-    def send(self, fd: int, data: bytes, now: float) -> None:
-        """Put ``data`` on the line towards ``fd``: it arrives when it has been transmitted."""
+    def send(self, fds: tuple[int, ...], data: bytes, now: float) -> None:
+        """Put ``data`` on the line once: every end in ``fds`` receives it when it has been
+        transmitted."""
         start = max(now, self.free_at)
         self.free_at = start + len(data) * self.char_s
+        self.busy_s += len(data) * self.char_s
+        self.frames += 1
         self.seq += 1
-        heapq.heappush(self.in_flight, (self.free_at, self.seq, fd, data))
+        heapq.heappush(self.in_flight, (self.free_at, self.seq, fds, data))
 
     def next_due(self) -> float | None:
         return self.in_flight[0][0] if self.in_flight else None
 
     def deliver_due(self, now: float) -> None:
         while self.in_flight and self.in_flight[0][0] <= now:
-            _, _, fd, data = heapq.heappop(self.in_flight)
-            _write_all(fd, data)
+            _, _, fds, data = heapq.heappop(self.in_flight)
+            for fd in fds:
+                _write_all(fd, data)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -88,35 +104,42 @@ def _open_end(link: str) -> tuple[int, int]:
     return master, slave
 
 
-def _command(line: bytes, wire: Wire, to_supervisor: int, now: float) -> None:
+def _command(line: bytes, wire: Wire, to_supervisor: int, to_slaves: tuple[int, ...],
+             now: float, started: float) -> None:
     words = line.decode("ascii", errors="replace").split()
-    if len(words) == 2 and words[0] == "noise":
+    if len(words) == 2 and words[0] in ("noise", "noise_all"):
+        fds = (to_supervisor,) if words[0] == "noise" else (to_supervisor, *to_slaves)
         with contextlib.suppress(ValueError):
-            wire.send(to_supervisor, bytes.fromhex(words[1]), now)
+            wire.send(fds, bytes.fromhex(words[1]), now)
     elif len(words) == 2 and words[0] == "corrupt" and words[1].isdigit():
         wire.corrupt_next += int(words[1])
+    elif words == ["stats"]:
+        print(f"stats {now - started:.6f} {wire.busy_s:.6f} {wire.frames}", flush=True)
     else:
         print(f"wire: unknown command {line[:80]!r}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str]) -> int:
     """Run the line until stdin closes or SIGTERM."""
-    if len(argv) != 4:
+    if len(argv) < 4 or not (argv[-1].isdigit() and argv[-2].isdigit()):
         print(__doc__, file=sys.stderr)
         return 2
-    supervisor_link, sim_link = argv[0], argv[1]
-    char_s = int(argv[3]) / int(argv[2])
+    supervisor_link, sim_links = argv[0], argv[1:-2]
+    char_s = int(argv[-1]) / int(argv[-2])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sup_master, _sup_slave = _open_end(supervisor_link)  # slaves stay open: no hang-up
-    sim_master, _sim_slave = _open_end(sim_link)
+    drops = tuple(_open_end(link) for link in sim_links)
+    slaves = tuple(master for master, _slave in drops)
     print("ready", flush=True)
+    started = time.monotonic()
     wire = Wire(char_s)
     control = sys.stdin.buffer.fileno()
     os.set_blocking(control, False)
     pending = b""
     sel = selectors.DefaultSelector()
     sel.register(sup_master, selectors.EVENT_READ)
-    sel.register(sim_master, selectors.EVENT_READ)
+    for fd in slaves:
+        sel.register(fd, selectors.EVENT_READ)
     sel.register(control, selectors.EVENT_READ)
     while True:
         due = wire.next_due()
@@ -135,16 +158,16 @@ def main(argv: list[str]) -> int:
                 pending += data
                 while b"\n" in pending:
                     line, pending = pending.split(b"\n", 1)
-                    _command(line, wire, sup_master, now)
+                    _command(line, wire, sup_master, slaves, now, started)
                 if len(pending) > MAX_COMMAND:
                     pending = b""
             elif key.fd == sup_master and data:
-                wire.send(sim_master, data, now)
+                wire.send(slaves, data, now)  # one transmission, heard by every slave
             elif data:
                 if wire.corrupt_next:
                     wire.corrupt_next -= 1
                     data = _flip_one_bit(data)
-                wire.send(sup_master, data, now)
+                wire.send((sup_master,), data, now)
         wire.deliver_due(time.monotonic())
 
 
