@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,13 @@ NODE = "room_node"
 class Rig:
     """The room subsystem on the demo config, a hand-driven clock and a node that obeys."""
 
-    def __init__(self, tmp_path: Path, db: str = "db.sqlite") -> None:
-        self.cfg = load_config(DEMO)
+    def __init__(self, tmp_path: Path, db: str = "db.sqlite",
+                 edit: Callable[[str], str] | None = None) -> None:
+        path = DEMO
+        if edit is not None:
+            path = tmp_path / "vehicle.toml"
+            path.write_text(edit(DEMO.read_text()))
+        self.cfg = load_config(path)
         self.t = 0.0
         self.writes: list[tuple[str, str, Value]] = []
         self.sent = 0
@@ -256,3 +262,29 @@ async def test_any_node_readings_raise_a_panic_exactly_when_a_button_was_pressed
         expected = expected or bool(latched & 3) or presses != previous
         previous = presses
         assert ("room/panic" in rig.alarms.states) is expected
+
+
+async def test_a_button_held_down_counts_once(rig: Rig) -> None:
+    await rig.act("room/walk_test", {"on": True})
+    await rig.at(1)
+    events: list[dict[str, Any]] = []
+    rig.core.van.event_added.add(events.append)
+    rig.node(panic_latched=1, panic_presses=1)
+    for t in (2, 3, 4, 5):  # held: the node keeps the bit latched until it is released
+        await rig.at(t)
+    assert [e["what"] for e in events if e.get("kind") == "room"] == ["panic_test"]
+    assert rig.wrote("panic_ack") == [1, 1, 1, 1]  # acknowledged until the node clears it
+
+
+async def test_a_gpio_button_held_for_its_hold_time_raises_the_panic(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, edit=lambda text: text.replace('line = "panic_crew"\n',
+                                                       'line = "panic_crew"\nhold_s = 2\n'))
+    button = next(b for b in rig.sub.cfg.panic if b.source == "gpio")
+    assert button.hold_s == 2.0
+    await rig.at(0)
+    rig.points.update(f"io/{button.line}", True, AWAY + 1)
+    await rig.at(1)
+    assert "room/panic" not in rig.alarms.states  # a brush against it is not a panic
+    await rig.at(3)
+    assert rig.alarms.states["room/panic"].active
+    assert rig.value("room/panic/source") == button.name

@@ -85,8 +85,8 @@ class RoomSubsystem:
         self._panic_counter = int(ctx.settings.get("panic_counter", 0))
         self.walk_test_until = 0.0  # wall time; a walk test is not kept across a restart
         self._pending: list[str] = []  # presses seen, not yet raised (by source)
-        self._presses_seen: int | None = None  # the node's press counters at the last turn
-        self._session_presses_seen: int | None = None
+        self._counts: dict[str, int] = {}  # the node's press counters at the last turn
+        self._latched_seen = 0  # its latched panic bits at the last turn
         self._lease_at = -math.inf
         self._gpio_pressed_at: dict[str, float] = {}
         self._define()
@@ -180,37 +180,37 @@ class RoomSubsystem:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def _presses(self) -> list[str]:
-        """The buttons pressed since the last turn (node latch or counter, GPIO lines)."""
-        pressed: list[str] = []
+        """The buttons newly pressed since the last turn: a bit newly latched in the node, its
+        press counter moved (a press latched and acknowledged between two polls), a GPIO
+        button held for its ``hold_s``. A button held down counts once."""
         latched = self._int("room/node/panic_latched") or 0
-        count = self._int("room/node/panic_presses")
         node_buttons = [b.name for b in self.cfg.panic if b.source == "node"]
-        for name in node_buttons:
-            if latched & (1 << NODE_BUTTONS[name]):
-                pressed.append(name)
-        if count is not None:
-            if self._presses_seen is not None and count != self._presses_seen and not pressed:
-                # a press and its acknowledgement both between two polls: still a panic
-                pressed.append(node_buttons[0] if node_buttons else "node")
-            self._presses_seen = count
+        pressed = [name for name in node_buttons
+                   if latched & (1 << NODE_BUTTONS[name]) and not self._latched_seen
+                   & (1 << NODE_BUTTONS[name])]
+        self._latched_seen = latched
+        if self._moved("room/node/panic_presses") and not pressed:
+            pressed.append(node_buttons[0] if node_buttons else "node")
         now = self._mono()
         for pid, button in self._panic_lines().items():
-            if self.store.good(pid) is True:
-                first = self._gpio_pressed_at.setdefault(button.name, now)
-                if now - first >= button.hold_s:
-                    pressed.append(button.name)
-            else:
+            if self.store.good(pid) is not True:
                 self._gpio_pressed_at.pop(button.name, None)
+                continue
+            first = self._gpio_pressed_at.setdefault(button.name, now)
+            if first != -math.inf and now - first >= button.hold_s:
+                pressed.append(button.name)
+                self._gpio_pressed_at[button.name] = -math.inf  # counted until released
         return pressed
 
-    def _session_button(self) -> bool:
-        """Whether the room's session button was pressed since the last turn."""
-        count = self._int("room/node/session_presses")
-        pressed = count is not None and self._session_presses_seen is not None \
-            and count != self._session_presses_seen
-        if count is not None:
-            self._session_presses_seen = count
-        return pressed
+    def _moved(self, pid: str) -> bool:
+        """Whether the node's counter ``pid`` changed since the last turn (not at the first
+        reading: the node's count since its boot is no press of ours)."""
+        count = self._int(pid)
+        if count is None:
+            return False
+        last = self._counts.get(pid)
+        self._counts[pid] = count
+        return last is not None and count != last
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ class RoomSubsystem:
         """One turn: presses, the session's outputs, the lease, then the writer."""
         wall = self._wall()
         pressed = self._presses()
-        if self._session_button():
+        if self._moved("room/node/session_presses"):
             self._set_session(self.session_since is None, False)
         testing = wall < self.walk_test_until
         if pressed:
@@ -235,7 +235,7 @@ class RoomSubsystem:
                 self.ctx.event({"kind": "room", "what": "panic_test", "button": pressed[0]})
             elif self.panic is None:
                 await self._new_panic(pressed[0], wall)
-            await self._ack_node(pressed)
+        await self._ack_node()
         self._tamper(wall)
         self._delivery(wall)
         self._outputs()
@@ -261,9 +261,10 @@ class RoomSubsystem:
         session = "; a session was running" if panic.session else ""
         self.ctx.alarms.set(PANIC.id, True, panic.since, f"{panic.id}{where}{session}")
 
-    async def _ack_node(self, pressed: list[str]) -> None:
-        """Tell the node its latched presses are on record (it clears each once released)."""
-        bits = sum(1 << NODE_BUTTONS[n] for n in pressed if n in NODE_BUTTONS)
+    async def _ack_node(self) -> None:
+        """Tell the node its latched presses are on record (each is on disk by now: a panic,
+        or a walk-test event); it clears each once its button is released."""
+        bits = self._latched_seen & sum(1 << bit for bit in NODE_BUTTONS.values())
         if bits and self.cfg.node is not None:
             try:
                 await self.ctx.outputs.write("room/panic_ack", bits)
