@@ -7,6 +7,7 @@ that nothing is written), so minute- and hour-long rules run in milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from supervisor.core.alarms import AlarmManager
@@ -19,6 +20,18 @@ from supervisor.core.storage import Storage
 from supervisor.core.subsystem import Clock, Context, make_context
 from supervisor.core.van_state import VanState
 from supervisor.core.vehicle import GpioPoints
+from supervisor.registry import load_config
+
+DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
+
+
+def demo_config(tmp_path: Path, edit: Callable[[str], str] | None = None) -> SupervisorConfig:
+    """The demo van's config, as it is or with ``edit`` applied to its text."""
+    if edit is None:
+        return load_config(DEMO)
+    path = tmp_path / "vehicle.toml"
+    path.write_text(edit(DEMO.read_text()))
+    return load_config(path)
 
 
 class Lines:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from testsupport import FUZZ
-from virtual_core import VirtualCore
+from virtual_core import DEMO, VirtualCore, demo_config
 
 from drivers.autoterm import HeaterStatus, WantedMode
 from drivers.register_codec import Value
@@ -26,7 +26,6 @@ from supervisor.power import power_config
 from supervisor.power.subsystem import PowerSubsystem
 from supervisor.registry import load_config
 
-DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 AWAY = 1_800_000_000.0  # wall clock at virtual time 0
 
 
@@ -43,11 +42,7 @@ class Rig:
         """``heard``: the heater has answered once (standby) before the first turn."""
         monkeypatch.setenv("MCW_CO_CLEAR_S", "60")
         monkeypatch.setenv("MCW_CLIMATE_MIN_CYCLE_S", "300")
-        path = DEMO
-        if edit is not None:
-            path = tmp_path / "vehicle.toml"
-            path.write_text(edit(DEMO.read_text()))
-        self.cfg = load_config(path)
+        self.cfg = demo_config(tmp_path, edit)
         self.t = 0.0
         self.sent = 0
         clock = Clock(lambda: AWAY + self.t, lambda: self.t)

@@ -8,21 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from virtual_core import VirtualCore
+from virtual_core import VirtualCore, demo_config
 
 from drivers.register_codec import Value
 from supervisor.core.points import PointDef
 from supervisor.core.subsystem import Clock
 from supervisor.lighting.subsystem import LightingSubsystem
-from supervisor.registry import load_config
 
-DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 AWAY = 1_800_000_000.0
 
 
 class Rig:
     def __init__(self, tmp_path: Path) -> None:
-        self.cfg = load_config(DEMO)
+        self.cfg = demo_config(tmp_path)
         self.t = 0.0
         self.sent = 0
         self.writes: list[tuple[str, Value]] = []

@@ -16,14 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from testsupport import FUZZ
-from virtual_core import VirtualCore
+from virtual_core import VirtualCore, demo_config
 
 from drivers.register_codec import Value
 from supervisor.core.subsystem import Clock
-from supervisor.registry import load_config
 from supervisor.room.subsystem import RoomSubsystem
 
-DEMO = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
 AWAY = 1_800_000_000.0  # wall clock at virtual time 0
 NODE = "room_node"
 
@@ -33,11 +31,7 @@ class Rig:
 
     def __init__(self, tmp_path: Path, db: str = "db.sqlite",
                  edit: Callable[[str], str] | None = None) -> None:
-        path = DEMO
-        if edit is not None:
-            path = tmp_path / "vehicle.toml"
-            path.write_text(edit(DEMO.read_text()))
-        self.cfg = load_config(path)
+        self.cfg = demo_config(tmp_path, edit)
         self.t = 0.0
         self.writes: list[tuple[str, str, Value]] = []
         self.sent = 0

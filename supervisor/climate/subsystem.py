@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.autoterm import AutotermHeater, HeaterStatus, describe_error
-from drivers.wakeup import woken
 from supervisor.climate.config import KEEP_POWER_LOCK, ClimateConfig, Zone
 from supervisor.climate.heater_level import LevelController
 from supervisor.climate.rest_guard import RestGuard
@@ -667,11 +666,11 @@ class ClimateSubsystem:
         async with asyncio.TaskGroup() as tg:
             if self.heater is not None:
                 tg.create_task(self.heater.run(), name="heater")
-            while True:
-                self.wake.clear()
-                await self.step()
-                self.ctx.heartbeat.beat()
-                await woken(self.wake, LOOP_S)
+            await self.ctx.turns(self.wake, self._turn)
+
+    async def _turn(self) -> float:
+        await self.step()
+        return LOOP_S
 
     async def step(self) -> None:
         """One turn: the rules, then the writer."""

@@ -14,14 +14,16 @@ Adding a subsystem: a package with its config schema, checks and class, and one 
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from pydantic import BaseModel
 
+from drivers.wakeup import woken
 from supervisor.core.actuator import Actuator
 from supervisor.core.alarms import AlarmManager
 from supervisor.core.commands import CommandRouter
@@ -116,6 +118,15 @@ class Context:
     def actuator(self, stagger_s: float = 0.0) -> Actuator:
         """The one writer of this subsystem's outputs (see core/actuator.py)."""
         return Actuator(self.outputs, self.clock.monotonic, self.log, stagger_s)
+
+    async def turns(self, wake: asyncio.Event, turn: Callable[[], Awaitable[float]]) -> None:
+        """A subsystem's loop, for ever: a turn, a heartbeat, then a wait for ``wake`` or for
+        the seconds the turn returned (cancellation-safe; see drivers/wakeup.py)."""
+        while True:
+            wake.clear()
+            period = await turn()
+            self.heartbeat.beat()
+            await woken(wake, period)
 
     def driving(self) -> bool:
         """The engine runs (vehicle/driving, from the configured ignition line)."""

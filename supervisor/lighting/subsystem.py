@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.wakeup import woken
 from supervisor.core.alarms import AlarmDef
 from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec, CommandFailed
 from supervisor.core.outputs import OutputDef
@@ -165,12 +164,12 @@ class LightingSubsystem:
         """A turn every second, every quarter second while a dimmer fades."""
         self.store.changed.add(lambda pdef, pv: self.wake.set()
                                if pdef.id in (SESSION_POINT, "vehicle/driving") else None)
-        while True:
-            self.wake.clear()
-            fading = self.evaluate(self._mono())
-            await self.actuator.step()
-            self.ctx.heartbeat.beat()
-            await woken(self.wake, FADE_TURN_S if fading else LOOP_S)
+        await self.ctx.turns(self.wake, self._turn)
+
+    async def _turn(self) -> float:
+        fading = self.evaluate(self._mono())
+        await self.actuator.step()
+        return FADE_TURN_S if fading else LOOP_S
 
     def stop(self) -> None:
         """Shutdown: the relays go to their safe state (off) with the others."""

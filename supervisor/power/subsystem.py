@@ -20,7 +20,6 @@ from typing import Any
 
 from drivers.errors import WriteError
 from drivers.register_codec import Value
-from drivers.wakeup import woken
 from supervisor.climate.subsystem import EXTRA_CURRENT as CLIMATE_EXTRA
 from supervisor.climate.subsystem import NEEDS_GENERATOR as CLIMATE_NEEDS_GENERATOR
 from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec, CommandFailed
@@ -318,11 +317,11 @@ class PowerSubsystem:
 
     async def run(self) -> None:
         """Evaluate and write outputs every half second (and at once when woken)."""
-        while True:
-            self.actuator.wake.clear()
-            await self.step()
-            self.ctx.heartbeat.beat()
-            await woken(self.actuator.wake, LOOP_S)
+        await self.ctx.turns(self.actuator.wake, self._turn)
+
+    async def _turn(self) -> float:
+        await self.step()
+        return LOOP_S
 
     async def step(self) -> None:
         """One turn: the rules on the current points, then the writer. Rules time their

@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from drivers.errors import WriteError
-from drivers.wakeup import woken
 from supervisor.core.alarms import AlarmDef
 from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec, CommandFailed
 from supervisor.core.outputs import OutputDef
@@ -216,11 +215,11 @@ class RoomSubsystem:
 
     async def run(self) -> None:
         """Evaluate every half second, at once on a press."""
-        while True:
-            self.wake.clear()
-            await self.step()
-            self.ctx.heartbeat.beat()
-            await woken(self.wake, LOOP_S)
+        await self.ctx.turns(self.wake, self._turn)
+
+    async def _turn(self) -> float:
+        await self.step()
+        return LOOP_S
 
     async def step(self) -> None:
         """One turn: presses, the session's outputs, the lease, then the writer."""
