@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Real MicroPython (its WebAssembly port, from npm) for the room node firmware's tests.
+MPY_PORT := tests/mpy_port/node_modules/.installed
 APT_PACKAGES := mosquitto mosquitto-clients systemd python3-venv chromium cage
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -27,6 +29,13 @@ $(STAMP): pyproject.toml constraints.txt | system-deps
 
 venv: $(STAMP)
 
+$(MPY_PORT): tests/mpy_port/package.json tests/mpy_port/package-lock.json | system-deps
+	@command -v npm >/dev/null || { echo "installing Node.js and npm"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm </dev/null; }
+	npm ci --prefix tests/mpy_port --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: system-deps $(STAMP)
 	./scripts/demo.sh
 
@@ -34,13 +43,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy drivers supervisor tests hil-tests bench
 
-unit: $(STAMP)
+unit: $(STAMP) $(MPY_PORT)
 	$(VENV)/bin/pytest -q tests
 
 hil: $(STAMP)
 	$(VENV)/bin/pytest -q hil-tests
 
-test: system-deps $(STAMP) lint
+test: system-deps $(STAMP) $(MPY_PORT) lint
 	$(VENV)/bin/pytest -q
 
 bench: system-deps $(STAMP)
@@ -51,4 +60,4 @@ bench: system-deps $(STAMP)
 	PYTHONPATH=hil-tests $(PY) bench/climate.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/mpy_port/node_modules

@@ -15,7 +15,7 @@ import machine
 from machine import ADC, PWM, UART, WDT, Pin
 
 from roomnode import board
-from roomnode.node import RESET_POWER_ON, RESET_SOFT, RESET_WATCHDOG, Node
+from roomnode.node import RESET_POWER_ON, RESET_SOFT, RESET_WATCHDOG, SAFE_CALM_LIGHT, Node
 
 
 def reset_cause() -> int:
@@ -75,13 +75,32 @@ class Board:
         self.shown = outputs
 
 
+def maintenance_requested() -> bool:
+    """BOOTSEL pressed within a second of the reset: stay at the REPL for mpremote, without
+    the watchdog (which cannot be stopped once started). On the board, out of a user's reach."""
+    try:
+        import rp2
+    except ImportError:
+        return False
+    deadline = time.ticks_add(time.ticks_ms(), board.MAINTENANCE_WINDOW_MS)
+    while time.ticks_diff(deadline, time.ticks_ms()) > 0:
+        if rp2.bootsel_button():
+            return True
+        time.sleep_ms(10)
+    return False
+
+
 def run() -> None:
     """The main loop: receive, sample, answer, drive the outputs, feed the watchdog."""
-    wdt = WDT(timeout=board.WDT_TIMEOUT_MS)
+    cause = reset_cause()
     pins = Board()
+    pins.show((0, 0, 0, SAFE_CALM_LIGHT))  # the safe states from the first moment
+    if maintenance_requested():
+        print("room node: maintenance, not started (reset to run)")
+        return
+    wdt = WDT(timeout=board.WDT_TIMEOUT_MS)
     now = time.ticks_ms()
-    node = Node(now, reset_cause=reset_cause())
-    pins.show(node.outputs())  # the safe states before anything else
+    node = Node(now, reset_cause=cause)
     last_sample = time.ticks_add(now, -board.SAMPLE_MS)
     while True:
         now = time.ticks_ms()

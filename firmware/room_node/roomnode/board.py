@@ -61,3 +61,4 @@ DOOR_DEBOUNCE_MS = 50
 SESSION_DEBOUNCE_MS = 30
 OCCUPANCY_DEBOUNCE_MS = 100
 WDT_TIMEOUT_MS = 2000  # the main loop turns every ~1 ms; 2 s without a turn is a hang
+MAINTENANCE_WINDOW_MS = 1000  # BOOTSEL pressed this soon after a reset: REPL, no main loop

@@ -9,7 +9,8 @@ is taken apart only once it is whole, never by guessing its length from its func
 * a frame that is too short, too long or fails its CRC counts in ``frame_errors`` and gets
   no answer (the master cannot even tell whom it was for);
 * a whole frame for another unit (a request to another slave, or another slave's answer) is
-  ignored and counts nowhere;
+  ignored and counts nowhere, and so is an exception answer (function code 128 and above:
+  never a request);
 * unit 0 is a broadcast: writes are applied and never answered, reads are ignored;
 * a request for this unit gets its answer or an exception: 01 function not supported,
   02 address outside the map or not writable, 03 a value, count or length out of range.
@@ -151,6 +152,8 @@ class RtuSlave:
         if unit != self.unit and unit != BROADCAST:
             return None  # another slave's request, or another slave's answer
         fc = frame[1]
+        if fc & 0x80:
+            return None  # an exception answer on the line, not a request
         data = frame[2 : n - 2]
         if unit == BROADCAST:
             if fc in (FC_WRITE_SINGLE, FC_WRITE_MULTIPLE):

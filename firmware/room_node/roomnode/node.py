@@ -174,6 +174,10 @@ class Node(RegisterBank):
         """(door sign, recording light, buzzer, calm light in 0.1 %) as they should be now."""
         return (self.door_sign, self.recording_light, self.buzzer, self.calm_light)
 
+    def lease_running(self) -> bool:
+        """Whether a master's lease holds the outputs now."""
+        return self._lease_deadline >= 0
+
     def errors(self) -> int:
         """The ``errors`` register's bits."""
         bits = ERR_LEASE_EXPIRED if self._lease_expired else 0

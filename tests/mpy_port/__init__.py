@@ -1,0 +1,1 @@
+"""Running the room node's firmware under real MicroPython (its WebAssembly port)."""
