@@ -16,9 +16,10 @@ import pytest
 from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright
 from testsupport import needs_tool
 
-from conftest import Van
+from conftest import Van, start_van
 from harness import wait_until
 from supervisor.climate.rest_guard import RestGuard
+from vansim.room_node_host import RoomNodeHost
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -578,3 +579,332 @@ async def test_climate_preheat_answer_tells_the_battery_cost(browser: Browser, v
     await page.get_by_test_id("preheat-planned-room").wait_for(state="hidden")
     await wait_until(lambda: van.monitor.value("climate/room/preheat_start") == 0,
                      what="pre-heat cancelled on MQTT")
+
+
+# ---- the room screen ----------------------------------------------------------------------------
+
+ROOM_NODE = "room_node"  # config/demo.toml: the room node, served by its real firmware
+SOUND_MASKING = ("climate_relays", "relay_5")  # [room.session]
+RECORDING_POWER = ("climate_relays", "relay_7")
+PANIC_SHORT_DELIVERY_S = "5"  # the shortest delivery timeout the config allows
+
+
+@pytest.fixture
+async def room_van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
+    """The van whose panic counts as not delivered 5 s after the press without HQ's receipt."""
+    async with start_van(monkeypatch, {"MCW_PANIC_DELIVERY_S": PANIC_SHORT_DELIVERY_S}) as whole:
+        yield whole
+
+
+async def go_to(page: Page, screen: str) -> None:
+    await page.get_by_test_id(f"nav-{screen}").click()
+    await page.get_by_test_id(f"screen-{screen}").wait_for()
+
+
+async def room_screen(browser: Browser, van: Van, pin: str = "1234") -> Page:
+    """Unlocked (the crew PIN by default) on the room screen."""
+    page = await unlocked(browser, van, pin)
+    await go_to(page, "room")
+    return page
+
+
+def room_node(van: Van) -> RoomNodeHost:
+    return van.sim.room_node(ROOM_NODE)
+
+
+async def wait_attr(page: Page, test_id: str, attr: str, value: str) -> None:
+    """Until the element's data-<attr> is ``value``."""
+    await page.wait_for_function("([el, attr, v]) => el.dataset[attr] === v",
+                                 arg=[await page.get_by_test_id(test_id).element_handle(),
+                                      attr, value])
+
+
+def mqtt_alarm(van: Van, alarm_id: str) -> dict[str, Any]:
+    """The retained alarm as HQ has it ({} when none)."""
+    value = van.monitor.latest.get(f"alarm/{alarm_id}")
+    return value if isinstance(value, dict) else {}
+
+
+async def enter_pin_again(page: Page, pin: str) -> None:
+    """The PIN typed on the dialog that asks for it again."""
+    await page.get_by_test_id("reauth-dialog").wait_for()
+    for digit in pin:
+        await page.get_by_test_id(f"reauth-key-{digit}").click()
+    await page.get_by_test_id("reauth-ok").click()
+
+
+async def test_room_session_started_recorded_and_ended_from_the_panel(browser: Browser,
+                                                                      van: Van) -> None:
+    page = await room_screen(browser, van)
+    pl = texts("pl")
+    # what a session does, in plain words, before it is started
+    effects = await page.get_by_test_id("session-effects").inner_text()
+    for effect in ("door_sign", "doorbell", "masking", "light", "climate", "recording"):
+        assert pl[f"session.does_{effect}"] in effects
+    await page.get_by_test_id("session-start-recording").click()
+    await page.get_by_test_id("confirm-yes").click()  # recording is asked about first
+    await wait_attr(page, "session-card", "active", "true")
+    await page.get_by_test_id("session-recording").wait_for()
+    await wait_until(lambda: van.monitor.value("room/session/active") is True,
+                     what="the session on MQTT")
+    node = room_node(van)  # the door sign and the recording light are the node's pins
+    await wait_until(lambda: node.outputs()["door_sign"] == 1
+                     and node.outputs()["recording_light"] == 1, what="door sign and light on")
+    await wait_until(lambda: van.sim.relay(*SOUND_MASKING) and van.sim.relay(*RECORDING_POWER),
+                     what="sound masking and the recorder switched on")
+    # the timer runs from the local start time, which HQ never gets
+    timer = page.get_by_test_id("session-timer")
+    await timer.wait_for()
+    shown = await timer.text_content() or ""
+    assert re.fullmatch(r"0:00:\d\d", shown), shown
+    await page.wait_for_function("([el, old]) => el.textContent !== old",
+                                 arg=[await timer.element_handle(), shown])
+    assert not [topic for topic in van.monitor.latest
+                if topic in ("state/room/session/since", "state/room/session/recording")]
+    # the recording stops, the session goes on
+    await page.get_by_test_id("session-recording-stop").click()
+    await page.get_by_test_id("session-recording").wait_for(state="hidden")
+    await wait_until(lambda: node.outputs()["recording_light"] == 0
+                     and not van.sim.relay(*RECORDING_POWER), what="the recording off")
+    assert node.outputs()["door_sign"] == 1 and van.monitor.value("room/session/active")
+    assert await timer.is_visible()
+    # ended: asked first
+    await page.get_by_test_id("session-stop").click()
+    await page.get_by_test_id("confirm-yes").click()
+    await wait_attr(page, "session-card", "active", "false")
+    assert await timer.is_hidden()
+    await wait_until(lambda: van.monitor.value("room/session/active") is False,
+                     what="the session's end on MQTT")
+    await wait_until(lambda: node.outputs()["door_sign"] == 0 and not van.sim.relay(
+        *SOUND_MASKING), what="door sign and sound masking off")
+
+
+async def test_panic_shows_its_delivery_and_is_cancelled_only_with_the_pin_again(
+    browser: Browser, van: Van,
+) -> None:
+    page = await room_screen(browser, van)
+    pl = texts("pl")
+    van.sim.set_input("panic_crew", True)  # the GPIO panic button of the crew area
+    await wait_attr(page, "panic-card", "active", "true")
+    assert await page.get_by_test_id("panic-card").get_attribute("role") == "alert"
+    await page.wait_for_function("([el, button]) => el.textContent.endsWith(button)",
+                                 arg=[await page.get_by_test_id("panic-source").element_handle(),
+                                      pl["panic_button.crew"]])
+    since = await wait_until(lambda: van.monitor.value("room/panic/since"),
+                             what="the panic's time on MQTT")
+    hhmm = await page.evaluate("s => new Intl.DateTimeFormat('pl-PL', {hour: '2-digit', "
+                               "minute: '2-digit', hourCycle: 'h23'}).format(s * 1000)", since)
+    assert hhmm in (await page.get_by_test_id("panic-since").text_content() or "")
+    # on the van's broker: sent, and said so; not "received" before HQ says it has it
+    await wait_attr(page, "panic-card", "delivery", "sent")
+    await wait_for_text(page, value_id("room/panic/delivery"), pl["enum.panic_delivery.sent"])
+    assert pl["enum.panic_delivery.received"] not in await page.inner_text("main")
+    panic = str(mqtt_alarm(van, "room/panic")["detail"]).split()[0]
+    result = await van.monitor.command("room/panic_received",
+                                       {"id": "hq-receipt-1", "args": {"panic": panic}},
+                                       role="hq")
+    assert result["status"] == "done"
+    await wait_attr(page, "panic-card", "delivery", "received")
+    await wait_for_text(page, value_id("room/panic/delivery"),
+                        pl["enum.panic_delivery.received"])
+    van.sim.set_input("panic_crew", False)
+    # cancelling asks for the PIN again: a wrong one cancels nothing
+    await page.get_by_test_id("panic-cancel").click()
+    await enter_pin_again(page, "0000")
+    await page.get_by_test_id("reauth-error").wait_for()
+    assert van.monitor.value("room/panic/active") is True
+    assert await page.get_by_test_id("panic-card").get_attribute("data-active") == "true"
+    for digit in "1234":
+        await page.get_by_test_id(f"reauth-key-{digit}").click()
+    await page.get_by_test_id("reauth-ok").click()
+    await page.get_by_test_id("reauth-dialog").wait_for(state="detached")
+    await wait_attr(page, "panic-card", "active", "false")
+    await wait_until(lambda: van.monitor.value("room/panic/active") is False
+                     and not mqtt_alarm(van, "room/panic"), what="the panic cancelled on MQTT")
+
+
+async def test_panic_not_delivered_tells_the_crew_to_phone(browser: Browser,
+                                                           room_van: Van) -> None:
+    van = room_van
+    page = await unlocked(browser, van)
+    pl = texts("pl")
+    van.sim.set_input("panic_crew", True)
+    banner = page.get_by_test_id("panic-banner")  # on every other screen
+    await banner.wait_for()
+    await banner.click()
+    await page.get_by_test_id("screen-room").wait_for()
+    assert await banner.is_hidden()  # the room screen shows the panic itself
+    await wait_attr(page, "panic-card", "delivery", "not_delivered")  # no receipt from HQ
+    lost = page.get_by_test_id("panic-not-delivered")
+    await lost.wait_for()
+    text = await lost.inner_text()
+    assert pl["panic.not_delivered"] in text and "112" in text and "997" in text
+    await wait_for_text(page, value_id("room/panic/delivery"),
+                        pl["enum.panic_delivery.not_delivered"])
+    assert van.monitor.value("room/panic/delivery") == "not_delivered"
+
+
+async def test_walk_test_shows_a_test_banner_on_every_screen(browser: Browser, van: Van) -> None:
+    page = await room_screen(browser, van)
+    banner = page.get_by_test_id("walk-test-banner")
+    assert await banner.is_hidden()
+    await page.get_by_test_id("walk-test").click()
+    await banner.wait_for()
+    assert texts("pl")["walk.banner"] in (await banner.inner_text())
+    await wait_until(lambda: van.monitor.value("room/walk_test/active") is True,
+                     what="the walk test on MQTT")
+    await go_to(page, "home")
+    assert await banner.is_visible()
+    van.sim.set_input("panic_crew", True)  # a press in the test: a test for HQ, no panic
+    await wait_until(lambda: mqtt_alarm(van, "room/panic_test").get("active"),
+                     what="the test press on MQTT")
+    van.sim.set_input("panic_crew", False)
+    assert van.monitor.value("room/panic/active") is False
+    assert await page.get_by_test_id("panic-banner").is_hidden()
+    await go_to(page, "room")
+    await page.get_by_test_id("walk-test-last").wait_for()
+    await page.get_by_test_id("walk-test").click()
+    await banner.wait_for(state="hidden")
+    await wait_until(lambda: van.monitor.value("room/walk_test/active") is False,
+                     what="the walk test's end on MQTT")
+
+
+# ---- the lighting screen ------------------------------------------------------------------------
+
+CREW_CEILING = ("relays", "relay_7")  # [[lighting.light]] of config/demo.toml
+
+
+async def lighting_screen(browser: Browser, van: Van) -> Page:
+    page = await unlocked(browser, van)
+    await go_to(page, "lighting")
+    return page
+
+
+def levels(van: Van, **expected: float) -> bool:
+    return all(van.monitor.value(f"lighting/{name}/level") == level
+               for name, level in expected.items())
+
+
+async def test_lighting_scene_sets_the_lights(browser: Browser, van: Van) -> None:
+    page = await lighting_screen(browser, van)
+    work = page.get_by_test_id("scene-work")
+    assert await work.get_attribute("aria-pressed") == "false"
+    await work.click()
+    await page.wait_for_function("el => el.getAttribute('aria-pressed') === 'true'",
+                                 arg=await work.element_handle())
+    await wait_until(lambda: van.monitor.value("lighting/scene") == "work"
+                     and levels(van, crew_ceiling=100, night_red=0, room_calm=80),
+                     what="the work scene's levels on MQTT")
+    await wait_until(lambda: van.monitor.value("lighting/crew_ceiling/on") is True
+                     and van.sim.relay(*CREW_CEILING), what="the ceiling light read back on")
+    await wait_attr(page, "light-crew_ceiling-toggle", "state", "on")
+    await wait_until(lambda: room_node(van).outputs()["calm_light"] == 800,
+                     what="the room's dimmer at 80 %")
+    await wait_for_text(page, "light-room_calm-level", "80 %")
+    # the exterior scene: the work lights switch themselves off in 30 min
+    await page.get_by_test_id("scene-exterior").click()
+    await wait_until(lambda: levels(van, work_lights=100), what="the work lights on")
+    countdown = page.get_by_test_id("light-work_lights-auto-off")
+    await countdown.wait_for()
+    left = re.search(r"(\d+):(\d\d)", await countdown.text_content() or "")
+    assert left and 25 * 60 <= int(left[1]) * 60 + int(left[2]) <= 30 * 60, left
+    assert await work.get_attribute("aria-pressed") == "false"  # the last scene is pressed
+
+
+async def test_lighting_dimmer_slider_sets_a_level(browser: Browser, van: Van) -> None:
+    page = await lighting_screen(browser, van)
+    assert await page.get_by_test_id("light-room_calm-toggle").count() == 0  # a slider
+    assert await page.get_by_test_id("light-crew_ceiling-slider").count() == 0  # a switch
+    await page.get_by_test_id("light-room_calm-slider").fill("40")
+    await wait_until(lambda: levels(van, room_calm=40), what="40 % on MQTT")
+    await wait_for_text(page, "light-room_calm-level", "40 %")
+    await wait_until(lambda: room_node(van).outputs()["calm_light"] == 400,
+                     what="the node's PWM at 40 % after the fade")
+    await page.get_by_test_id("light-room_calm-minus").click()
+    await wait_until(lambda: levels(van, room_calm=30), what="30 % on MQTT")
+    await wait_for_text(page, "light-room_calm-level", "30 %")
+
+
+async def test_night_scene_switches_night_mode_on_and_it_is_remembered(browser: Browser,
+                                                                       van: Van) -> None:
+    page = await lighting_screen(browser, van)
+    assert await page.evaluate("() => document.documentElement.className") == "day"
+    await page.get_by_test_id("scene-night").click()
+    await page.wait_for_function("() => document.documentElement.classList.contains('night')")
+    await wait_until(lambda: levels(van, night_red=100, crew_ceiling=0),
+                     what="the night scene's levels")
+    # red on black
+    background, colour = await page.evaluate("""() => [getComputedStyle(document.body)
+        .backgroundColor, getComputedStyle(document.body).color]""")
+    assert background == "rgb(0, 0, 0)"
+    red, green, blue = (int(x) for x in re.findall(r"\d+", colour)[:3])
+    assert red > 2 * green and red > 2 * blue, colour
+    assert await page.evaluate("() => localStorage.getItem('mcw.night')") == "1"
+    await page.reload()  # the session and the night mode outlive a reload
+    await page.get_by_test_id("screen-home").wait_for()
+    assert await page.evaluate("() => document.documentElement.className") == "night"
+    await go_to(page, "lighting")
+    toggle = page.get_by_test_id("lighting-night-toggle")  # off again on the screen
+    assert await toggle.get_attribute("aria-pressed") == "true"
+    await toggle.click()
+    await page.wait_for_function("() => document.documentElement.classList.contains('day')")
+    assert await page.evaluate("() => localStorage.getItem('mcw.night')") == "0"
+
+
+async def test_exterior_light_refused_while_driving_says_why(browser: Browser, van: Van) -> None:
+    van.sim.set_input("ignition", True)
+    page = await lighting_screen(browser, van)
+    await wait_until(lambda: van.monitor.value("vehicle/driving") is True, what="driving")
+    await page.get_by_test_id("lighting-driving").wait_for()
+    await page.get_by_test_id("light-work_lights-interlock").wait_for()
+    await page.get_by_test_id("light-work_lights-toggle").click()
+    answer = page.get_by_test_id("lighting-answer")
+    await answer.wait_for()
+    assert await answer.get_attribute("data-status") == "rejected"
+    pl = texts("pl")
+    assert await page.get_by_test_id("lighting-answer-text").text_content() == \
+        pl["reason.exterior_driving"].format(light=pl["light.work_lights"])
+    assert van.monitor.value("lighting/work_lights/level") == 0
+    assert not van.sim.relay("climate_relays", "relay_4")
+
+
+# ---- the duress PIN -----------------------------------------------------------------------------
+
+VISIBLE_TEST_IDS_JS = """() => [...document.querySelectorAll('[data-testid]')]
+  .filter((el) => el.offsetParent !== null).map((el) => el.dataset.testid).sort()"""
+
+
+async def test_duress_pin_looks_like_the_crew_pin_and_calls_for_help_silently(
+    browser: Browser, van: Van,
+) -> None:
+    crew = await unlocked(browser, van, "1234")
+    duress = await unlocked(browser, van, "1235")  # another tablet, the demo's duress PIN
+    await wait_until(lambda: mqtt_alarm(van, "room/panic").get("active")
+                     and van.monitor.value("room/panic/source") == "duress",
+                     what="the duress panic on MQTT")
+    audit = await wait_until(lambda: next(
+        (value for topic, value, _ in van.monitor.messages if topic == "event"
+         and value.get("kind") == "command" and value.get("action") == "room/duress"), None),
+        what="room/duress audited on MQTT")
+    assert (audit["role"], audit["source"], audit["status"]) == ("crew", "panel", "done")
+    # both tablets show exactly the same: no panic anywhere
+    for page in (crew, duress):
+        assert await page.get_by_test_id("panic-banner").is_hidden()
+    assert await duress.evaluate(VISIBLE_TEST_IDS_JS) == await crew.evaluate(VISIBLE_TEST_IDS_JS)
+    assert await duress.get_by_test_id("home-alarms").inner_text() == \
+        await crew.get_by_test_id("home-alarms").inner_text()
+    assert await duress.inner_text("header") == await crew.inner_text("header")
+    await go_to(duress, "room")
+    assert await duress.get_by_test_id("panic-card").get_attribute("data-active") == "false"
+    await go_to(duress, "alarms")
+    await duress.wait_for_function(  # the event log has come
+        "text => !document.querySelector('main').innerText.includes(text)",
+        arg=texts("pl")["chart.loading"])
+    assert await duress.get_by_test_id("alarm-room-panic").count() == 0
+    shown = await duress.inner_text("main")
+    assert "NAPAD" not in shown and "PANIC" not in shown
+    # HQ has it; HQ ends it
+    assert van.monitor.value("room/panic/active") is True
+    result = await van.monitor.command("room/panic_ack", {"id": "hq-ack-1"}, role="hq")
+    assert result["status"] == "done"
+    await wait_until(lambda: not mqtt_alarm(van, "room/panic"), what="the panic ended")

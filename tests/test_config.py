@@ -81,6 +81,8 @@ def write_bytes(tmp_path: Path, data: bytes) -> Path:
          "power.shedding.step[0].restore_voltage_per_12v", "must be above shed_voltage_per_12v"),
         (('crew_pin_hash = "pbkdf2', 'crew_pin_hash = "md5'), "panel.crew_pin_hash",
          "String should match pattern"),
+        (('duress_pin_hash = "pbkdf2_sha256$', 'duress_pin_hash = "pbkdf2_sha256$x'),
+         "panel.duress_pin_hash", "String should match pattern"),
         (('device = "room_climate"', 'device = "room_climat"'), "climate.sensor[0].device",
          "no device with id 'room_climat'"),
         (('bus = "gx"\nunit = 226', 'bus = "rs485"\nunit = 226'), "device[1].bus",
@@ -235,3 +237,17 @@ def test_a_diesel_heater_needs_a_co_alarm_and_a_locked_circuit(tmp_path: Path) -
         with pytest.raises(ConfigError) as err:
             load_config(path)
         assert expected in str(err.value), str(err.value)
+
+
+def test_the_duress_pin_is_optional_and_never_a_copy_of_another_pins_hash(
+    tmp_path: Path,
+) -> None:
+    duress = next(line for line in DEMO.splitlines() if line.startswith("duress_pin_hash"))
+    assert load_config(write(tmp_path, DEMO.replace(duress + "\n", ""))).panel is not None
+    for other in ("crew_pin_hash", "technician_pin_hash"):
+        copied = next(line for line in DEMO.splitlines() if line.startswith(other))
+        text = DEMO.replace(duress, "duress_pin_hash" + copied.removeprefix(other))
+        with pytest.raises(ConfigError) as err:
+            load_config(write(tmp_path, text))
+        assert err.value.key == "panel.duress_pin_hash"
+        assert f"the same hash as {other}" in err.value.rule

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse
 from aiohttp.test_utils import TestClient, TestServer
+from testsupport import wait_until
 
-from supervisor.core.alarms import AlarmManager
+from supervisor.core.alarms import AlarmDef, AlarmManager
 from supervisor.core.commands import ActionSpec, ArgSpec, CommandRouter
 from supervisor.core.config import PanelConfig, SupervisorConfig, VehicleConfig
 from supervisor.core.device_points import DevicePoints
@@ -24,7 +25,9 @@ from supervisor.core.van_state import VanState
 from supervisor.interfaces.panel import Panel
 from supervisor.interfaces.pin import hash_pin
 
-CREW, TECH = "1234", "4321"
+CREW, TECH, DURESS = "1234", "4321", "1235"
+PANIC_POINTS = {"room/panic/active": "bool", "room/panic/delivery": "string",
+                "room/panic/source": "string", "room/panic/since": "number"}
 
 
 class Rig:
@@ -38,7 +41,10 @@ class Rig:
         vehicle = SupervisorConfig(vehicle=VehicleConfig(id="demo", name="Demo"))
         van = VanState(vehicle, self.storage, self.store, AlarmManager(),
                        DevicePoints(self.store), self.router, lambda: self.now)
+        self.van = van
         self.applied: list[dict[str, Any]] = []
+        self.room: list[str] = []  # the room's actions as they ran
+        self._room_actions()
 
         async def switch(args: dict[str, Any]) -> str:
             self.applied.append(args)
@@ -47,10 +53,57 @@ class Rig:
         self.router.register(ActionSpec("power/circuit", switch, frozenset({"crew"}), {
             "circuit": ArgSpec("enum", enum=("fridge",)), "on": ArgSpec("bool")}))
         cfg = PanelConfig(crew_pin_hash=hash_pin(CREW, 1000),
-                          technician_pin_hash=hash_pin(TECH, 1000), max_attempts=3,
+                          technician_pin_hash=hash_pin(TECH, 1000),
+                          duress_pin_hash=hash_pin(DURESS, 1000), max_attempts=3,
                           lockout_s=60, session_s=3600)
         self.history = History(self.storage, self.store, 86400, lambda: self.now)
         self.panel = Panel(cfg, van, self.history, monotonic=lambda: self.mono)
+
+    def _room_actions(self) -> None:
+        """The room's panic as supervisor/room raises and cancels it (its points, alarm and
+        events), without its rules."""
+        for pid, kind in PANIC_POINTS.items():
+            self.store.define(PointDef(pid, kind, ""))  # type: ignore[arg-type]
+        self.van.alarms.define(AlarmDef("room/panic", "critical", "NAPAD", "PANIC",
+                                        latching=True))
+        self.show_panic(None)
+
+        async def duress(args: dict[str, Any]) -> str:
+            self.room.append("duress")
+            self.raise_panic("duress")
+            return "ok"
+
+        async def ack(args: dict[str, Any]) -> str:
+            self.room.append("panic_ack")
+            self.van.alarms.set("room/panic", False, self.now)
+            self.van.alarms.ack("room/panic")
+            self.show_panic(None)
+            return "acknowledged"
+
+        self.router.register(ActionSpec("room/duress", duress, frozenset({"crew"})))
+        self.router.register(ActionSpec("room/panic_ack", ack,
+                                        frozenset({"crew", "technician", "hq"})))
+        async def alarm_ack(args: dict[str, Any]) -> str:
+            self.room.append(f"alarm_ack {args['alarm']}")
+            return "acknowledged"
+
+        self.router.register(ActionSpec("alarm/ack", alarm_ack, frozenset({"crew", "hq"}),
+                                        {"alarm": ArgSpec("string")}))
+
+    def raise_panic(self, source: str) -> str:
+        panic = f"panic-{int(self.now)}-{len(self.room)}"
+        where = "" if source == "duress" else f" ({source})"
+        self.van.alarms.set("room/panic", True, self.now, panic + where)
+        self.van.event({"kind": "room", "what": "panic", "panic": panic, "button": source})
+        self.show_panic(source)
+        return panic
+
+    def show_panic(self, source: str | None) -> None:
+        values = {"room/panic/active": source is not None,
+                  "room/panic/delivery": "stored" if source else "none",
+                  "room/panic/source": source or "", "room/panic/since": self.now if source else 0}
+        for pid, value in values.items():
+            self.store.update(pid, value, self.now)
 
 
 @asynccontextmanager
@@ -316,3 +369,157 @@ async def test_a_command_id_of_no_use_is_refused_not_replaced(
         result = await ws.receive_json()
         assert result["status"] == "done" and result["id"]
     assert r.applied == [args]
+
+
+# ---- the panic: cancelled with the PIN entered again; the duress PIN ---------------------------
+
+
+async def command(ws: ClientWebSocketResponse, action: str, cid: str,
+                  args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Send a command on the page's socket; its result (pushes before it are skipped)."""
+    await ws.send_json({"type": "cmd", "action": action, "id": cid, "args": args or {}})
+    while True:
+        msg = await ws.receive_json()
+        if msg["type"] == "result":
+            return dict(msg)
+
+
+async def test_a_panic_is_cancelled_only_with_the_pin_entered_again(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    r, client = rig
+    assert (await client.post("/api/reauth", json={"pin": CREW})).status == 401  # locked
+    r.raise_panic("desk")
+    async with page(client) as ws:
+        for action, args in (("room/panic_ack", {}), ("alarm/ack", {"alarm": "room/panic"})):
+            refused = await command(ws, action, f"no-pin-{action}", args)
+            assert (refused["status"], refused["code"]) == ("rejected", "reauth_required")
+        assert r.room == []
+        wrong = await client.post("/api/reauth", json={"pin": "0000"})
+        assert wrong.status == 401 and (await wrong.json())["attempts_left"] == 2
+        assert (await client.post("/api/reauth", json={"pin": [CREW]})).status == 400
+        assert (await client.post("/api/reauth", json={"pin": CREW})).status == 200
+        assert (await command(ws, "room/panic_ack", "with-pin"))["status"] == "done"
+        assert r.room == ["panic_ack"]
+        # once: the next cancel asks again, and so does one after the minute
+        again = await command(ws, "room/panic_ack", "pin-used")
+        assert again["code"] == "reauth_required"
+        assert (await client.post("/api/reauth", json={"pin": TECH})).status == 200
+        r.mono += 61
+        assert (await command(ws, "room/panic_ack", "too-late"))["code"] == "reauth_required"
+        # another alarm's acknowledgement needs no PIN
+        assert (await command(ws, "alarm/ack", "other", {"alarm": "x"}))["status"] == "done"
+    assert r.room == ["panic_ack", "alarm_ack x"]
+    audit = r.storage.db.execute(
+        "SELECT status, code FROM command WHERE id = 'with-pin'").fetchone()
+    assert audit == ("done", "ok")
+
+
+async def test_wrong_pins_entered_again_lock_out_as_at_unlock(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    r, client = rig
+    await client.post("/api/unlock", json={"pin": CREW})
+    await client.post("/api/reauth", json={"pin": "0000"})
+    await client.post("/api/reauth", json={"pin": "0000"})
+    locked = await client.post("/api/reauth", json={"pin": "0000"})
+    assert locked.status == 429 and (await locked.json())["retry_after_s"] == 60
+    assert (await client.post("/api/reauth", json={"pin": CREW})).status == 429
+    assert (await client.post("/api/unlock", json={"pin": CREW})).status == 429  # one count
+    r.mono += 61
+    assert (await client.post("/api/reauth", json={"pin": CREW})).status == 200
+
+
+async def test_the_duress_pin_unlocks_exactly_as_the_crew_pin_and_calls_for_help(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    r, client = rig
+    crew = await client.post("/api/unlock", json={"pin": CREW})
+    crew_body = await crew.json()
+    await client.post("/api/lock")
+    duress = await client.post("/api/unlock", json={"pin": DURESS})
+    assert duress.status == crew.status == 200
+    assert await duress.json() == crew_body == {**crew_body, "role": "crew"}
+    assert "mcw_session=" in duress.headers["Set-Cookie"]
+    audit = await wait_until(lambda: r.storage.flush() and r.storage.db.execute(
+        "SELECT role, source, status FROM command WHERE action = 'room/duress'").fetchone(),
+        what="room/duress submitted and audited")
+    assert audit == ("crew", "panel", "done")
+    assert r.room == ["duress"]
+    assert r.van.alarms.states["room/panic"].active  # on MQTT: the van's own state
+
+
+async def test_the_duress_panic_is_kept_off_every_page(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    r, client = rig
+    async with page(client) as ws:  # a page of the crew, unlocked before
+        other = client  # another unlock from this browser: its cookie, not the open page's
+        assert (await other.post("/api/unlock", json={"pin": DURESS})).status == 200
+        await wait_until(lambda: r.room == ["duress"], what="room/duress submitted")
+        seen: dict[str, Any] = {}
+        while "room/panic/since" not in seen:  # the room's points come after its alarm
+            msg = await ws.receive_json()
+            if msg["type"] in ("point", "alarm"):
+                seen[msg["id"]] = msg.get("alarm") if msg["type"] == "alarm" else msg["v"]
+        assert seen == {"room/panic": None, "room/panic/active": False,
+                        "room/panic/delivery": "none", "room/panic/source": "",
+                        "room/panic/since": 0}
+        async with other.ws_connect("/api/ws") as fresh:  # a page opened afterwards
+            await fresh.receive_json()
+            snapshot = await fresh.receive_json()
+        assert "room/panic" not in snapshot["alarms"]
+        assert snapshot["points"]["room/panic/active"]["v"] is False
+        assert snapshot["points"]["room/panic/source"]["v"] == ""
+        assert r.storage.flush()
+        events = await (await client.get("/api/events")).json()
+        assert [e for e in events if "panic" in json.dumps(e)] == []
+        assert r.van.snapshot()["points"]["room/panic/source"]["v"] == "duress"  # MQTT's
+        # HQ cancels it; a button's panic afterwards is shown whole
+        assert (await r.router.submit("room/panic_ack", json.dumps({"id": "hq-1"}), "hq",
+                                      "mqtt")).status == "done"
+        r.raise_panic("desk")
+        shown: dict[str, Any] = {}
+        while shown.get("room/panic/source") != "desk":
+            msg = await ws.receive_json()
+            if msg["type"] in ("point", "alarm"):
+                shown[msg["id"]] = msg.get("alarm") if msg["type"] == "alarm" else msg["v"]
+        assert shown["room/panic"]["active"] is True and shown["room/panic/active"] is True
+    assert r.storage.flush()
+    events = await (await client.get("/api/events")).json()
+    panic_events = [e for e in events if "panic" in json.dumps(e)]
+    assert panic_events and all("(desk)" in e.get("detail", "(desk)") for e in panic_events)
+    assert not any(e.get("button") == "duress" for e in panic_events)
+
+
+async def test_the_duress_pin_entered_again_cancels_and_calls_for_help_silently(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    r, client = rig
+    r.raise_panic("desk")
+    async with page(client) as ws:
+        assert (await client.post("/api/reauth", json={"pin": DURESS})).status == 200
+        assert (await command(ws, "room/panic_ack", "forced"))["status"] == "done"
+        await wait_until(lambda: r.room == ["panic_ack", "duress"], what="a silent panic")
+        assert r.van.alarms.states["room/panic"].active
+        assert r.panel._snapshot()["points"]["room/panic/active"]["v"] is False
+
+
+async def test_every_pin_costs_the_same_checks(
+    rig: tuple[Rig, TestClient[Any, Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The duress PIN answers in the time any other PIN does: every hash is checked."""
+    _, client = rig
+    from supervisor.interfaces import panel, pin
+
+    calls: list[str] = []
+    real = pin.verify_pin
+
+    def counted(entered: str, stored: str) -> bool:
+        calls.append(entered)
+        return real(entered, stored)
+
+    monkeypatch.setattr(panel, "verify_pin", counted)
+    for entered in (CREW, TECH, DURESS, "9999"):
+        await client.post("/api/unlock", json={"pin": entered})
+    assert [calls.count(entered) for entered in (CREW, TECH, DURESS, "9999")] == [3, 3, 3, 3]

@@ -225,7 +225,7 @@ methods = st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPT
 url_chars = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/%"
 junk = st.text(url_chars, max_size=40)
 paths = st.one_of(
-    st.sampled_from(["/", "/api/session", "/api/unlock", "/api/lock", "/api/ws",
+    st.sampled_from(["/", "/api/session", "/api/unlock", "/api/lock", "/api/ws", "/api/reauth",
                      "/api/history", "/api/events", "/static/app.js", "/static/index.html"]),
     junk.map(lambda s: "/static/" + s),
     junk.map(lambda s: "/" + s),

@@ -26,7 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 
 from drivers.buses import Bus, DeviceConfig, Name, RtuBus, Strict, TcpBus
 from drivers.profile import Profile, ProfileError, Register, load_profile
@@ -112,12 +119,25 @@ class PanelConfig(Strict):
     port: int = Field(default=8080, ge=1, le=65535)
     crew_pin_hash: PinHash  # `mcwctl hash-pin` makes one
     technician_pin_hash: PinHash
+    # Optional: a PIN that unlocks like the crew PIN, shows exactly the same, and raises a
+    # silent panic (room/duress) for HQ. Its hash only, as above; a PIN cannot be compared
+    # with another through their salted hashes, so only a copied hash line is caught here.
+    duress_pin_hash: PinHash | None = None
     idle_lock_s: float = Field(default=300.0, ge=30, le=86400)
     session_s: float = Field(default=12 * 3600.0, ge=60, le=7 * 86400)
     max_attempts: int = Field(default=5, ge=1, le=20)  # wrong PINs before a lockout
     lockout_s: float = Field(default=60.0, ge=5, le=3600)
     history_interval_s: float = Field(default=60.0, ge=1, le=3600)
     history_days: float = Field(default=7.0, gt=0, le=90)
+
+    @field_validator("duress_pin_hash")
+    @classmethod
+    def _duress_differs(cls, value: str | None, info: ValidationInfo) -> str | None:
+        for other in ("crew_pin_hash", "technician_pin_hash"):
+            if value is not None and value == info.data.get(other):
+                raise ValueError(f"is the same hash as {other}: the duress PIN must be a "
+                                 "PIN of its own")
+        return value
 
 
 class SupervisorConfig(Strict):

@@ -6,6 +6,13 @@ of the PIN that unlocked the session. It keeps working while the MQTT broker is 
 
 Access: a crew PIN and a technician PIN (stored hashed); wrong PINs are counted per client and
 lock the keypad out after ``max_attempts``; sessions expire; the page locks itself when idle.
+Cancelling a panic asks for a PIN again (``/api/reauth``, the same check and lockout): the
+server runs it only within a minute of that, once.
+
+The duress PIN (optional) unlocks exactly as the crew PIN does (same role, same answer, the
+same PIN checks in the same time) and submits ``room/duress`` behind the page's back. The
+silent panic it raises is kept off every page (points, alarm, event log) for as long as it
+lasts, so that whoever forces the crew to unlock sees nothing of it; HQ sees it on MQTT.
 """
 
 from __future__ import annotations
@@ -46,6 +53,12 @@ MAX_REQUEST = 16 * 1024  # bytes of an HTTP body
 MAX_WS_MESSAGE = 8 * 1024  # bytes of a WebSocket message from a page
 MAX_BRACKETS = 512  # no message of ours has more; deeper JSON is not even parsed
 SWEEP_S = 5.0  # how often idle and old sessions are ended
+REAUTH_S = 60.0  # a PIN entered again is good for one such command within this time
+DURESS_ACTION = "room/duress"
+PANIC_ALARM = "room/panic"
+# the panic as a page sees it while there is none: what it is shown during a silent panic
+NO_PANIC: dict[str, object] = {"room/panic/active": False, "room/panic/delivery": "none",
+                               "room/panic/source": "", "room/panic/since": 0}
 # The page loads only its own files and talks only to this server.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; connect-src 'self'; "
@@ -64,6 +77,8 @@ class Session:
     created: float
     last_active: float  # the crew's last touch (command, unlock, or the page's "activity")
     clients: set[Client] = field(default_factory=set)
+    reauth_until: float = 0.0  # a PIN entered again: one command that needs it until then
+    reauth_duress: bool = False  # ... and it was the duress PIN
 
 
 @dataclass(eq=False)
@@ -90,6 +105,7 @@ class Panel:
         self._mono = monotonic
         van.points.changed.add(self._point)
         van.alarms.changed.add(self._alarm)
+        van.event_added.add(self._event)
         van.devices.health_changed.add(
             lambda device, status: self.broadcast({"type": "device", "id": device,
                                                    "status": status}))
@@ -99,6 +115,10 @@ class Panel:
         self._attempts: dict[str, _Attempts] = {}
         self._trusted: set[str] = set()  # device cookies of browsers that unlocked
         self._pin_check = asyncio.Semaphore(1)  # PBKDF2 runs in a thread, one at a time
+        self._duress_pending = False  # a duress panic asked for, not yet seen to end
+        self._duress_ids: set[str] = set()  # the panics the duress PIN raised (event log)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lights = light_hints(van)
         self.app = web.Application(client_max_size=MAX_REQUEST,
                                    middlewares=[self._guard])
         self.app.add_routes([
@@ -106,6 +126,7 @@ class Panel:
             web.get("/api/session", self._session),
             web.post("/api/unlock", self._unlock),
             web.post("/api/lock", self._lock),
+            web.post("/api/reauth", self._reauth),
             web.get("/api/ws", self._ws),
             web.get("/api/history", self._history),
             web.get("/api/events", self._events),
@@ -135,15 +156,87 @@ class Panel:
             await runner.cleanup()
 
     def _point(self, pdef: PointDef, pv: PointValue) -> None:
-        self.broadcast({"type": "point", "id": pdef.id, **pv.as_dict()})
+        if pdef.id == "room/panic/source" and self._duress_pending \
+                and isinstance(pv.value, str) and pv.value not in ("", "duress"):
+            # a button's panic after all (it came first): nothing to hide, show it whole
+            self._duress_pending = False
+            self._reveal()
+            return
+        self.broadcast({"type": "point", "id": pdef.id, **self._shown(pdef.id, pv)})
 
     def _alarm(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
+        if adef.id == PANIC_ALARM and state is None:
+            self._duress_pending = False  # the panic is over (cancelled and acknowledged)
+        hidden = adef.id == PANIC_ALARM and self._silent_panic()
         self.broadcast({"type": "alarm", "id": adef.id,
-                        "alarm": None if state is None else state.as_dict(adef)})
+                        "alarm": None if state is None or hidden else state.as_dict(adef)})
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if event.get("kind") == "room" and event.get("what") == "panic" \
+                and event.get("button") == "duress":
+            self._duress_ids.add(str(event.get("panic")))
+
+    # ---- the silent panic ---------------------------------------------------------------
+
+    def _silent_panic(self) -> bool:
+        """Whether the panic now raised is the duress PIN's (asked for by this panel, or
+        persisted and raised again after a restart): no page may show it."""
+        return self._duress_pending or self.van.points.good("room/panic/source") == "duress"
+
+    def _shown(self, pid: str, pv: PointValue) -> dict[str, object]:
+        """A point as the pages see it: during a silent panic, the panic's points as if
+        there were none."""
+        if pid in NO_PANIC and self._silent_panic():
+            return {**pv.as_dict(), "v": NO_PANIC[pid]}
+        return pv.as_dict()
+
+    def _reveal(self) -> None:
+        """The panic's points and alarm as they are, to every page."""
+        points, alarms = self.van.points, self.van.alarms
+        for pid in NO_PANIC:
+            pv = points.get(pid)
+            if pv is not None:
+                self.broadcast({"type": "point", "id": pid, **pv.as_dict()})
+        state = alarms.states.get(PANIC_ALARM)
+        if PANIC_ALARM in alarms.defs:
+            self.broadcast({"type": "alarm", "id": PANIC_ALARM, "alarm": None if state is None
+                            else state.as_dict(alarms.defs[PANIC_ALARM])})
+
+    def _snapshot(self) -> dict[str, Any]:
+        snap = self.van.snapshot()
+        for pid in NO_PANIC:
+            pv = self.van.points.get(pid)
+            if pv is not None:
+                snap["points"][pid] = self._shown(pid, pv)
+        if self._silent_panic():
+            snap["alarms"].pop(PANIC_ALARM, None)
+        return snap
+
+    def _duress(self) -> None:
+        """The duress PIN was entered: a silent panic, submitted as the crew from the panel
+        after the page has had its answer (nothing of it reaches the page)."""
+        if DURESS_ACTION not in self.router.actions:
+            log.error("panel_duress_without_room", action=DURESS_ACTION)
+            return
+        raised = self.van.alarms.states.get(PANIC_ALARM)
+        if raised is None or not raised.active:  # a panic already shown stays shown
+            self._duress_pending = True
+        task = asyncio.get_running_loop().create_task(self._submit_duress())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _submit_duress(self) -> None:
+        payload = json.dumps({"id": f"panel-duress-{uuid.uuid4()}", "args": {}})
+        result = await self.router.submit(DURESS_ACTION, payload, "crew", "panel")
+        log.warning("panel_duress", status=result.status, code=result.code)
+        if result.status != "done" and self._duress_pending:
+            self._duress_pending = False
+            self._reveal()
 
     def _hello(self) -> dict[str, Any]:
         vehicle = self.van.cfg.vehicle
-        return {"vehicle": {"id": vehicle.id, "name": vehicle.name}, "meta": self.van.meta()}
+        return {"vehicle": {"id": vehicle.id, "name": vehicle.name}, "meta": self.van.meta(),
+                "lights": self._lights}
 
     def broadcast(self, message: dict[str, Any]) -> None:
         """Push one message to every connected page (called from point/alarm listeners)."""
@@ -246,26 +339,14 @@ class Panel:
             return web.json_response(
                 {"error": "locked_out", "retry_after_s": round(attempts.locked_until - now)},
                 status=429)
-        try:
-            body = _json_object((await request.read()).decode("utf-8"))
-        except UnicodeDecodeError:
-            body = None
-        pin = body.get("pin") if body is not None else None
-        if not isinstance(pin, str | int) or isinstance(pin, bool) or len(str(pin)) > 16:
+        pin = await self._read_pin(request)
+        if pin is None:
             return web.json_response({"error": "bad_request"}, status=400)
-        role = await self._check_pin(str(pin))
-        if role is None:
-            attempts.failures += 1
-            left = self.cfg.max_attempts - attempts.failures
-            log.warning("panel_wrong_pin", peer=peer, attempts_left=max(left, 0))
-            if left <= 0:
-                attempts.failures = 0
-                attempts.locked_until = now + self.cfg.lockout_s
-                return web.json_response(
-                    {"error": "locked_out", "retry_after_s": round(self.cfg.lockout_s)},
-                    status=429)
-            return web.json_response({"error": "wrong_pin", "attempts_left": left}, status=401)
+        matched = await self._check_pin(pin)
+        if matched is None:
+            return self._wrong_pin(attempts, peer, now)
         attempts.failures = 0
+        role = "crew" if matched == "duress" else matched  # the same session as the crew's
         token = secrets.token_urlsafe(32)
         session = Session(role, now, now)
         self.sessions[token] = session
@@ -279,17 +360,79 @@ class Panel:
             self._trusted.add(device)
         response.set_cookie(DEVICE_COOKIE, device, httponly=True, samesite="Strict",
                             max_age=400 * 86400)
+        if matched == "duress":
+            self._duress()
         return response
 
+    def _wrong_pin(self, attempts: _Attempts, peer: str, now: float) -> web.Response:
+        """A wrong PIN counted against its client: a lockout after ``max_attempts``."""
+        attempts.failures += 1
+        left = self.cfg.max_attempts - attempts.failures
+        log.warning("panel_wrong_pin", peer=peer, attempts_left=max(left, 0))
+        if left <= 0:
+            attempts.failures = 0
+            attempts.locked_until = now + self.cfg.lockout_s
+            return web.json_response(
+                {"error": "locked_out", "retry_after_s": round(self.cfg.lockout_s)},
+                status=429)
+        return web.json_response({"error": "wrong_pin", "attempts_left": left}, status=401)
+
+    async def _read_pin(self, request: web.Request) -> str | None:
+        """The PIN of an unlock or re-authentication body; None for a malformed body."""
+        try:
+            body = _json_object((await request.read()).decode("utf-8"))
+        except UnicodeDecodeError:
+            body = None
+        pin = body.get("pin") if body is not None else None
+        if not isinstance(pin, str | int) or isinstance(pin, bool) or len(str(pin)) > 16:
+            return None
+        return str(pin)
+
     async def _check_pin(self, pin: str) -> str | None:
-        """The role the PIN unlocks (None: wrong). PBKDF2 is slow on purpose: it runs in a
-        thread, one check at a time, so a burst of guesses never stalls the event loop."""
+        """What the PIN is: ``technician``, ``crew`` or ``duress`` (None: wrong). PBKDF2 is
+        slow on purpose: it runs in a thread, one check at a time, so a burst of guesses never
+        stalls the event loop. Every stored hash is checked whatever matched first, so that no
+        PIN answers sooner or later than another (the duress PIN least of all)."""
+        stored = [("technician", self.cfg.technician_pin_hash),
+                  ("crew", self.cfg.crew_pin_hash)]
+        if self.cfg.duress_pin_hash is not None:
+            stored.append(("duress", self.cfg.duress_pin_hash))
         async with self._pin_check:
-            for role, stored in (("technician", self.cfg.technician_pin_hash),
-                                 ("crew", self.cfg.crew_pin_hash)):
-                if await asyncio.to_thread(verify_pin, pin, stored):
-                    return role
-        return None
+            matched = [role for role, hashed in stored
+                       if await asyncio.to_thread(verify_pin, pin, hashed)]
+        if "duress" in matched and len(matched) > 1:
+            # the duress PIN is also a real one: every unlock would call for help
+            log.error("panel_duress_pin_is_another_pin", also=matched[0])
+            matched.remove("duress")
+        return matched[0] if matched else None
+
+    async def _reauth(self, request: web.Request) -> web.Response:
+        """A PIN entered again on an unlocked page, for a command that needs it (cancelling
+        a panic): checked as at unlock, wrong ones counted towards the same lockout. Any
+        on-board PIN will do; the duress PIN does what the crew PIN does, and afterwards
+        raises its silent panic."""
+        session = self._current(request)
+        if session is None:
+            return web.json_response({"error": "locked"}, status=401)
+        peer = request.remote or "?"
+        attempts = self._attempts.setdefault(self._client_key(request), _Attempts())
+        now = self._mono()
+        if attempts.locked_until > now:
+            return web.json_response(
+                {"error": "locked_out", "retry_after_s": round(attempts.locked_until - now)},
+                status=429)
+        pin = await self._read_pin(request)
+        if pin is None:
+            return web.json_response({"error": "bad_request"}, status=400)
+        matched = await self._check_pin(pin)
+        if matched is None:
+            return self._wrong_pin(attempts, peer, now)
+        attempts.failures = 0
+        session.last_active = now
+        session.reauth_until = now + REAUTH_S
+        session.reauth_duress = matched == "duress"
+        log.info("panel_reauthenticated", peer=peer, role=session.role)
+        return web.json_response({"ok": True, "valid_s": REAUTH_S})
 
     async def _lock(self, request: web.Request) -> web.Response:
         self._end(request.cookies.get(COOKIE, ""))
@@ -318,7 +461,28 @@ class Panel:
             limit = min(max(int(request.query.get("limit", "50")), 1), 500)
         except ValueError:
             return web.json_response({"error": "bad_request"}, status=400)
-        return web.json_response(self.storage.events(limit))
+        return web.json_response(self._events_shown(limit))
+
+    def _events_shown(self, limit: int) -> list[dict[str, Any]]:
+        """The newest events, without those of a duress PIN's panic: its room events, and the
+        panic alarm's events from its raising until the next panic's."""
+        events = self.storage.events(min(limit * 2 + 50, 1000))
+        ids = self._duress_ids | {str(e.get("panic")) for e in events if e.get("kind") == "room"
+                                  and e.get("what") == "panic" and e.get("button") == "duress"}
+        if not ids:
+            return events[:limit]
+        shown: list[dict[str, Any]] = []
+        silent = False  # the panic alarm's events (oldest first) are a duress panic's
+        for e in reversed(events):
+            if e.get("kind") == "alarm" and e.get("alarm") == PANIC_ALARM:
+                if e.get("what") == "raised":
+                    silent = _panic_id(e.get("detail")) in ids
+                if silent:
+                    continue
+            elif e.get("kind") == "room" and str(e.get("panic")) in ids:
+                continue
+            shown.append(e)
+        return shown[::-1][:limit]
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         session = self._current(request)
@@ -336,7 +500,7 @@ class Panel:
                                 "idle_lock_s": self.cfg.idle_lock_s,
                                 "heartbeat_s": HEARTBEAT_S, "server_time": time.time(),
                                 **self._hello()})
-            await ws.send_json({"type": "snapshot", **self.van.snapshot()})
+            await ws.send_json({"type": "snapshot", **self._snapshot()})
             writer = asyncio.create_task(self._writer(client))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -374,17 +538,59 @@ class Panel:
             await self._not_a_command(client)
             return
         assert msg is not None
-        client.session.last_active = self._mono()
+        session = client.session
+        session.last_active = self._mono()
         # only a missing id is made up; any other id (0, "", a list) is the router's to judge
         cid = msg.get("id")
         payload = json.dumps({"id": str(uuid.uuid4()) if cid is None else cid,
                               "args": msg.get("args", {})})
-        result = await self.router.submit(action, payload, client.session.role, "panel")
+        duress = False
+        if _needs_reauth(action, msg.get("args")):
+            if session.reauth_until <= self._mono():
+                result = self.router.refuse(action, payload, session.role, "panel",
+                                            "reauth_required", "enter the PIN again first")
+                await client.ws.send_json({"type": "result", **result.as_dict()})
+                return
+            duress = session.reauth_duress  # one command per PIN entered again
+            session.reauth_until, session.reauth_duress = 0.0, False
+        result = await self.router.submit(action, payload, session.role, "panel")
         await client.ws.send_json({"type": "result", **result.as_dict()})
+        if duress and result.status == "done":
+            self._duress()  # the panic is cancelled on screen; HQ gets a silent one
 
     async def _not_a_command(self, client: Client) -> None:
         await client.ws.send_json({"type": "result", "id": None, "status": "rejected",
                                    "code": "bad_request", "message": "not a command"})
+
+
+def _panic_id(detail: object) -> str:
+    """The panic's id in the panic alarm's detail (``panic-… (desk); a session was running``;
+    nothing after the id for a duress panic)."""
+    return str(detail or "").split(";")[0].split(" (")[0]
+
+
+def _needs_reauth(action: str, args: object) -> bool:
+    """Cancelling a panic (or acknowledging its alarm) needs the PIN entered again."""
+    return action == "room/panic_ack" or (
+        action == "alarm/ack" and isinstance(args, dict) and args.get("alarm") == PANIC_ALARM)
+
+
+def light_hints(van: VanState) -> dict[str, dict[str, object]]:
+    """How the panel shows each light of the [lighting] section: a dimmer (a 0-100 % slider)
+    or a relay (a switch), and its zone (exterior lights obey the driving interlock). The
+    meta does not say; this is the lighting subsystem's own rule (a bool register is a
+    relay)."""
+    section = van.cfg.section("lighting")
+    out: dict[str, dict[str, object]] = {}
+    for light in getattr(section, "light", ()):
+        try:
+            reg = van.devices.profile(light.device).get(light.output)
+        except KeyError:
+            continue
+        out[light.name] = {"dimmer": reg.type != "bool", "zone": light.zone,
+                           "interlock": getattr(section, "exterior_when_driving", "off")
+                           if light.zone == "exterior" else ""}
+    return out
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

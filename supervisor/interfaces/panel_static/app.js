@@ -71,7 +71,7 @@ function renderAll(pinReason) {
     return;
   }
   const rail = navRail();
-  main.append(connBanner(), h('div', { class: 'screen-wrap' }));
+  main.append(connBanner(), panicBanner(), walkTestBanner(), h('div', { class: 'screen-wrap' }));
   app.replaceChildren(top, rail, main);
   sub('shell', ['nav'], () => {
     setText(title, t('title.' + current));
@@ -122,6 +122,24 @@ function connBanner() {
     const left = Math.ceil((S.retryAt - Date.now()) / 1000);
     setText(msg, t('conn.lost') + ' ' + (left > 0 ? t('conn.retry_in', { s: num(left) }) : t('conn.connecting')));
   });
+  return b;
+}
+
+// A panic raised: on every screen but the room's, which shows it whole.
+function panicBanner() {
+  const b = h('button', { type: 'button', class: 'panic-banner', tid: 'panic-banner', role: 'alert', hidden: true, onclick: () => go('room') },
+    icon('warn'), h('span', { class: 'pb-text' }, t('panic.banner')), h('span', { class: 'pb-go' }, t('panic.banner_go')));
+  sub('shell', ['p:room/panic/active', 'alarms', 'nav', 'conn'], () => {
+    const active = S.points['room/panic/active']?.v === true || !!S.alarms['room/panic']?.active;
+    b.hidden = !S.unlocked || !active || current === 'room';
+  });
+  return b;
+}
+// The panic buttons in their walk test: a press calls no help. On every screen while it lasts.
+function walkTestBanner() {
+  const b = h('div', { class: 'walk-banner', tid: 'walk-test-banner', role: 'status', hidden: true },
+    h('strong', null, t('walk.banner')), h('span', null, t('walk.banner_detail')));
+  sub('shell', ['p:room/walk_test/active', 'conn'], () => { b.hidden = !S.unlocked || S.points['room/walk_test/active']?.v !== true; });
   return b;
 }
 

@@ -107,6 +107,8 @@ export function pointText(meta, v, signed = false) {
 //   zones  a list of zone names ("room, crew"), each shown as the caller's zone label;
 //   why    another reason (a cause in brackets, a power circuit's shed reason), looked up here
 //          again, else shown as it came;
+//   light, scene, …  shown as the caller's names.<group> gives it, where it gives one; a group
+//          named in the plural (lights) is a list ("a, b") of what names.<singular> gives;
 //   other  a plain number is shown with the language's decimal sign, anything else as it came.
 // The first row that matches wins; a text no row matches is shown as it came (a reason added to
 // the supervisor after this table). A new reason: one row here and its key in each language.
@@ -146,11 +148,15 @@ const REASONS = [
   [/^compressor rest: (?<left>.+?) left \((?<why>[^()]+)\)$/, 'reason.compressor_rest_after'],
   [/^power loss$/, 'reason.power_loss'],
   [/^controller restart$/, 'reason.controller_restart'],
+  // lighting (supervisor/lighting/subsystem.py): the driving interlock
+  [/^(?<light>.+): exterior lights stay off while driving$/, 'reason.exterior_driving'],
+  [/^scene (?<scene>.+?) \((?<lights>.+) stay off while driving\)$/, 'reason.scene_skipped'],
 ];
 const PLAIN_NUMBER = /^-?\d+(?:\.(\d+))?$/;
 
-// A reason in the chosen language; zoneName(name) gives a zone's label (default: its text).
-export function reasonText(text, zoneName = (z) => tOr('zone.' + z, z)) {
+// A reason in the chosen language; zoneName(name) gives a zone's label (default: its text);
+// names.<group>(part) shows the part a pattern's group of that name captured (light, scene).
+export function reasonText(text, zoneName = (z) => tOr('zone.' + z, z), names = {}) {
   const s = String(text ?? '');
   for (const [pattern, key] of REASONS) {
     const m = pattern.exec(s);
@@ -159,8 +165,11 @@ export function reasonText(text, zoneName = (z) => tOr('zone.' + z, z)) {
     for (const [name, part] of Object.entries(m.groups || {})) {
       if (part === undefined) continue;
       const n = PLAIN_NUMBER.exec(part);
+      const one = names[name.replace(/s$/, '')];
       if (name === 'zones') parts[name] = part.split(', ').map(zoneName).join(', ');
-      else if (name === 'why') parts[name] = reasonText(part, zoneName);
+      else if (name === 'why') parts[name] = reasonText(part, zoneName, names);
+      else if (one && names[name] == null && name.endsWith('s')) parts[name] = part.split(', ').map(one).join(', ');
+      else if (names[name]) parts[name] = names[name](part);
       else parts[name] = n ? num(Number(part), n[1]?.length ?? 0) : part;
     }
     return t(key, parts);

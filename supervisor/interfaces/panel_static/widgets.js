@@ -2,7 +2,7 @@
 // buttons and toggles (pending while their command runs), toast, confirmation dialog, keypad,
 // night mode, the event list. Every widget that shows data subscribes to its change keys.
 import { S, sub, emit, onClear, nowS, pointMeta, has, shownQuality, good, canRun, isPending, sendCmd } from './client.js';
-import { t, tOr, num, fmtAge, fmtTime, pointText, language } from './i18n.js';
+import { t, tOr, num, fmtAge, fmtTime, pointText, language, reasonText } from './i18n.js';
 
 const ICONS = {
   home: 'M3 11l9-8 9 8M5 9.5V21h5v-6h4v6h5V9.5',
@@ -28,9 +28,13 @@ const ICONS = {
   off: 'M1 1l22 22M16.7 11.1a11 11 0 012.3 1.5M5 12.6a11 11 0 015.2-2.5M10.7 5A16 16 0 0122.6 9M1.4 9a16 16 0 014.3-2.8M8.5 16.1a5 5 0 017 0M12 20v.5',
   back: 'M21 4H8l-7 8 7 8h13a2 2 0 002-2V6a2 2 0 00-2-2zM18 9l-6 6M12 9l6 6',
   car: 'M5 17H3v-5l2-5h12l3 5h1v5h-2M7 17h8M7.5 19.5a2 2 0 100-4 2 2 0 000 4zM16.5 19.5a2 2 0 100-4 2 2 0 000 4zM5 12h15',
+  shield: 'M12 22s8-4 8-10V5l-8-3-8 3v7c0 6 8 10 8 10z',
+  rec: 'M12 17a5 5 0 100-10 5 5 0 000 10z',
+  clock: 'M12 22a10 10 0 100-20 10 10 0 000 20zM12 6v6l4 2',
+  test: 'M9 2h6M10 2v6L4.5 18.5A2 2 0 006.3 21h11.4a2 2 0 001.8-2.5L14 8V2M7 14h10',
 };
 // Result codes the crew gets a hint for (i18n hint.<code>).
-const HINTS = ['circuit_shed', 'interlock', 'not_allowed', 'not_confirmed', 'forbidden', 'out_of_range', 'offline', 'timeout'];
+const HINTS = ['circuit_shed', 'interlock', 'not_allowed', 'not_confirmed', 'forbidden', 'out_of_range', 'offline', 'timeout', 'reauth_required'];
 
 // ---- DOM ---------------------------------------------------------------------------------------
 export const $ = (s, r = document) => r.querySelector(s);
@@ -259,34 +263,56 @@ function toast(kind, title, lines = [], status = '') {
 }
 export function hideToast() { $('#toast').hidden = true; }
 
+// A light for the crew: its text (light.<name>), else the label its points' descriptions start
+// with; a light's label as the supervisor writes it in its messages is found the same way.
+function lightDescLabel(name) {
+  const d = pointMeta(`lighting/${name}/level`).description || '';
+  return d.includes(': ') ? d.slice(0, d.lastIndexOf(': ')) : '';
+}
+export function lightName(nameOrLabel) {
+  const names = Object.keys(S.pmeta).map((id) => /^lighting\/([^/]+)\/level$/.exec(id)?.[1]).filter(Boolean);
+  const name = names.includes(nameOrLabel) ? nameOrLabel : names.find((n) => lightDescLabel(n) === nameOrLabel);
+  return name ? tOr('light.' + name, lightDescLabel(name) || name) : nameOrLabel;
+}
+// The supervisor's message (English) in the crew's language where the reason table knows it.
+export const messageText = (message, names = {}) => reasonText(message, undefined, { light: lightName, ...names });
+
 // A command that did not get done: what, why, and what the crew can do about it.
 export function commandFailed({ action, status, code, message }) {
   const lines = [];
   if (HINTS.includes(code)) lines.push(t('hint.' + code));
-  if (message) lines.push(message);
+  if (message) lines.push(messageText(message));
   const what = action ? tOr('action.' + action, '') : '';
   const title = tOr('result.' + status, t('result.failed'));
   toast('error', what ? `${what}: ${title}` : title, lines, status);
 }
 
 let closeModal = null;
-// Resolves true when the crew confirms (texts confirm.<key>.title|body|yes), false otherwise.
-export function confirmDialog(key) {
+// A modal dialog: build(done) gives its content; resolves with what done() was given, false when
+// it is closed otherwise (a tap beside it, Escape, the panel locking). focus: the element to focus.
+export function openDialog(build, focus) {
   return new Promise((resolve) => {
     closeDialog();
     const root = $('#modal');
-    const done = (v) => { root.hidden = true; root.replaceChildren(); closeModal = null; resolve(v); };
+    const done = (v) => { if (closeModal !== done) return; root.hidden = true; root.replaceChildren(); closeModal = null; resolve(v); };
     closeModal = done;
-    const no = h('button', { type: 'button', class: 'btn big', tid: 'confirm-no', onclick: () => done(false) }, t('common.cancel'));
-    const yes = h('button', { type: 'button', class: 'btn big danger', tid: 'confirm-yes', onclick: () => done(true) }, t(`confirm.${key}.yes`));
-    root.replaceChildren(h('div', { class: 'dialog', role: 'alertdialog', 'aria-modal': 'true', 'aria-labelledby': 'dlg-t' },
-      h('div', { class: 'dlg-head' }, icon('warn', 'ico dlg-ico'), h('h2', { id: 'dlg-t' }, t(`confirm.${key}.title`))),
-      h('p', null, t(`confirm.${key}.body`)),
-      h('div', { class: 'dlg-buttons' }, no, yes)));
+    const content = build(done);
+    root.replaceChildren(content);
     root.onclick = (e) => { if (e.target === root) done(false); };
     root.hidden = false;
-    no.focus();
+    (focus?.(content) || content).focus?.();
   });
+}
+export const dialogOpen = () => closeModal !== null;
+// Resolves true when the crew confirms (texts confirm.<key>.title|body|yes), false otherwise.
+export function confirmDialog(key) {
+  return openDialog((done) => h('div', { class: 'dialog', role: 'alertdialog', 'aria-modal': 'true', 'aria-labelledby': 'dlg-t' },
+    h('div', { class: 'dlg-head' }, icon('warn', 'ico dlg-ico'), h('h2', { id: 'dlg-t' }, t(`confirm.${key}.title`))),
+    h('p', null, t(`confirm.${key}.body`)),
+    h('div', { class: 'dlg-buttons' },
+      h('button', { type: 'button', class: 'btn big', tid: 'confirm-no', onclick: () => done(false) }, t('common.cancel')),
+      h('button', { type: 'button', class: 'btn big danger', tid: 'confirm-yes', onclick: () => done(true) }, t(`confirm.${key}.yes`)))),
+  (el) => el.querySelector('[data-testid="confirm-no"]'));
 }
 export function closeDialog() { if (closeModal) closeModal(false); }
 addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDialog(); });

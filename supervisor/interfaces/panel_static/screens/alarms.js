@@ -1,7 +1,11 @@
-// Alarms: active and latched alarms, most severe first, each acknowledged here; the event log.
+// Alarms: active and latched alarms, most severe first, each acknowledged here (a panic is
+// cancelled, with the PIN entered again, as on the room screen); the event log.
 import { S, sub, onClear, nowS, canRun, isPending, sendCmd, shownAlarms, loadEvents } from '../client.js';
 import { t, tOr, fmtAge, fmtTime } from '../i18n.js';
 import { h, icon, setText, tid, card, alarmText, eventList, every } from '../widgets.js';
+import { askPin } from '../pin.js';
+
+const PANIC = 'room/panic'; // acknowledged by cancelling the panic: room/panic_ack, PIN again
 
 function alarmRow(id) {
   const text = h('div', { class: 'a-text' });
@@ -9,8 +13,15 @@ function alarmRow(id) {
   const sev = h('span', { class: 'a-sev' });
   const ico = h('span', { class: 'a-ico' });
   const key = 'ack:' + id;
-  const ack = canRun('alarm/ack') ? h('button', { type: 'button', class: 'btn ack', tid: 'ack-' + tid(id) }, icon('check'), h('span', null, t('alarms.ack'))) : null;
-  ack?.addEventListener('click', () => { if (!isPending(key)) sendCmd('alarm/ack', { alarm: id }, key); });
+  const panic = id === PANIC;
+  const ack = canRun(panic ? 'room/panic_ack' : 'alarm/ack')
+    ? h('button', { type: 'button', class: 'btn ack', tid: 'ack-' + tid(id) }, icon(panic ? 'lock' : 'check'), h('span', null, t(panic ? 'panic.cancel' : 'alarms.ack')))
+    : null;
+  ack?.addEventListener('click', async () => {
+    if (isPending(key)) return;
+    if (!panic) sendCmd('alarm/ack', { alarm: id }, key);
+    else if (await askPin('panic_ack')) sendCmd('room/panic_ack', {}, key);
+  });
   const el = h('div', { class: 'alarm', tid: 'alarm-' + tid(id) }, ico, h('div', { class: 'a-body' }, h('div', { class: 'a-top' }, sev, text), meta), ack);
   return {
     el,
