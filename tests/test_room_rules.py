@@ -209,6 +209,12 @@ async def test_a_walk_test_press_reaches_hq_as_a_test_not_a_panic(rig: Rig) -> N
     assert "room/panic" not in rig.alarms.states
     assert rig.alarms.states["room/panic_test"].active
     assert rig.value("room/walk_test/active") is True
+    rig.node(panic_latched=0)  # released (the node cleared it after our acknowledgement)
+    await rig.at(2.5)
+    assert "room/panic_test" not in rig.alarms.states
+    rig.node(panic_latched=2, panic_presses=2)  # the next button: HQ sees it too
+    await rig.at(3)
+    assert rig.alarms.states["room/panic_test"].active
     await rig.at(2 + rig.sub.cfg.walk_test_s)  # it ends by itself
     assert rig.value("room/walk_test/active") is False
 
@@ -228,6 +234,11 @@ async def test_the_duress_pin_raises_a_silent_panic_and_says_nothing(rig: Rig) -
     await rig.at(1)
     assert rig.alarms.states["room/panic"].active
     assert rig.value("room/panic/source") == "duress"
+    assert rig.relay("room/beacon") is False  # silent: no beacon for whoever watches
+    events: list[dict[str, Any]] = []
+    rig.core.van.event_added.add(events.append)
+    assert await rig.act("room/duress", {}) == "done/ok: ok"  # again, on top of it
+    assert [e["what"] for e in events if e.get("kind") == "room"] == ["duress"]
 
 
 async def test_the_node_lease_is_renewed_every_third_of_it(rig: Rig) -> None:

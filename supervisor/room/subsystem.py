@@ -47,8 +47,9 @@ CREW_OR_HQ = frozenset({"crew", "technician", "hq"})
 
 PANIC = AlarmDef("room/panic", "critical", "NAPAD / PRZYMUS: wezwanie pomocy z pokoju",
                  "PANIC / DURESS: help called from the room", latching=True)
+# raised while a button is held in a walk test, cleared when released: each press reaches HQ
 PANIC_TEST = AlarmDef("room/panic_test", "info", "Test przycisku napadowego (próba)",
-                      "Panic button walk test (TEST ONLY)", latching=True)
+                      "Panic button walk test (TEST ONLY)")
 
 
 def _tamper_alarm(button: PanicButton) -> AlarmDef:
@@ -201,6 +202,11 @@ class RoomSubsystem:
                 self._gpio_pressed_at[button.name] = -math.inf  # counted until released
         return pressed
 
+    def _held(self) -> bool:
+        """Whether a panic button is still latched in the node or held down on GPIO."""
+        return bool(self._latched_seen & sum(1 << bit for bit in NODE_BUTTONS.values())) \
+            or bool(self._gpio_pressed_at)
+
     def _moved(self, pid: str) -> bool:
         """Whether the node's counter ``pid`` changed since the last turn (not at the first
         reading: the node's count since its boot is no press of ours)."""
@@ -228,12 +234,13 @@ class RoomSubsystem:
         if self._moved("room/node/session_presses"):
             self._set_session(self.session_since is None, False)
         testing = wall < self.walk_test_until
-        if pressed:
-            if testing:
-                self.ctx.alarms.set(PANIC_TEST.id, True, wall, f"walk test: {pressed[0]}")
-                self.ctx.event({"kind": "room", "what": "panic_test", "button": pressed[0]})
-            elif self.panic is None:
-                await self._new_panic(pressed[0], wall)
+        if pressed and testing:
+            self.ctx.alarms.set(PANIC_TEST.id, True, wall, f"walk test: {pressed[0]}")
+            self.ctx.event({"kind": "room", "what": "panic_test", "button": pressed[0]})
+        elif pressed and self.panic is None:
+            await self._new_panic(pressed[0], wall)
+        if not self._held():
+            self.ctx.alarms.set(PANIC_TEST.id, False, wall)
         await self._ack_node()
         self._tamper(wall)
         self._delivery(wall)
@@ -303,13 +310,18 @@ class RoomSubsystem:
         if self.cfg.node is not None:
             want("room/door_sign", 1 if session else 0)
             want("room/recording_light", 1 if session and self.recording else 0)
-            want("room/buzzer", 1 if self.panic is not None and not self.cfg.silent else 0)
+            want("room/buzzer", 1 if self._audible() and not self.cfg.silent else 0)
         relays = self._relays()
         for oid, on in (("room/sound_masking", session), ("room/doorbell_visual", session),
                         ("room/recording_power", session and self.recording),
-                        ("room/beacon", self.panic is not None)):
+                        ("room/beacon", self._audible())):
             if oid in relays:
                 want(oid, on)
+
+    def _audible(self) -> bool:
+        """A panic the outside may see or hear (beacon, buzzer): not a duress panic, which
+        stays silent for whoever is watching the one who raised it."""
+        return self.panic is not None and self.panic.source != "duress"
 
     async def _renew_lease(self) -> None:
         """Write the lease every third of it: the node keeps its outputs while we live."""
@@ -381,11 +393,8 @@ class RoomSubsystem:
 
     async def _ack_action(self, args: dict[str, Any]) -> str:
         panic = self.panic
-        if panic is None and PANIC_TEST.id not in self.ctx.alarms.states:
-            raise CommandFailed("no_panic", "no panic is raised", "rejected")
-        self.ctx.alarms.ack(PANIC_TEST.id)
         if panic is None:
-            return "walk test press acknowledged"
+            raise CommandFailed("no_panic", "no panic is raised", "rejected")
         self.panic = None
         self.ctx.settings.put("panic", None)
         self.ctx.alarms.set(PANIC.id, False, self._wall())
@@ -413,6 +422,8 @@ class RoomSubsystem:
     async def _duress_action(self, args: dict[str, Any]) -> str:
         if self.panic is None:
             await self._new_panic("duress", self._wall())
+        else:  # a panic is raised already: HQ is told that duress came on top of it
+            self.ctx.event({"kind": "room", "what": "duress", "panic": self.panic.id})
         return "ok"  # says nothing: whoever watches the screen must not learn of it
 
 
