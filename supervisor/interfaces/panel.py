@@ -118,7 +118,6 @@ class Panel:
         self._duress_pending = False  # a duress panic asked for, not yet seen to end
         self._duress_ids: set[str] = set()  # the panics the duress PIN raised (event log)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._lights = light_hints(van)
         self.app = web.Application(client_max_size=MAX_REQUEST,
                                    middlewares=[self._guard])
         self.app.add_routes([
@@ -235,8 +234,7 @@ class Panel:
 
     def _hello(self) -> dict[str, Any]:
         vehicle = self.van.cfg.vehicle
-        return {"vehicle": {"id": vehicle.id, "name": vehicle.name}, "meta": self.van.meta(),
-                "lights": self._lights}
+        return {"vehicle": {"id": vehicle.id, "name": vehicle.name}, "meta": self.van.meta()}
 
     def broadcast(self, message: dict[str, Any]) -> None:
         """Push one message to every connected page (called from point/alarm listeners)."""
@@ -573,24 +571,6 @@ def _needs_reauth(action: str, args: object) -> bool:
     """Cancelling a panic (or acknowledging its alarm) needs the PIN entered again."""
     return action == "room/panic_ack" or (
         action == "alarm/ack" and isinstance(args, dict) and args.get("alarm") == PANIC_ALARM)
-
-
-def light_hints(van: VanState) -> dict[str, dict[str, object]]:
-    """How the panel shows each light of the [lighting] section: a dimmer (a 0-100 % slider)
-    or a relay (a switch), and its zone (exterior lights obey the driving interlock). The
-    meta does not say; this is the lighting subsystem's own rule (a bool register is a
-    relay)."""
-    section = van.cfg.section("lighting")
-    out: dict[str, dict[str, object]] = {}
-    for light in getattr(section, "light", ()):
-        try:
-            reg = van.devices.profile(light.device).get(light.output)
-        except KeyError:
-            continue
-        out[light.name] = {"dimmer": reg.type != "bool", "zone": light.zone,
-                           "interlock": getattr(section, "exterior_when_driving", "off")
-                           if light.zone == "exterior" else ""}
-    return out
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -68,6 +68,12 @@ class LightingSubsystem:
             define(PointDef(f"lighting/{name}/level", "number", "%",
                             f"{label}: level chosen", precision=0))
             define(PointDef(f"lighting/{name}/on", "bool", "", f"{label}: lit (read back)"))
+            # what a panel or HQ needs to show it: a switch or a slider, and its interlock
+            define(PointDef(f"lighting/{name}/kind", "enum", "", f"{label}: relay or dimmer",
+                            enum=("relay", "dimmer"), enum_set="light_kind"))
+            define(PointDef(f"lighting/{name}/interlock", "enum", "",
+                            f"{label}: while driving", enum=("none", "off", "warn"),
+                            enum_set="light_interlock"))
             if light.auto_off_s is not None:
                 define(PointDef(f"lighting/{name}/auto_off_in", "number", "s",
                                 f"{label}: switches itself off in", precision=0))
@@ -145,6 +151,9 @@ class LightingSubsystem:
     def _publish(self, now: float) -> None:
         wall, put = self._wall(), self.store.update
         for name, light in self.lights.items():
+            put(f"lighting/{name}/kind", "dimmer" if self._dimmer[name] else "relay", wall)
+            put(f"lighting/{name}/interlock", self.cfg.exterior_when_driving
+                if light.zone == "exterior" else "none", wall)
             put(f"lighting/{name}/level", round(self.levels[name]), wall)
             actual = self.ctx.outputs.actual(f"lighting/{name}")
             put(f"lighting/{name}/on", None if actual is None else bool(actual), wall)

@@ -9,7 +9,7 @@ const SEV_RANK = { critical: 0, warning: 1, info: 2 };
 
 export const S = {
   role: null, vehicle: null, idleLockS: 0, unlocked: false,
-  meta: null, metaKey: '', pmeta: {}, actions: {}, circuits: [], lights: {},
+  meta: null, metaKey: '', pmeta: {}, actions: {}, circuits: [],
   points: {}, alarms: {}, devices: {}, status: {},
   connected: false, retryAt: 0, graceUntil: Date.now() + 1500,
   pending: new Map(), pendingKeys: new Map(), clockOffset: 0,
@@ -206,7 +206,6 @@ function onMessage(m) {
       if (m.idle_lock_s != null) S.idleLockS = Number(m.idle_lock_s) || 0;
       if (m.server_time) S.clockOffset = m.server_time * 1000 - Date.now();
       heartbeatS = Number(m.heartbeat_s) || 0;
-      S.lights = m.lights && typeof m.lights === 'object' ? m.lights : {}; // which light is a dimmer
       if (setMeta(m.meta || {}) || roleChanged) on.metaChanged();
       break;
     }

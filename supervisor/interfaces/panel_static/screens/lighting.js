@@ -4,8 +4,8 @@
 // shown), the panel's night mode (red on black for the crew's dark-adapted eyes; switched on by
 // choosing the night scene here) and the power circuits behind the lights.
 // Built from points, meta and actions: the lights are the lighting/<name>/level points, the
-// scenes the lighting/scene action's enum; which light is a dimmer and which is exterior comes
-// with the server's hello (S.lights).
+// scenes the lighting/scene action's enum; which light is a dimmer and how it obeys the driving
+// interlock, its lighting/<name>/kind and lighting/<name>/interlock points.
 import { S, sub, emit, has, good, canRun, actionArg, sendCmd, isPending, nowS } from '../client.js';
 import { t, tOr, num, fmtTime } from '../i18n.js';
 import { h, icon, setText, val, cmdButton, circuitRow, nightButton, setNight, lightName, messageText } from '../widgets.js';
@@ -24,7 +24,8 @@ const lp = (name, what) => `lighting/${name}/${what}`;
 const sceneLabel = (name) => tOr('scene.' + name, name);
 const level = (name) => { const v = S.points[lp(name, 'level')]?.v; return typeof v === 'number' ? v : null; };
 // A dimmer as the server says; without its word, one whose level is neither off nor full.
-const isDimmer = (name) => S.lights[name]?.dimmer ?? (level(name) != null && level(name) > 0 && level(name) < 100);
+const hint = (name, what) => S.points[lp(name, what)]?.v;
+const isDimmer = (name) => hint(name, 'kind') === 'dimmer';
 const driving = () => good('vehicle/driving') === true;
 
 // ---- the answer to the last command that was refused, or a scene that left lights off --------
@@ -93,8 +94,8 @@ function autoOff(name) {
 }
 
 function interlockNote(name) {
-  const mode = S.lights[name]?.interlock;
-  if (S.lights[name]?.zone !== 'exterior' || !mode) return null;
+  const mode = hint(name, 'interlock');
+  if (!mode || mode === 'none') return null;
   const note = h('div', { class: 'clim-note light-interlock', tid: `light-${name}-interlock`, hidden: true }, icon('car', 'ico small'),
     h('span', null, t(mode === 'warn' ? 'lighting.interlock_warn' : 'lighting.interlock_off')));
   sub('screen', ['p:vehicle/driving', 'conn'], () => { note.hidden = !driving(); });
