@@ -446,7 +446,12 @@ CLIMATE_REASONS = (
     "the CO detector reports a fault: no combustion",
     "locked out after a CO alarm: re-enable it on board once the air is checked",
     "no battery reading", "on battery below 60 % SOC (50 %)", "no reading of the inverter's load",
-    "the inverter has no headroom (9.5 A + 6.0 A > 12.0 A)")
+    "the inverter has no headroom (9.5 A + 6.0 A > 12.0 A)", "no AC power (the inverter is off)",
+    "waiting for the heater's first answer",
+    "the heater stopped by itself (E29): not started again until a climate setting changes or "
+    "its alarm is acknowledged",
+    "the heater did not react to its start: not started again until a climate setting changes "
+    "or its alarm is acknowledged")
 REASON_TEXT_JS = """async (reasons) => {
   const { reasonText } = await import('/static/i18n.js');  // the app's module, its dictionary
   return reasons.map((reason) => reasonText(reason)); }"""

@@ -140,6 +140,10 @@ const REASONS = [
   [/^no battery reading$/, 'reason.no_battery'],
   [/^on battery below (?<min>[\d.]+) % SOC \((?<soc>[\d.]+) %\)$/, 'reason.battery_low'],
   [/^no reading of the inverter's load$/, 'reason.no_inverter_load'],
+  [/^no AC power \(the inverter is (?<state>[a-z_]+)\)$/, 'reason.no_ac_power'],
+  [/^waiting for the heater's first answer$/, 'reason.heater_first_answer'],
+  [/^the heater stopped by itself \(E(?<code>\d+)\): not started again until a climate setting changes or its alarm is acknowledged$/, 'reason.heater_stopped_itself'],
+  [/^the heater did not react to its start: not started again until a climate setting changes or its alarm is acknowledged$/, 'reason.heater_no_reaction'],
   [/^the inverter has no headroom \((?<load>[\d.]+) A \+ (?<ac>[\d.]+) A > (?<max>[\d.]+) A\)$/, 'reason.no_headroom'],
   // rests between a stop and the next start (supervisor/climate/rest_guard.py) and their causes
   [/^heater rest: (?<left>.+?) left$/, 'reason.heater_rest'],
