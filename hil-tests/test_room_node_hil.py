@@ -115,6 +115,19 @@ async def bus(sim: SimulatedVan) -> AsyncIterator[Bus]:
             await task
 
 
+def test_the_node_is_served_only_when_the_config_has_one(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key, value in van_env(tmp_path, free_port(), free_port()).items():
+        monkeypatch.setenv(key, value)
+    cfg = load_config(DEMO_CONFIG)
+    with_node = SimulatedVan(cfg)
+    assert list(with_node.room_nodes) == [NODE] and NODE not in with_node.devices
+    assert with_node.lines[BUS].drops == (NODE,)
+    without = SimulatedVan(cfg.model_copy(update={
+        "device": [d for d in cfg.device if d.profile != "room_node"]}))
+    assert without.room_nodes == {} and without.lines[BUS].drops == ()
+
+
 async def test_the_bus_worker_reads_the_firmware(bus: Bus) -> None:
     sink, node = bus.sink, bus.node
     assert sink.node("identity") == IDENTITY and sink.node("fw_version") == FW_VERSION
