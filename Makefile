@@ -58,6 +58,7 @@ bench: system-deps $(STAMP)
 	PYTHONPATH=hil-tests:tests $(PY) tests/deployment_day.py
 	PYTHONPATH=hil-tests $(PY) bench/panel.py
 	PYTHONPATH=hil-tests $(PY) bench/climate.py
+	PYTHONPATH=hil-tests $(PY) bench/panic.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/mpy_port/node_modules
