@@ -290,32 +290,7 @@ async def test_a_panic_hq_does_not_answer_is_not_delivered(quick_delivery_van: V
 # ---- c. a panic while the supervisor restarts --------------------------------------------------
 
 
-GPIO_AT_START = (
-    "a restart in the same boot raises a false panic from the crew area's GPIO button before "
-    "the desk press is seen: drivers/gpio.py GpioBridge.open() reports each input's level at "
-    "once, and with the sim backend that is gpiozero's mock pin (low = active for the "
-    "active-low panic_crew) until the simulator's first level arrives; the room "
-    "(_presses) takes a GPIO line found active at its first turn as a press")
-WITHOUT_GPIO_PANIC = """
-[[room.panic]]
-name = "crew"
-label = "Crew area"
-source = "gpio"
-line = "panic_crew"
-"""
-
-
-def without_gpio_panic_button(van: Van) -> None:
-    """The supervisor's next start reads the same van without its crew-area GPIO panic
-    button (whose false press at a restart, GPIO_AT_START, would hide the node's)."""
-    text = van.supervisor.config.read_text()
-    assert WITHOUT_GPIO_PANIC in text
-    edited = van.run_dir / "no-gpio-panic.toml"
-    edited.write_text(text.replace(WITHOUT_GPIO_PANIC, ""))
-    van.supervisor.config = edited
-
-
-async def _press_while_down(van: Van, sig: int, gpio_button: bool) -> None:
+async def _press_while_down(van: Van, sig: int) -> None:
     mon, host = van.monitor, node(van)
     session = mqtt_session(van)
     expected = 0 if sig == signal.SIGTERM else -sig
@@ -325,8 +300,6 @@ async def _press_while_down(van: Van, sig: int, gpio_button: bool) -> None:
     host.release("desk")  # a short press, long gone when the supervisor is back
     assert host.register("panic_latched") == 1  # held until the master has it on record
     assert not alarm(van, "room/panic")
-    if not gpio_button:
-        without_gpio_panic_button(van)
     van.supervisor.start()
     pid = await panic_raised(van, "desk")
     await back_again(van, session)
@@ -338,30 +311,13 @@ async def _press_while_down(van: Van, sig: int, gpio_button: bool) -> None:
     await ack_panic(van)
 
 
-@pytest.mark.xfail(strict=True, reason=GPIO_AT_START)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["crash", "stop"])
 async def test_a_panic_pressed_while_the_supervisor_is_down_still_reaches_hq(
     van: Van, sig: int,
 ) -> None:
-    await _press_while_down(van, sig, gpio_button=True)
+    await _press_while_down(van, sig)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["crash", "stop"])
-async def test_without_the_gpio_button_a_press_while_down_reaches_hq_from_the_desk(
-    van: Van, sig: int,
-) -> None:
-    """The node's side of the scenario above, on the demo van without its GPIO panic button
-    (whose false press at a restart would hide the desk's): the node latched the press, the
-    restarted supervisor raises it, acknowledges the latch, HQ receives it."""
-    await _press_while_down(van, sig, gpio_button=False)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "a latching button still pressed after its panic was acknowledged raises a second panic "
-    "after a restart: the node keeps the bit latched until the button is reset, and the new "
-    "supervisor starts with _latched_seen = 0 (room/subsystem.py __init__), so _presses() "
-    "takes the bit as newly latched; the same for a GPIO button held (_gpio_pressed_at is "
-    "not kept either)"))
 async def test_a_button_still_held_after_its_ack_is_no_new_panic_after_a_restart(
     van: Van,
 ) -> None:
@@ -370,7 +326,6 @@ async def test_a_button_still_held_after_its_ack_is_no_new_panic_after_a_restart
     pid = await panic_raised(van, "desk")
     await ack_panic(van)
     assert host.register("panic_latched") == 1  # acknowledged, still pressed: still latched
-    without_gpio_panic_button(van)
     since = time.monotonic()
     await restart(van, signal.SIGKILL)
     await _renewed_twice(van, since)
@@ -381,7 +336,6 @@ async def test_a_button_still_held_after_its_ack_is_no_new_panic_after_a_restart
     host.release("desk")
 
 
-@pytest.mark.xfail(strict=True, reason=GPIO_AT_START)
 async def test_a_restart_raises_no_panic_by_itself(van: Van) -> None:
     since = time.monotonic()
     await restart(van, signal.SIGKILL)
@@ -449,11 +403,6 @@ async def test_a_crash_and_restart_leaves_the_door_sign_and_the_session_alone(va
     assert van.monitor.value("room/session/active") is True
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lighting: after a restart the first turns take room/session/active as unknown = no "
-    "session and fade the room's calm light towards the crew's level (35 % -> ~57 % -> 35 % "
-    "within ~0.4 s): LightingSubsystem.wanted() applies the session scene only when the "
-    "point reads True, and the room publishes it only at the end of its first turn"))
 async def test_a_crash_and_restart_leaves_the_calm_light_alone(van: Van) -> None:
     host = node(van)
     before = await _room_in_use(van)
@@ -465,21 +414,24 @@ async def test_a_crash_and_restart_leaves_the_calm_light_alone(van: Van) -> None
     assert host.outputs()["calm_light"] == before["calm_light"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a SIGTERM stop (systemctl restart) writes the room's declared safe states: the door "
-    "sign and the recording light go out for ~2 s and the session's relays switch off and on "
-    "(room/subsystem.py declares room/door_sign and room/recording_light with safe state 0 "
-    "and the session relays with False; the node's lease alone would keep the room safe)"))
-async def test_a_stop_and_start_changes_no_output_in_the_room(van: Van) -> None:
+async def test_a_stop_and_start_keeps_the_session_and_stops_the_recording_with_its_light(
+        van: Van) -> None:
     host = node(van)
     before = await _room_in_use(van)
     changes = len(host.output_changes)
     masking_writes = len(van.sim.writes_to(*SOUND_MASKING))
+    recording_writes = len(van.sim.writes_to(*RECORDING_POWER))
     since = time.monotonic()
     await restart(van, signal.SIGTERM)
     await _renewed_twice(van, since)
-    assert _changed(host, changes, SESSION_PINS) == []
+    # the door sign, the buzzer and the calm light never change; sound masking is not touched
+    assert _changed(host, changes, ("door_sign", "buzzer", "calm_light")) == []
     assert van.sim.writes_to(*SOUND_MASKING)[masking_writes:] == []
+    # a deliberate stop ends the recording, and its light with it, until we are back
+    assert [pins["recording_light"] for pins in _changed(host, changes,
+                                                         ("recording_light",))] == [0, 1]
+    assert [bool(words[0]) for words in van.sim.writes_to(*RECORDING_POWER)[recording_writes:]] \
+        == [False, True]
     assert host.outputs() == before
 
 

@@ -35,6 +35,9 @@ class Rig:
         devices.values("climate_relays", {f"relay_{i}": False for i in range(1, 9)}, AWAY)
         devices.values("room_node", {"calm_light": 0.0}, AWAY)
         self.driving(False)
+        # the room subsystem's point (not built in this rig): no session
+        self.points.define(PointDef("room/session/active", "bool"))
+        self.points.update("room/session/active", False, AWAY)
 
     async def write(self, device: str, register: str, value: Value) -> Value | None:
         self.writes.append((register, value))
@@ -130,8 +133,6 @@ async def test_a_session_puts_the_room_in_its_calm_scene_and_gives_it_back(rig: 
     for i in range(10):
         await rig.at(i * 0.25)
     assert rig.out("room_calm") == 90.0
-    # the room subsystem's point (not built in this rig)
-    rig.points.define(PointDef("room/session/active", "bool"))
     rig.points.update("room/session/active", True, AWAY + 3)
     for i in range(12, 24):
         await rig.at(i * 0.25)
@@ -152,3 +153,12 @@ async def test_levels_survive_a_restart_and_the_dimmer_does_not_flash(tmp_path: 
     again.core.devices.values("room_node", {"calm_light": 40.0}, AWAY)  # as the node kept it
     await again.at(0)
     assert again.out("room_calm") == 40.0 and again.writes == []
+
+
+async def test_the_rooms_lights_are_held_until_the_session_is_known(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.core.devices.values("room_node", {"calm_light": 35.0}, AWAY)  # a session's calm light
+    rig.points.mark("room/session/active", "stale")  # not known yet after a restart
+    await rig.at(0)
+    await rig.at(0.25)
+    assert rig.out("room_calm") == 35.0 and rig.writes == []  # no blink to the crew's level

@@ -286,6 +286,7 @@ async def test_a_gpio_button_held_for_its_hold_time_raises_the_panic(tmp_path: P
                                                        'line = "panic_crew"\nhold_s = 2\n'))
     button = next(b for b in rig.sub.cfg.panic if b.source == "gpio")
     assert button.hold_s == 2.0
+    rig.points.update(f"io/{button.line}", False, AWAY)  # seen released: a press is an edge
     await rig.at(0)
     rig.points.update(f"io/{button.line}", True, AWAY + 1)
     await rig.at(1)

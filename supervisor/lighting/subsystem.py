@@ -51,7 +51,7 @@ class LightingSubsystem:
         self._dimmer = {name: self._is_dimmer(light) for name, light in self.lights.items()}
         self._shown: dict[str, float] = {}  # a fading dimmer's level now
         self._on_since: dict[str, float] = {}  # monotonic time a light went on (auto-off)
-        self._last_turn = self._mono()
+        self._last_turn: float | None = None  # the first turn fades nothing
         self._define()
 
     def _is_dimmer(self, light: Light) -> bool:
@@ -92,15 +92,18 @@ class LightingSubsystem:
 
     # ---- the rules -----------------------------------------------------------------------
 
-    def wanted(self, name: str) -> float:
+    def wanted(self, name: str) -> float | None:
         """The level a light should have now: the crew's, under the session and the
-        driving interlock."""
+        driving interlock; None while it depends on a session nobody can say yet (held)."""
         light = self.lights[name]
         level = self.levels[name]
         session_scene = self.scenes.get(self.cfg.session_scene or "")
-        if (session_scene is not None and light.zone == "room"
-                and self.store.good(SESSION_POINT) is True and name in session_scene.levels):
-            level = session_scene.levels[name]
+        if session_scene is not None and light.zone == "room" and name in session_scene.levels:
+            session = self.store.good(SESSION_POINT)
+            if session is None:
+                return None
+            if session is True:
+                level = session_scene.levels[name]
         if (light.zone == "exterior" and self.cfg.exterior_when_driving == "off"
                 and self.ctx.driving()):
             level = 0.0
@@ -108,11 +111,14 @@ class LightingSubsystem:
 
     def evaluate(self, now: float) -> bool:
         """Set every light's target; True while a dimmer is still fading."""
-        dt, self._last_turn = now - self._last_turn, now
+        dt = 0.0 if self._last_turn is None else now - self._last_turn
+        self._last_turn = now
         fading = False
         exterior_on = False
         for name, light in self.lights.items():
             level = self.wanted(name)
+            if level is None:
+                continue  # held as it is until the room's session is known
             if level > 0 and light.auto_off_s is not None:
                 since = self._on_since.setdefault(name, now)
                 if now - since >= light.auto_off_s:

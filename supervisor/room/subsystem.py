@@ -86,9 +86,13 @@ class RoomSubsystem:
         self.walk_test_until = 0.0  # wall time; a walk test is not kept across a restart
         self._pending: list[str] = []  # presses seen, not yet raised (by source)
         self._counts: dict[str, int] = {}  # the node's press counters at the last turn
-        self._latched_seen = 0  # its latched panic bits at the last turn
+        # its latched panic bits at the last turn, kept across a restart: a button still held
+        # (latched) after its panic was handled is no new press for the next supervisor
+        self._latched_seen = int(ctx.settings.get("node_latched", 0) or 0)
         self._lease_at = -math.inf
         self._gpio_pressed_at: dict[str, float] = {}
+        self._gpio_released: set[str] = set()  # GPIO buttons seen released since the start
+        self.walk_test_last: tuple[str, float] | None = None  # (button, wall time)
         self._define()
         ctx.alarms.define(PANIC)
         ctx.alarms.define(PANIC_TEST)
@@ -98,6 +102,7 @@ class RoomSubsystem:
             self._raise(self.panic)  # persisted before a restart or a power cut: raised again
         self.store.changed.add(self._point_changed)
         ctx.alarms.published.add(self._published)
+        self._publish(False)  # the session as persisted, before any other loop's first turn
 
     # ---- declarations ------------------------------------------------------------------
 
@@ -116,14 +121,21 @@ class RoomSubsystem:
                     bind(node, f"panic_{button.name}", f"room/panic/{button.name}/zone",
                          description=f"Panic button {button.label or button.name}: wiring")
             declare = ctx.outputs.declare
-            declare(OutputDef("room/door_sign", 0, device=node, register="door_sign"))
+            # the door sign is held through a restart of ours (the node's lease is its safe
+            # state: off once we stay away); the recording light goes off with the recording
+            # equipment's power, so the light never says less than the truth
+            declare(OutputDef("room/door_sign", None, device=node, register="door_sign"))
             declare(OutputDef("room/recording_light", 0, device=node,
                               register="recording_light"))
             declare(OutputDef("room/buzzer", 0, device=node, register="buzzer"))
             declare(OutputDef("room/node_lease", None, device=node, register="lease"))
             declare(OutputDef("room/panic_ack", None, device=node, register="panic_ack"))
         for oid, relay in self._relays().items():
-            ctx.outputs.declare(OutputDef(oid, False, device=relay[0], register=relay[1]))
+            # masking and the doorbell's visual mode are held through a restart (a session
+            # goes on); the recording and the beacon stop with us
+            held = oid in ("room/sound_masking", "room/doorbell_visual")
+            ctx.outputs.declare(OutputDef(oid, None if held else False, device=relay[0],
+                                          register=relay[1]))
         define(PointDef("room/session/active", "bool", "", "A session runs in the room"))
         # local only: HQ is told whether a session runs, not since when or what it records
         define(PointDef("room/session/since", "number", "s",
@@ -136,6 +148,10 @@ class RoomSubsystem:
         define(PointDef("room/panic/source", "string", "", "Which button (or duress)"))
         define(PointDef("room/panic/since", "number", "s", "Panic time (epoch s, 0: none)"))
         define(PointDef("room/walk_test/active", "bool", "", "Panic buttons in walk test"))
+        define(PointDef("room/walk_test/last_button", "string", "",
+                        "The button last pressed in a walk test"))
+        define(PointDef("room/walk_test/last_at", "number", "s",
+                        "When (epoch s, 0: none since the start)"))
         for button in cfg.panic:
             if button.source == "gpio":
                 define(PointDef(f"room/panic/{button.name}/zone", "enum", "",
@@ -183,18 +199,29 @@ class RoomSubsystem:
         """The buttons newly pressed since the last turn: a bit newly latched in the node, its
         press counter moved (a press latched and acknowledged between two polls), a GPIO
         button held for its ``hold_s``. A button held down counts once."""
-        latched = self._int("room/node/panic_latched") or 0
+        latched = self._int("room/node/panic_latched")
         node_buttons = [b.name for b in self.cfg.panic if b.source == "node"]
-        pressed = [name for name in node_buttons
-                   if latched & (1 << NODE_BUTTONS[name]) and not self._latched_seen
-                   & (1 << NODE_BUTTONS[name])]
-        self._latched_seen = latched
+        pressed: list[str] = []
+        if latched is not None:  # unknown (not read yet, node away) is no change
+            pressed = [name for name in node_buttons
+                       if latched & (1 << NODE_BUTTONS[name]) and not self._latched_seen
+                       & (1 << NODE_BUTTONS[name])]
+            if latched != self._latched_seen:
+                self.ctx.settings.put("node_latched", latched)
+            self._latched_seen = latched
         if self._moved("room/node/panic_presses") and not pressed:
             pressed.append(node_buttons[0] if node_buttons else "node")
         now = self._mono()
         for pid, button in self._panic_lines().items():
-            if self.store.good(pid) is not True:
+            level = self.store.good(pid)
+            if level is False:
+                self._gpio_released.add(button.name)
+            if level is not True:
                 self._gpio_pressed_at.pop(button.name, None)
+                continue
+            if button.name not in self._gpio_released:
+                # active since we started (a line read before its real level, a button held
+                # through a restart after its panic was handled): a press is an edge
                 continue
             first = self._gpio_pressed_at.setdefault(button.name, now)
             if first != -math.inf and now - first >= button.hold_s:
@@ -235,6 +262,7 @@ class RoomSubsystem:
             self._set_session(self.session_since is None, False)
         testing = wall < self.walk_test_until
         if pressed and testing:
+            self.walk_test_last = (pressed[0], wall)
             self.ctx.alarms.set(PANIC_TEST.id, True, wall, f"walk test: {pressed[0]}")
             self.ctx.event({"kind": "room", "what": "panic_test", "button": pressed[0]})
         elif pressed and self.panic is None:
@@ -344,6 +372,9 @@ class RoomSubsystem:
         put("room/panic/source", panic.source if panic else "", wall)
         put("room/panic/since", round(panic.since) if panic else 0, wall)
         put("room/walk_test/active", testing, wall)
+        last = self.walk_test_last
+        put("room/walk_test/last_button", last[0] if last else "", wall)
+        put("room/walk_test/last_at", round(last[1]) if last else 0, wall)
         for button in self.cfg.panic:
             if button.line is not None:
                 pressed = self.store.good(f"io/{button.line}")

@@ -9,11 +9,10 @@
 // Built from points, meta and actions: the buttons are the room/panic/<name>/zone points.
 import { S, sub, has, canRun, sendCmd, nowS, pointMeta, shownQuality } from '../client.js';
 import { t, tOr, fmtTime, fmtAge, enumText } from '../i18n.js';
-import { h, icon, setText, val, metric, cmdButton, switchButton, confirmDialog, alarmText } from '../widgets.js';
+import { h, icon, setText, val, metric, cmdButton, switchButton, confirmDialog } from '../widgets.js';
 import { askPin } from '../pin.js';
 
 const PANIC_ALARM = 'room/panic';
-const TEST_ALARM = 'room/panic_test';
 const TAMPER = 'room/panic_tamper_';
 const zoneOf = /^room\/panic\/([^/]+)\/zone$/;
 
@@ -169,11 +168,13 @@ function walkTestCard() {
     h('div', { class: 'walk-row' }, h('p', { class: 'walk-text' }, t('walk.text')),
       switchButton({ testid: 'walk-test', pid, action: 'room/walk_test', args: (on) => ({ on }) })),
     last);
-  sub('screen', ['p:' + pid, 'alarms', 'conn'], () => {
+  // the last test press stays shown after its alarm cleared on release
+  sub('screen', ['p:' + pid, 'p:room/walk_test/last_button', 'p:room/walk_test/last_at', 'conn'], () => {
     el.dataset.active = String(value(pid) === true);
-    const a = S.alarms[TEST_ALARM];
-    last.hidden = !a;
-    if (a) setText(last, t('walk.last', { what: [alarmText(a), a.detail].filter(Boolean).join(': '), time: a.since ? fmtTime(a.since) : '' }));
+    const button = value('room/walk_test/last_button');
+    const at = value('room/walk_test/last_at');
+    last.hidden = !button;
+    if (button) setText(last, t('walk.last', { what: buttonLabel(button), time: at ? fmtTime(at) : '' }));
   });
   return el;
 }
