@@ -99,10 +99,11 @@ async def test_silent_rtu_device_goes_offline_while_the_rest_keeps_updating(van:
     await wait_until(lambda: mon.quality("climate/room/temperature") == "stale", what="stale")
     assert mon.latest["status"]["state"] == "degraded"
     assert mon.latest["device/room_climate/status"]["errors"]["timeout"] >= 3
-    # the relay board on the same bus and the GX keep working
+    # the relay board on the same bus and the GX keep working: the interior lights (on by
+    # default) switched off change the battery's current
     seen = len(mon.messages)
     result = await mon.command("power/circuit", {"id": "s1", "args": {
-        "circuit": "interior_lights", "on": True}})
+        "circuit": "interior_lights", "on": False}})
     assert result["status"] == "done"
     await wait_until(lambda: any(t.startswith("state/power/battery/") for t, _, _ in
                                  mon.messages[seen:]), what="battery still updating")
