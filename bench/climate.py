@@ -81,9 +81,9 @@ from vansim.van import SimulatedVan
 # The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
 # folder's modules bench.*.
 if TYPE_CHECKING:
-    from bench.run import TimedMonitor
+    from bench.run import Figures, TimedMonitor, finding_lines, report_head
 else:
-    from run import TimedMonitor
+    from run import Figures, TimedMonitor, finding_lines, report_head
 
 COMFORT_C = 21.0
 REACHED_K = 0.3  # "at the set point": within the thermostat's cold tolerance
@@ -599,15 +599,8 @@ def fmt_min(value: float | None) -> str:
 
 
 def table(res: dict[str, Any]) -> str:
-    rows: list[tuple[str, str, str]] = []
-    missed: list[str] = []
-
-    def row(figure: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        if ok is False:
-            target += "  << MISSED"
-            missed.append(figure.strip())
-        rows.append((figure, value, target))
-
+    figures = Figures()
+    row = figures.row
     night = res.get("cold_night", {})
     outside = night.get("outside_c") or ["?", "?"]
     row(f"1. cold night: {outside[0]} -> {outside[1]} °C outside, zones from 5 °C, heat at "
@@ -676,41 +669,30 @@ def table(res: dict[str, Any]) -> str:
             row(f"   {label} (ms p50 / max, n={s['n']})",
                 f"{s['p50'] * 1000:.0f} / {s['max'] * 1000:.0f}",
                 f"<= {TARGETS['co_s'] * 1000:g} ms", s["max"] <= TARGETS["co_s"])
-    w1 = max(len(r[0]) for r in rows)
-    w2 = max(len(r[1]) for r in [*rows, ("", "value", "")])
-    head = f"{'figure':<{w1}}  {'value':>{w2}}  target"
-    out = [head, "-" * (len(head) + 30)]
-    out += [f"{a:<{w1}}  {b:>{w2}}  {c}".rstrip() for a, b, c in rows]
-    out.append(f"Heater targets are this bench's: at most {TARGETS['heater_starts_per_h']:g} "
-               "starts per hour, and no restart sooner after a stop than the heater's\n"
-               f"rest (min_off_s, {HEATER_MIN_OFF_S:g} s real = "
-               f"{HEATER_MIN_OFF_S * CLIMATE_SPEED / 60:g} van min). The A/C's is its own "
-               "guard's minimum off time (the supervisor's clock "
-               "is real time).\n"
-               "** FAST_POWER's generator timings (minimum run "
-               f"{FAST_CLIMATE['MCW_GEN_MIN_RUN_S']} s, dwell {FAST_CLIMATE['MCW_GEN_DWELL_S']} s,"
-               " real) are not scaled to the van's time like the climate's: the demo\n"
-               "   config's 30 min minimum run would keep the generator on through these "
-               "compressor cycles.\n"
-               "The CO figures include the CO input's 50 ms debounce (config/demo.toml) and run "
-               "alongside the cold night's van and supervisor.")
-    if missed:
-        out.append(f"\n{len(missed)} figure(s) miss their target: " + "; ".join(missed))
-    return "\n".join(out)
+    return figures.render(
+        f"Heater targets are this bench's: at most {TARGETS['heater_starts_per_h']:g} "
+        "starts per hour, and no restart sooner after a stop than the heater's\n"
+        f"rest (min_off_s, {HEATER_MIN_OFF_S:g} s real = "
+        f"{HEATER_MIN_OFF_S * CLIMATE_SPEED / 60:g} van min). The A/C's is its own "
+        "guard's minimum off time (the supervisor's clock "
+        "is real time).\n"
+        "** FAST_POWER's generator timings (minimum run "
+        f"{FAST_CLIMATE['MCW_GEN_MIN_RUN_S']} s, dwell {FAST_CLIMATE['MCW_GEN_DWELL_S']} s,"
+        " real) are not scaled to the van's time like the climate's: the demo\n"
+        "   config's 30 min minimum run would keep the generator on through these "
+        "compressor cycles.\n"
+        "The CO figures include the CO input's 50 ms debounce (config/demo.toml) and run "
+        "alongside the cold night's van and supervisor.")
 
 
 def report(res: dict[str, Any]) -> None:
     host = res["host"]
-    print(f"\nclimate benchmark (demo van, simulated at x{host['speed']:g}) - python "
-          f"{host['python']}, {host['cpus']} CPUs, load {host['loadavg'][0]:.2f}, "
-          f"bench took {host['bench_runtime_s']:.0f} s\n")
+    print(report_head(f"climate benchmark (demo van, simulated at x{host['speed']:g})", host))
     print(table(res))
     extra = []
     for name in ("cold_night", "hot_day", "co"):
         part = res.get(name, {})
-        for level, events in (part.get("log") or {}).items():
-            extra.append(f"{name}: supervisor log {level}: " + ", ".join(
-                f"{e} x{n}" for e, n in sorted(events.items())))
+        extra += finding_lines(f"{name}: supervisor log", part.get("log") or {})
         if part.get("exit_code"):
             extra.append(f"{name}: supervisor exit code after SIGTERM {part['exit_code']}")
     if extra:

@@ -54,22 +54,20 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from testsupport import Broker, free_port, wait_until
+from testsupport import wait_until
 
 from conftest import Van, settled
-from harness import DEMO_CONFIG, SupervisorProcess, van_env
+from harness import SupervisorProcess
 from roomnode.board import SAMPLE_MS
-from supervisor.registry import load_config
 from supervisor.room.config import RoomConfig
 from vansim.room_node_host import SAFE_STATES, RoomNodeHost
-from vansim.van import SimulatedVan
 
 # The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
 # folder's modules bench.*.
 if TYPE_CHECKING:
-    from bench.run import TimedMonitor, summary
+    from bench.run import Figures, TimedMonitor, finding_lines, report_head, start_demo_van, summary
 else:
-    from run import TimedMonitor, summary
+    from run import Figures, TimedMonitor, finding_lines, report_head, start_demo_van, summary
 
 NODE = "room_node"
 BUS = "rs485"
@@ -352,14 +350,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
         # each part is stopped by its own callback, whatever failed before it
         stack.callback(shutil.rmtree, run_dir, ignore_errors=True)
-        broker = Broker(run_dir)
-        stack.push_async_callback(broker.stop)
-        await broker.start()
-        env = van_env(run_dir, broker.port, free_port())
-        os.environ.update(env)  # the simulator reads the same config file
-        sim = SimulatedVan(load_config(DEMO_CONFIG))
-        stack.push_async_callback(sim.stop)
-        await sim.start()
+        broker, env, sim = await start_demo_van(stack, run_dir)
         monitor = TimedMonitor(broker.port)
         stack.push_async_callback(monitor.stop)
         await monitor.start()
@@ -401,15 +392,8 @@ def ms(x: float) -> str:
 
 
 def table(res: dict[str, Any]) -> str:
-    rows: list[tuple[str, str, str]] = []
-    missed: list[str] = []
-
-    def row(figure: str, value: str, target: str = "", ok: bool | None = None) -> None:
-        if ok is False:
-            target += "  << MISSED"
-            missed.append(figure.strip())
-        rows.append((figure, value, target))
-
+    figures = Figures()
+    row = figures.row
     for key, label, target in (
         ("gpio", "GPIO panic_crew edge -> alarm at the subscriber", "gpio_p99_s"),
         ("node", "room node desk button (9600 Bd, 0.15 s poll) -> alarm at the subscriber",
@@ -451,31 +435,18 @@ def table(res: dict[str, Any]) -> str:
             ", ".join(f"{s} x{n}" for s, n in res["unexpected_panics"].items()), "0", False)
     for name, error in (res.get("errors") or {}).items():
         row(f"{name} FAILED", error[:70])
-    if not rows:
+    if not figures.rows:
         return "(no figures)"
-    w1 = max(len(r[0]) for r in rows)
-    w2 = max(len(r[1]) for r in [*rows, ("", "value", "")])
-    head = f"{'figure':<{w1}}  {'value':>{w2}}  target"
-    out = [head, "-" * (len(head) + 30)]
-    out += [f"{a:<{w1}}  {b:>{w2}}  {c}".rstrip() for a, b, c in rows]
-    out.append("Press figures include the input's debounce (GPIO 5 ms in config/demo.toml, the "
-               "node's loop 30 ms) and, for the node,\nits poll period; each press is "
-               "acknowledged (room/panic_ack) and its alarm cleared before the next.")
-    if missed:
-        out.append(f"\n{len(missed)} figure(s) miss their target: " + "; ".join(missed))
-    return "\n".join(out)
+    return figures.render("Press figures include the input's debounce (GPIO 5 ms in "
+                          "config/demo.toml, the node's loop 30 ms) and, for the node,\nits "
+                          "poll period; each press is acknowledged (room/panic_ack) and its "
+                          "alarm cleared before the next.")
 
 
 def report(res: dict[str, Any]) -> None:
-    host = res["host"]
-    print(f"\npanic benchmark (demo van, simulated) - python {host['python']}, "
-          f"{host['cpus']} CPUs, load {host['loadavg'][0]:.2f}, "
-          f"bench took {host['bench_runtime_s']:.0f} s\n")
+    print(report_head("panic benchmark (demo van, simulated)", res["host"]))
     print(table(res))
-    extra = []
-    for level, events in (res.get("log_findings") or {}).items():
-        extra.append(f"supervisor log {level}: " + ", ".join(
-            f"{e} x{n}" for e, n in sorted(events.items())))
+    extra = finding_lines("supervisor log", res.get("log_findings") or {})
     if res.get("errors"):
         extra += ["--- last lines of the supervisor log ---", *res.get("log_tail", [])]
     if extra:

@@ -62,19 +62,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
-from testsupport import Broker, free_port, wait_until
+from testsupport import wait_until
 
-from harness import DEMO_CONFIG, Monitor, SupervisorProcess, van_env
+from harness import Monitor, SupervisorProcess
 from supervisor.power import power_config
-from supervisor.registry import load_config
 from vansim.van import SimulatedVan
 
 # The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
 # folder's modules bench.*.
 if TYPE_CHECKING:
     from bench.arrivals import Arrivals, Match
+    from bench.run import figure_table, finding_lines, start_demo_van
 else:
     from arrivals import Arrivals, Match
+    from run import figure_table, finding_lines, start_demo_van
 
 
 def env_int(name: str, default: int) -> int:
@@ -1029,14 +1030,7 @@ async def main(keep_log: Path | None = None) -> dict[str, Any]:
     try:
         async with AsyncExitStack() as stack:
             # each part is stopped by its own callback, whatever failed before it
-            broker = Broker(run_dir)
-            stack.push_async_callback(broker.stop)
-            await broker.start()
-            env = van_env(run_dir, broker.port, free_port())
-            os.environ.update(env)  # the simulator reads the same config file
-            sim = SimulatedVan(load_config(DEMO_CONFIG))
-            stack.push_async_callback(sim.stop)
-            await sim.start()
+            broker, env, sim = await start_demo_van(stack, run_dir)
             sweeper = asyncio.create_task(sweep_voltage(sim))
             stack.push_async_callback(_cancel, sweeper)
             rec = Recorder(broker.port, prefix=PREFIX)
@@ -1158,12 +1152,7 @@ def table(res: dict[str, Any]) -> str:
                          f"{st['arrival_gap_max_s']:.3f}", f"poll {POLL_FAST_S:g} s"))
             rows.append(("  same between the readings' ts / median gap (s)",
                          f"{st['reading_gap_max_s']:.3f} / {st['arrival_gap_p50_s']:.3f}", ""))
-    w1 = max(len(r[0]) for r in rows)
-    w2 = max(len(r[1]) for r in [*rows, ("", "value", "")])
-    head = f"{'figure':<{w1}}  {'value':>{w2}}  target"
-    out = [head, "-" * (len(head) + 10)]
-    out += [f"{a:<{w1}}  {b:>{w2}}  {c}".rstrip() for a, b, c in rows]
-    return "\n".join(out)
+    return "\n".join(figure_table(rows, rule_extra=10))
 
 
 def report(res: dict[str, Any]) -> None:
@@ -1240,9 +1229,8 @@ def report(res: dict[str, Any]) -> None:
         extra.append(f"recorder connects {res.get('recorder_connects')}, publisher reconnects "
                      f"{res.get('publisher_reconnects')}")
     for phase in ("fuzz", "flood"):
-        for level, events in (res.get(phase) or {}).get("log", {}).items():
-            extra.append(f"supervisor log in {phase}, {level}: "
-                         + ", ".join(f"{e} x{n}" for e, n in sorted(events.items())))
+        extra += finding_lines(f"supervisor log in {phase},",
+                                   (res.get(phase) or {}).get("log", {}))
     print()
     print("\n".join(extra))
 

@@ -36,6 +36,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,6 +146,71 @@ def summary(samples: list[float]) -> dict[str, float]:
         "min": min(samples),
         "mean": statistics.fmean(samples),
     }
+
+
+# ---- shared by the benches ---------------------------------------------------------------
+
+
+async def start_demo_van(stack: AsyncExitStack,
+                         run_dir: Path) -> tuple[Broker, dict[str, str], SimulatedVan]:
+    """A broker and the simulated demo van, started, each stopped by its own callback on
+    ``stack``; the van's environment is also set in ``os.environ`` (the simulator reads the
+    same config file)."""
+    broker = Broker(run_dir)
+    stack.push_async_callback(broker.stop)
+    await broker.start()
+    env = van_env(run_dir, broker.port, free_port())
+    os.environ.update(env)  # the simulator reads the same config file
+    sim = SimulatedVan(load_config(DEMO_CONFIG))
+    stack.push_async_callback(sim.stop)
+    await sim.start()
+    return broker, env, sim
+
+
+def figure_table(rows: list[tuple[str, str, str]], rule_extra: int = 30) -> list[str]:
+    """``rows`` (figure, value, target) in aligned columns under a header and a rule
+    ``rule_extra`` characters longer than the header."""
+    w1 = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in [*rows, ("", "value", "")])
+    head = f"{'figure':<{w1}}  {'value':>{w2}}  target"
+    out = [head, "-" * (len(head) + rule_extra)]
+    out += [f"{a:<{w1}}  {b:>{w2}}  {c}".rstrip() for a, b, c in rows]
+    return out
+
+
+class Figures:
+    """Rows of a figure table; a figure that misses its target is marked and listed."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str]] = []
+        self.missed: list[str] = []
+
+    def row(self, figure: str, value: str, target: str = "", ok: bool | None = None) -> None:
+        if ok is False:
+            target += "  << MISSED"
+            self.missed.append(figure.strip())
+        self.rows.append((figure, value, target))
+
+    def render(self, notes: str) -> str:
+        """The table, ``notes`` under it, then how many figures missed their target."""
+        out = [*figure_table(self.rows), notes]
+        if self.missed:
+            out.append(f"\n{len(self.missed)} figure(s) miss their target: "
+                       + "; ".join(self.missed))
+        return "\n".join(out)
+
+
+def report_head(title: str, host: dict[str, Any]) -> str:
+    """The report's first line: what ran, on which host, how long it took."""
+    return (f"\n{title} - python {host['python']}, "
+            f"{host['cpus']} CPUs, load {host['loadavg'][0]:.2f}, "
+            f"bench took {host['bench_runtime_s']:.0f} s\n")
+
+
+def finding_lines(label: str, findings: dict[str, dict[str, int]]) -> list[str]:
+    """One line per log level: ``label level: event xN, ...``."""
+    return [f"{label} {level}: " + ", ".join(f"{e} x{n}" for e, n in sorted(events.items()))
+            for level, events in findings.items()]
 
 
 # ---- the bench ---------------------------------------------------------------------------
@@ -395,11 +461,7 @@ def table(res: dict[str, Any], args: argparse.Namespace) -> str:
         if c and c.get("n"):
             rows.append((f"{label} (ms p50 / p99, n={c['n']})",
                          f"{ms(c['p50'])} / {ms(c['p99'])}", tgt))
-    w1 = max(len(r[0]) for r in rows)
-    w2 = max(len(r[1]) for r in [*rows, ("", "value", "")])
-    head = f"{'figure':<{w1}}  {'value':>{w2}}  target"
-    out = [head, "-" * (len(head) + 30)]
-    out += [f"{a:<{w1}}  {b:>{w2}}  {c}".rstrip() for a, b, c in rows]
+    out = figure_table(rows)
     out.append("* no TCP write action exists in this version: the TCP target is shown for "
                "reference only.")
     out.append("  The simulated RS-485 line is a socat pty pair: it does not take the wire time "
@@ -484,10 +546,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(res: dict[str, Any], args: argparse.Namespace) -> None:
-    host = res["host"]
-    print(f"\nmcw-supervisor benchmark (demo van, simulated) - python {host['python']}, "
-          f"{host['cpus']} CPUs, load {host['loadavg'][0]:.2f}, "
-          f"bench took {host['bench_runtime_s']:.0f} s\n")
+    print(report_head("mcw-supervisor benchmark (demo van, simulated)", res["host"]))
     print(table(res, args))
     extra = []
     sd = res.get("steady")
@@ -505,10 +564,7 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
     codes = [*res.get("start", {}).get("exit_codes", []), res.get("final_exit_code", 0)]
     if any(codes):
         extra.append(f"supervisor exit codes after SIGTERM: {codes}")
-    findings = res.get("log_findings") or {}
-    for level, events in findings.items():
-        extra.append(f"supervisor log {level}: " + ", ".join(f"{e} x{n}" for e, n in
-                                                             sorted(events.items())))
+    extra += finding_lines("supervisor log", res.get("log_findings") or {})
     if extra:
         print()
         print("\n".join(extra))
