@@ -110,6 +110,18 @@ async def start_van(monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str],
         yield whole
 
 
+@asynccontextmanager
+async def simulated_van(monkeypatch: pytest.MonkeyPatch,
+                        prefix: str) -> AsyncIterator[SimulatedVan]:
+    """The simulated demo van alone (no broker, no supervisor), serving; its environment set
+    for the test."""
+    run_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    for key, value in van_env(run_dir, free_port(), free_port()).items():
+        monkeypatch.setenv(key, value)
+    async with SimulatedVan(load_config(DEMO_CONFIG)) as van:
+        yield van
+
+
 async def settled(van: Van) -> None:
     """Ready on MQTT, and every circuit in the state the crew chose (start-up sequencing)."""
     mon = van.monitor

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, suppress
-from pathlib import Path
 
 import pytest
-from testsupport import free_port, wait_until
+from testsupport import wait_until
 
+from conftest import simulated_van
 from drivers.bus_worker import BusWorker
 from drivers.buses import build_workers
 from drivers.profile import load_profile
 from drivers.register_codec import Value
-from harness import DEMO_CONFIG, van_env
 from supervisor.core.config import SupervisorConfig
-from supervisor.registry import load_config
 from vansim.van import SimulatedVan
 
 
@@ -57,10 +54,7 @@ def make_worker(cfg: SupervisorConfig, bus_name: str, sink: Recorder,
 
 @pytest.fixture
 async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SimulatedVan]:
-    run_dir = Path(tempfile.mkdtemp(prefix="mcw-bus-"))
-    for key, value in van_env(run_dir, free_port(), free_port()).items():
-        monkeypatch.setenv(key, value)
-    async with SimulatedVan(load_config(DEMO_CONFIG)) as van:
+    async with simulated_van(monkeypatch, "mcw-bus-") as van:
         yield van
 
 

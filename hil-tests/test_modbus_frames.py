@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from testsupport import FUZZ, wait_until
+from testsupport import FUZZ, modbus_crc, wait_until
 
 from drivers.bus_worker import BusWorker, DeviceSpec
 from drivers.modbus_link import LinkSettings, ModbusLink
@@ -31,12 +31,7 @@ FRAMES = int(os.environ.get("MCW_BAD_FRAMES", "100"))  # `make bench` asks for 1
 
 
 def crc16(data: bytes) -> bytes:
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return struct.pack("<H", crc)
+    return struct.pack("<H", modbus_crc(data))
 
 
 def answer(unit: int, function: int, count: int) -> bytes:

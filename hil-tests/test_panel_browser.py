@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright
+from playwright.async_api import Browser, Locator, Page, WebSocketRoute, async_playwright
 from testsupport import needs_tool
 
 from conftest import Van, start_van
@@ -329,6 +329,16 @@ async def wait_for_text(page: Page, test_id: str, text: str) -> None:
         arg=[await page.get_by_test_id(test_id).element_handle(), text])
 
 
+async def press(page: Page, test_id: str) -> Locator:
+    """Click the toggle button ``test_id`` (not pressed before) and wait until it is pressed."""
+    button = page.get_by_test_id(test_id)
+    assert await button.get_attribute("aria-pressed") == "false"
+    await button.click()
+    await page.wait_for_function("el => el.getAttribute('aria-pressed') === 'true'",
+                                 arg=await button.element_handle())
+    return button
+
+
 async def test_climate_screen_shows_the_room_temperature(browser: Browser, van: Van) -> None:
     van.sim.plant.thermal.zones["room"].temperature_c = 26.7
     page = await climate_screen(browser, van)
@@ -347,11 +357,7 @@ async def test_climate_screen_shows_the_room_temperature(browser: Browser, van: 
 
 async def test_climate_mode_heat_in_polish_and_english(browser: Browser, van: Van) -> None:
     page = await climate_screen(browser, van)
-    heat = page.get_by_test_id("climate-room-mode-heat")
-    assert await heat.get_attribute("aria-pressed") == "false"
-    await heat.click()
-    await page.wait_for_function("el => el.getAttribute('aria-pressed') === 'true'",
-                                 arg=await heat.element_handle())
+    await press(page, "climate-room-mode-heat")
     await wait_until(lambda: van.monitor.value("climate/room/mode") == "heat",
                      what="mode heat on MQTT")
     pressed = page.get_by_test_id("climate-room-mode").locator("[aria-pressed='true']")
@@ -792,11 +798,7 @@ def levels(van: Van, **expected: float) -> bool:
 
 async def test_lighting_scene_sets_the_lights(browser: Browser, van: Van) -> None:
     page = await lighting_screen(browser, van)
-    work = page.get_by_test_id("scene-work")
-    assert await work.get_attribute("aria-pressed") == "false"
-    await work.click()
-    await page.wait_for_function("el => el.getAttribute('aria-pressed') === 'true'",
-                                 arg=await work.element_handle())
+    work = await press(page, "scene-work")
     await wait_until(lambda: van.monitor.value("lighting/scene") == "work"
                      and levels(van, crew_ceiling=100, night_red=0, room_calm=80),
                      what="the work scene's levels on MQTT")

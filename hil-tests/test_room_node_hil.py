@@ -14,7 +14,6 @@ import random
 import signal
 import statistics
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import pytest
 import serial
 from testsupport import free_port, wait_until
 
-from conftest import FAST_POWER, Van, start_van
+from conftest import FAST_POWER, Van, simulated_van, start_van
 from drivers.bus_worker import BusWorker
 from drivers.buses import build_workers
 from drivers.register_codec import Value
@@ -92,10 +91,7 @@ class Bus:
 
 @pytest.fixture
 async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SimulatedVan]:
-    run_dir = Path(tempfile.mkdtemp(prefix="mcw-node-"))
-    for key, value in van_env(run_dir, free_port(), free_port()).items():
-        monkeypatch.setenv(key, value)
-    async with SimulatedVan(load_config(DEMO_CONFIG)) as van:
+    async with simulated_van(monkeypatch, "mcw-node-") as van:
         yield van
 
 

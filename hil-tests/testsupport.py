@@ -7,6 +7,7 @@
   until it listens.
 * ``require_tool()`` and ``needs_tool()``: a test that needs a binary skips when it is missing,
   except in CI (``CI=true``), where a missing tool fails the test: CI must run every test.
+* ``modbus_crc()``: the Modbus RTU CRC, bit by bit as the specification defines it.
 """
 
 from __future__ import annotations
@@ -227,3 +228,17 @@ class Broker:
 FUZZ = settings(max_examples=int(os.environ.get("MCW_FUZZ_EXAMPLES", "300")), deadline=None,
                 derandomize=os.environ.get("CI") == "true",
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+# ---- Modbus ------------------------------------------------------------------------------------
+
+
+def modbus_crc(data: bytes) -> int:
+    """The CRC as the Modbus specification defines it, bit by bit (the tests' oracle and the
+    simulated devices' frames; sent low byte first)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc

@@ -293,21 +293,28 @@ async def test_wrong_pins_from_a_stranger_never_lock_out_a_browser_that_unlocked
     assert (await kiosk.post("/api/unlock", json={"pin": CREW})).status == 200  # the kiosk
 
 
+def spy_on_pin_checks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every PIN check the panel makes from now on: (the PIN entered, the checking thread)."""
+    from supervisor.interfaces import panel, pin
+
+    checks: list[tuple[str, str]] = []
+    real = pin.verify_pin
+
+    def spy(entered: str, stored: str) -> bool:
+        checks.append((entered, threading.current_thread().name))
+        return real(entered, stored)
+
+    monkeypatch.setattr(panel, "verify_pin", spy)
+    return checks
+
+
 async def test_pin_checks_run_off_the_event_loop(
     rig: tuple[Rig, TestClient[Any, Any]], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, client = rig
-    threads: list[str] = []
-    from supervisor.interfaces import panel, pin
-
-    real = pin.verify_pin
-
-    def spy(pin: str, stored: str) -> bool:
-        threads.append(threading.current_thread().name)
-        return real(pin, stored)
-
-    monkeypatch.setattr(panel, "verify_pin", spy)
+    checks = spy_on_pin_checks(monkeypatch)
     await client.post("/api/unlock", json={"pin": "9999"})
+    threads = [thread for _, thread in checks]
     assert threads and threading.main_thread().name not in threads
 
 
@@ -510,16 +517,8 @@ async def test_every_pin_costs_the_same_checks(
 ) -> None:
     """The duress PIN answers in the time any other PIN does: every hash is checked."""
     _, client = rig
-    from supervisor.interfaces import panel, pin
-
-    calls: list[str] = []
-    real = pin.verify_pin
-
-    def counted(entered: str, stored: str) -> bool:
-        calls.append(entered)
-        return real(entered, stored)
-
-    monkeypatch.setattr(panel, "verify_pin", counted)
+    checks = spy_on_pin_checks(monkeypatch)
     for entered in (CREW, TECH, DURESS, "9999"):
         await client.post("/api/unlock", json={"pin": entered})
+    calls = [entered for entered, _ in checks]
     assert [calls.count(entered) for entered in (CREW, TECH, DURESS, "9999")] == [3, 3, 3, 3]
