@@ -329,10 +329,11 @@ class Panel:
         device = request.cookies.get(DEVICE_COOKIE, "")
         return f"device:{device}" if device in self._trusted else f"peer:{request.remote}"
 
-    async def _unlock(self, request: web.Request) -> web.Response:
-        peer = request.remote or "?"
+    async def _pin_of(self, request: web.Request, peer: str,
+                      now: float) -> str | web.Response:
+        """The role whose PIN the request carries (unlock and re-entry alike), or the answer
+        to give: locked out, a bad request, a wrong PIN (counted towards the lockout)."""
         attempts = self._attempts.setdefault(self._client_key(request), _Attempts())
-        now = self._mono()
         if attempts.locked_until > now:
             return web.json_response(
                 {"error": "locked_out", "retry_after_s": round(attempts.locked_until - now)},
@@ -344,6 +345,14 @@ class Panel:
         if matched is None:
             return self._wrong_pin(attempts, peer, now)
         attempts.failures = 0
+        return matched
+
+    async def _unlock(self, request: web.Request) -> web.Response:
+        peer = request.remote or "?"
+        now = self._mono()
+        matched = await self._pin_of(request, peer, now)
+        if isinstance(matched, web.Response):
+            return matched
         role = "crew" if matched == "duress" else matched  # the same session as the crew's
         token = secrets.token_urlsafe(32)
         session = Session(role, now, now)
@@ -413,19 +422,10 @@ class Panel:
         if session is None:
             return web.json_response({"error": "locked"}, status=401)
         peer = request.remote or "?"
-        attempts = self._attempts.setdefault(self._client_key(request), _Attempts())
         now = self._mono()
-        if attempts.locked_until > now:
-            return web.json_response(
-                {"error": "locked_out", "retry_after_s": round(attempts.locked_until - now)},
-                status=429)
-        pin = await self._read_pin(request)
-        if pin is None:
-            return web.json_response({"error": "bad_request"}, status=400)
-        matched = await self._check_pin(pin)
-        if matched is None:
-            return self._wrong_pin(attempts, peer, now)
-        attempts.failures = 0
+        matched = await self._pin_of(request, peer, now)
+        if isinstance(matched, web.Response):
+            return matched
         session.last_active = now
         session.reauth_until = now + REAUTH_S
         session.reauth_duress = matched == "duress"
