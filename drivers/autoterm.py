@@ -585,7 +585,8 @@ class AutotermHeater:
         self._unlock_waiters.append(waiter)
         self._wake.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.shield(waiter)
         except TimeoutError:
             return False
         finally:

@@ -146,6 +146,9 @@ class ModbusLink:
         except OSError as exc:
             _reraise_cancel()
             raise ModbusError("connection", str(exc)) from exc
+        # Python 3.11's wait_for inside pymodbus can swallow a cancellation that arrives with
+        # the answer: the worker would then poll on and never stop
+        _reraise_cancel()
         if response.isError():
             code = getattr(response, "exception_code", None)
             raise ModbusError("exception", f"exception response code {code}", code)

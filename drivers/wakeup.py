@@ -2,8 +2,9 @@
 
 Python 3.11's ``asyncio.wait_for`` can swallow a cancellation that arrives as the awaited
 event is set: a loop waiting that way may then never stop (a bus worker did, and a test hung
-in its teardown). ``asyncio.timeout`` does not have that flaw; every loop that is cancelled at
-shutdown waits through :func:`woken`.
+in its teardown). ``asyncio.timeout`` does not have that flaw: every loop that is cancelled at
+shutdown waits through :func:`woken`, every other wait with a limit uses ``asyncio.timeout``,
+and the Modbus link restores a cancellation pymodbus's own ``wait_for`` lost.
 """
 
 from __future__ import annotations

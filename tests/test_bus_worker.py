@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
 import pytest
+from pymodbus.pdu.register_message import ReadHoldingRegistersResponse
 from testsupport import wait_until
 
 from drivers.bus_worker import BusWorker, DeviceSpec
@@ -300,3 +301,25 @@ async def test_an_offline_device_is_back_within_two_seconds_of_answering(bus: Bu
         t += 0.1
         await at(t)
         assert t - answered_at <= 2.0, "not back within 2 s"
+
+
+async def test_a_cancellation_lost_inside_pymodbus_still_stops_the_link(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.11's wait_for (which pymodbus awaits its answer with) can return the answer
+    and drop a cancellation that came with it; the link must still stop its task, or a bus
+    worker polls on after shutdown (a test once hung so in its teardown)."""
+    link = ModbusLink(LinkSettings("tcp", 0.5, host="127.0.0.1", port=1))
+    answer = ReadHoldingRegistersResponse(registers=[7])
+
+    async def answer_swallowing_the_cancel(*_: object, **__: object) -> object:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with suppress(asyncio.CancelledError):  # what 3.11's wait_for does in that race
+            await asyncio.sleep(0)
+        return answer
+
+    monkeypatch.setattr(link._client, "read_holding_registers", answer_swallowing_the_cancel)
+    monkeypatch.setattr(ModbusLink, "connected", property(lambda _: True))
+    with pytest.raises(asyncio.CancelledError):
+        await link.read("holding", 0, 1, unit=1)

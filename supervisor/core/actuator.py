@@ -73,7 +73,8 @@ class Actuator:
         target.retry_at = float("-inf")  # an explicit ask: no backoff wait
         self.wake.set()
         try:
-            return await asyncio.wait_for(fut, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await fut
         except TimeoutError as exc:
             raise WriteError("timeout", f"{output_id} not confirmed within {timeout_s:g} s") \
                 from exc

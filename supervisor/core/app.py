@@ -126,8 +126,8 @@ class Supervisor:
                 # after a crash (same boot) they are as the last run left them: no blink
                 if self.storage.cold_start():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.port.apply_safe_states("start"),
-                                               SAFE_STATE_TIMEOUT_S)
+                        async with asyncio.timeout(SAFE_STATE_TIMEOUT_S):
+                            await self.port.apply_safe_states("start")
                 self.port.release(set(self.port.outputs))  # the subsystems take over
                 running = [start(name, sub.run) for name, sub in self.subsystems.items()]
                 self.core.drive_lamp()
@@ -155,7 +155,8 @@ class Supervisor:
         for task in running:
             task.cancel()
         try:
-            await asyncio.wait_for(self.port.apply_safe_states("shutdown"), SAFE_STATE_TIMEOUT_S)
+            async with asyncio.timeout(SAFE_STATE_TIMEOUT_S):
+                await self.port.apply_safe_states("shutdown")
         except TimeoutError:
             log.error("safe_states_timed_out", timeout_s=SAFE_STATE_TIMEOUT_S)
         self.van.update_state("offline")

@@ -114,7 +114,8 @@ class Storage:
             fut: asyncio.Future[bool] = loop.create_future()
             self._waiters.append((seq, fut))
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.shield(fut)
         except TimeoutError:
             log.warning("storage_slow", waited_s=timeout_s)
             return False

@@ -58,7 +58,8 @@ async def collect_retained(host: str, port: int, prefix: str, username: str | No
         deadline = loop.time() + MAX_WAIT_S
         while loop.time() < deadline:
             try:
-                msg = await asyncio.wait_for(anext(client.messages), QUIET_S)
+                async with asyncio.timeout(QUIET_S):
+                    msg = await anext(client.messages)
             except TimeoutError:
                 break
             if not msg.retain:

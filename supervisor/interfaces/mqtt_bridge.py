@@ -135,7 +135,8 @@ class MqttBridge:
         self._drained.clear()
         self._wake.set()
         try:
-            await asyncio.wait_for(self._drained.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._drained.wait()
         except TimeoutError:
             return False
         return True

@@ -515,7 +515,8 @@ class Panel:
     async def _writer(self, client: Client) -> None:
         while True:
             try:
-                text = await asyncio.wait_for(client.queue.get(), HEARTBEAT_S)
+                async with asyncio.timeout(HEARTBEAT_S):
+                    text = await client.queue.get()
             except TimeoutError:
                 text = PING
             await client.ws.send_str(text)
