@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,8 +24,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
 
-import serial
-
+from drivers.serial_link import SerialLink
 from drivers.wakeup import woken
 
 log = logging.getLogger(__name__)
@@ -407,79 +405,11 @@ REOPEN_MAX_S = 5.0
 # Silence inside a frame this long means it will not complete (a USB adapter's latency timer
 # can hold bytes for 16 ms, so well above that).
 LINE_IDLE_S = 0.05
-READ_CHUNK = 4096
 ERROR_KINDS = ("timeout", "crc", "garbage", "invalid", "io")
 ACTIVE_MODE: dict[State, WantedMode] = {
     "starting": "heat", "running": "heat", "ventilation": "ventilation"}
 
 StatusCallback = Callable[[HeaterStatus | None], None]
-
-
-class _Link:
-    """An open serial port, read through the event loop (``add_reader``), never blocking it.
-
-    pyserial opens and configures the port (baud, raw mode, exclusive lock); bytes move with
-    os.read/os.write on its non-blocking descriptor.
-    """
-
-    def __init__(self, port: str, baudrate: int, reader: FrameReader) -> None:
-        self._reader = reader
-        self.frames: deque[Frame] = deque(maxlen=32)
-        self.failure: OSError | None = None
-        self._rx = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        self._serial = serial.Serial(port=port, baudrate=baudrate, timeout=0,
-                                     write_timeout=0, exclusive=True)
-        try:
-            self._fd: int = self._serial.fileno()
-            os.set_blocking(self._fd, False)
-            self._loop.add_reader(self._fd, self._on_readable)
-        except BaseException:
-            self._serial.close()
-            raise
-
-    def _on_readable(self) -> None:
-        try:
-            data = os.read(self._fd, READ_CHUNK)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:  # EIO: the adapter is gone
-            self._fail(exc)
-            return
-        if not data:
-            self._fail(OSError("serial port closed"))
-            return
-        self.frames.extend(self._reader.feed(data))
-        self._rx.set()
-
-    def _fail(self, exc: OSError) -> None:
-        # stop watching at once: a dead descriptor stays readable and would spin the loop
-        self.failure = exc
-        self._loop.remove_reader(self._fd)
-        self._rx.set()
-
-    def check(self) -> None:
-        """Raise the error that broke the port, if one did."""
-        if self.failure is not None:
-            raise self.failure
-
-    def write(self, data: bytes) -> None:
-        """Send a frame whole (a few bytes: the tty buffer takes them), or raise OSError."""
-        self.check()
-        if os.write(self._fd, data) != len(data):
-            raise OSError("serial write incomplete")
-
-    async def wait_rx(self, timeout: float) -> bool:
-        """Wait for received bytes; False after ``timeout`` without any."""
-        self._rx.clear()
-        return await woken(self._rx, timeout)
-
-    def close(self) -> None:
-        """Stop watching and close the port; errors of a vanished port are of no interest."""
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self._fd)
-        with contextlib.suppress(Exception):
-            self._serial.close()
 
 
 class AutotermHeater:
@@ -522,6 +452,7 @@ class AutotermHeater:
         self._on_status = on_status
         self._monotonic = monotonic
         self._reader = FrameReader()
+        self._frames: deque[Frame] = deque(maxlen=32)  # whole frames heard, oldest first
         self._wake = asyncio.Event()
         self._failed_polls = 0
         self._offline_reported = False
@@ -612,9 +543,10 @@ class AutotermHeater:
         backoff = REOPEN_MIN_S
         while True:
             self._answered = False
-            link: _Link | None = None
+            link: SerialLink | None = None
             try:
-                link = _Link(self.port, self.baudrate, self._reader)
+                link = SerialLink(self.port, self.baudrate,
+                                  lambda data: self._frames.extend(self._reader.feed(data)))
                 if self._port_trouble:
                     log.info("autoterm %s: port open again", self.port)
                     self._port_trouble = False
@@ -637,7 +569,7 @@ class AutotermHeater:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, REOPEN_MAX_S)
 
-    async def _session(self, link: _Link) -> None:
+    async def _session(self, link: SerialLink) -> None:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -662,18 +594,18 @@ class AutotermHeater:
 
     # -- transactions ---------------------------------------------------------------------
 
-    async def _transact(self, link: _Link, cmd: int, payload: bytes = b"") -> Frame | None:
+    async def _transact(self, link: SerialLink, cmd: int, payload: bytes = b"") -> Frame | None:
         """Send one request and return the heater's answer, None after ``timeout_s``."""
         # whatever arrived since the last answer is stale or noise
         self._reader.flush()
-        link.frames.clear()
+        self._frames.clear()
         link.write(encode(Dev.CONTROLLER, cmd, payload))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         try:
             while True:
-                while link.frames:
-                    frame = link.frames.popleft()
+                while self._frames:
+                    frame = self._frames.popleft()
                     if frame.dev == Dev.HEATER and frame.cmd == cmd:
                         return frame
                 link.check()
@@ -683,12 +615,12 @@ class AutotermHeater:
                     return None
                 if not await link.wait_rx(min(remaining, LINE_IDLE_S)) and self._reader.pending:
                     # a false start in noise holds back what follows; the line is quiet now
-                    link.frames.extend(self._reader.flush())
+                    self._frames.extend(self._reader.flush())
         finally:
             self.errors["crc"] = self._reader.crc_errors
             self.errors["garbage"] = self._reader.garbage_bytes
 
-    async def _poll(self, link: _Link) -> HeaterStatus | None:
+    async def _poll(self, link: SerialLink) -> HeaterStatus | None:
         frame = await self._transact(link, Cmd.STATUS)
         if frame is None:
             self._poll_failed()
@@ -729,7 +661,7 @@ class AutotermHeater:
                 self._callback_failed = True
                 log.exception("autoterm %s: on_status failed", self.port)
 
-    async def _command(self, link: _Link, cmd: Cmd, payload: bytes = b"") -> Frame | None:
+    async def _command(self, link: SerialLink, cmd: Cmd, payload: bytes = b"") -> Frame | None:
         """Send a command; a settings-shaped answer (0x01/0x02/0x23 echo) updates
         ``last_settings``, any other answer makes them unknown until read again."""
         log.info("autoterm %s: sending %s %s", self.port, cmd.name, payload.hex(" "))
@@ -741,7 +673,7 @@ class AutotermHeater:
                 self.last_settings = None
         return frame
 
-    async def _serve_unlock(self, link: _Link) -> None:
+    async def _serve_unlock(self, link: SerialLink) -> None:
         if not self._unlock_waiters:
             return
         waiters, self._unlock_waiters = self._unlock_waiters, []
@@ -755,7 +687,7 @@ class AutotermHeater:
     def _due(self, last: float | None, now: float) -> bool:
         return last is None or now - last >= COMMAND_REPEAT_S
 
-    async def _reconcile(self, link: _Link, status: HeaterStatus) -> None:
+    async def _reconcile(self, link: SerialLink, status: HeaterStatus) -> None:
         """One step towards :attr:`wanted` from a fresh ``status``."""
         wanted = self.wanted
         if wanted is None:
@@ -782,7 +714,7 @@ class AutotermHeater:
         elif status.state in ("running", "ventilation"):  # as wanted: no mismatch here
             await self._adjust(link, wanted, now)
 
-    async def _start(self, link: _Link, wanted: Wanted, status: HeaterStatus,
+    async def _start(self, link: SerialLink, wanted: Wanted, status: HeaterStatus,
                      now: float) -> None:
         if self.start_blocked is not None:
             return
@@ -827,7 +759,7 @@ class AutotermHeater:
             return have.mode == Regulation.POWER_LEVEL and have.level == wanted.level
         return have.mode == Regulation.HEATER_SENSOR and have.setpoint_c == wanted.setpoint_c
 
-    async def _adjust(self, link: _Link, wanted: Wanted, now: float) -> None:
+    async def _adjust(self, link: SerialLink, wanted: Wanted, now: float) -> None:
         """Level or setpoint of a heater running as wanted: read the settings when unknown,
         change them when they differ (at most every COMMAND_REPEAT_S if the heater does not
         take them)."""

@@ -6,14 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.climate import CLIMATE
+from supervisor.comms import COMMS
 from supervisor.core import config
 from supervisor.core.subsystem import SubsystemSpec
 from supervisor.lighting import LIGHTING
 from supervisor.power import POWER
 from supervisor.room import ROOM
 
-# the room before lighting and climate: they read its session point
-SUBSYSTEMS: tuple[SubsystemSpec[Any], ...] = (POWER, ROOM, CLIMATE, LIGHTING)
+# comms before the room (a panic reads the position); the room before lighting and climate
+# (they read its session point)
+SUBSYSTEMS: tuple[SubsystemSpec[Any], ...] = (POWER, COMMS, ROOM, CLIMATE, LIGHTING)
 
 
 def load_config(path: Path | str) -> config.SupervisorConfig:

@@ -18,7 +18,8 @@ The climate section wires the zones: each sensor device reads the zone whose the
 it (or the outside), the diesel heater is a simulated Autoterm on its own serial line (its
 output heats its zones, its draw loads the battery, while its power circuit is on), and the
 A/C and ventilation relays are an AC and a DC load (the A/C cools its zones while the AC
-output is live).
+output is live). A ``[comms.gps]`` receiver is a simulated u-blox on its own serial line
+(:mod:`vansim.gps_sim`), parked in Warsaw until a test moves it.
 
 A device with the profile ``room_node`` is no simulation: the node's real firmware core runs
 on a drop of its RS-485 line (:mod:`vansim.room_node_host`), beside the Modbus server of the
@@ -40,11 +41,14 @@ from drivers.profile import load_profile
 from drivers.register_codec import Value
 from supervisor.climate import climate_config
 from supervisor.climate.config import ClimateConfig
+from supervisor.comms import COMMS
 from supervisor.core.config import SupervisorConfig
+from supervisor.core.subsystem import section
 from supervisor.power import power_config
 from supervisor.power.config import Circuit
 from vansim.autoterm_sim import SimulatedHeater
 from vansim.gpio_link import GpioLink
+from vansim.gps_sim import SimulatedGps
 from vansim.modbus_devices import ExceptionCode, ServedDevice
 from vansim.modbus_server import BusServer, start_rtu_server, start_tcp_server
 from vansim.plant import OUTSIDE, ClimateGear, Plant
@@ -104,6 +108,12 @@ class SimulatedVan:
             # an Air 4D: a 2 kW unit cannot hold a two-zone box at -15 °C
             self.heater = SimulatedHeater(self.heater_line.sim_side, time_scale=speed,
                                           model="4D", baudrate=climate.heater.baudrate)
+        comms = section(config, COMMS)
+        gps = comms.gps if comms is not None else None
+        # the GPS receiver on its own serial line, taking the wire time of its baud rate
+        self.gps_line = None if gps is None else RtuLine(gps.port, baudrate=gps.baudrate)
+        self.gps = None if self.gps_line is None or gps is None else SimulatedGps(
+            self.gps_line.sim_side, baudrate=gps.baudrate)
         gen = power_config(config).generator
         # GPIO lines wired to the plant (line names; None where the van has none)
         self._ignition_lines = [config.vehicle.ignition] if config.vehicle.ignition else []
@@ -150,6 +160,9 @@ class SimulatedVan:
             if self.heater is not None and self.heater_line is not None:
                 await self.heater_line.start()
                 await self.heater.start()
+            if self.gps is not None and self.gps_line is not None:
+                await self.gps_line.start()
+                await self.gps.start()
         except BaseException:
             await self.stop()
             raise
@@ -200,6 +213,9 @@ class SimulatedVan:
         if self.heater is not None and self.heater_line is not None:
             await self.heater.stop()
             await self.heater_line.stop()
+        if self.gps is not None and self.gps_line is not None:
+            await self.gps.stop()
+            await self.gps_line.stop()
         if self.gpio is not None:
             await self.gpio.stop()
 

@@ -7,7 +7,7 @@ until the crew acknowledges it, so a short dip is not missed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from supervisor.core.listeners import Listeners
@@ -30,9 +30,12 @@ class AlarmState:
     acked: bool
     since: float
     detail: str = ""
+    # machine-readable facts for HQ beside the text (a panic: its id, session, position)
+    data: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self, adef: AlarmDef) -> dict[str, object]:
         return {
+            **self.data,
             "severity": adef.severity,
             "active": self.active,
             "acked": self.acked,
@@ -57,14 +60,15 @@ class AlarmManager:
             raise ValueError(f"alarm {adef.id} is defined twice")
         self.defs[adef.id] = adef
 
-    def set(self, alarm_id: str, active: bool, now: float, detail: str = "") -> None:
+    def set(self, alarm_id: str, active: bool, now: float, detail: str = "",
+            data: dict[str, object] | None = None) -> None:
         """Report the alarm condition; only transitions reach the listeners."""
         adef = self.defs[alarm_id]
         state = self.states.get(alarm_id)
         if active:
             if state is not None and state.active:
                 return
-            self.states[alarm_id] = AlarmState(True, False, now, detail)
+            self.states[alarm_id] = AlarmState(True, False, now, detail, data or {})
             self._emit(adef, self.states[alarm_id], "raised")
             return
         if state is None or not state.active:

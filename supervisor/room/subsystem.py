@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from drivers.errors import WriteError
+from supervisor.comms.config import CommsConfig
+from supervisor.comms.subsystem import EXACT as POSITION
 from supervisor.core.alarms import AlarmDef
 from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec, CommandFailed
 from supervisor.core.outputs import OutputDef
@@ -68,6 +70,9 @@ class Panic:
     source: str  # the button, or "duress"
     session: bool  # a session was running
     delivery: str = "stored"
+    # where the van was: {"lat", "lon", "age_s", "fix"} (fix false: the last known position,
+    # age_s old), None without a GPS or when the config keeps it out of panics
+    position: dict[str, object] | None = None
 
 
 class RoomSubsystem:
@@ -282,7 +287,7 @@ class RoomSubsystem:
         self._panic_counter += 1
         self.ctx.settings.put("panic_counter", self._panic_counter)
         panic = Panic(f"panic-{int(wall)}-{self._panic_counter}", wall, source,
-                      self.session_since is not None)
+                      self.session_since is not None, position=self._position(wall))
         self.ctx.settings.put("panic", asdict(panic))
         await self.ctx.settings.durable()
         self.panic = panic
@@ -290,10 +295,23 @@ class RoomSubsystem:
         self.ctx.event({"kind": "room", "what": "panic", "panic": panic.id, "button": source,
                         "session": panic.session})
 
+    def _position(self, wall: float) -> dict[str, object] | None:
+        """The van's exact position for HQ (the comms subsystem's on-board points)."""
+        comms = self.ctx.config.section("comms")
+        if not isinstance(comms, CommsConfig) or not comms.position.in_panic:
+            return None
+        lat, lon = self.store.get(POSITION[0]), self.store.get(POSITION[1])
+        if lat is None or lon is None or lat.value is None or lon.value is None:
+            return None
+        return {"lat": lat.value, "lon": lon.value, "age_s": round(max(0.0, wall - lat.ts)),
+                "fix": lat.quality == "good" and lon.quality == "good"}
+
     def _raise(self, panic: Panic) -> None:
         where = "" if panic.source == "duress" else f" ({panic.source})"
         session = "; a session was running" if panic.session else ""
-        self.ctx.alarms.set(PANIC.id, True, panic.since, f"{panic.id}{where}{session}")
+        self.ctx.alarms.set(PANIC.id, True, panic.since, f"{panic.id}{where}{session}",
+                            {"panic": panic.id, "session": panic.session,
+                             "position": panic.position})
 
     async def _ack_node(self) -> None:
         """Tell the node its latched presses are on record (each is on disk by now: a panic,
@@ -465,7 +483,9 @@ def _restore_panic(saved: Any) -> Panic | None:
     try:
         panic = Panic(id=str(saved["id"]), since=float(saved["since"]),
                       source=str(saved["source"]), session=bool(saved["session"]),
-                      delivery=str(saved.get("delivery", "stored")))
+                      delivery=str(saved.get("delivery", "stored")),
+                      position=saved.get("position") if isinstance(saved.get("position"), dict)
+                      else None)
     except (KeyError, TypeError, ValueError):
         return None
     if panic.delivery not in DELIVERY or not math.isfinite(panic.since):

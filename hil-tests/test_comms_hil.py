@@ -1,0 +1,95 @@
+"""Where the van is: the GPS on its serial line to HQ, and into a panic, against the real
+supervisor process.
+
+The receiver is a simulated u-blox (``vansim/gps_sim.py``) sending RMC, GGA and GSV once a
+second over a line that takes the wire time of 9600 Bd; the supervisor's NMEA driver and
+comms subsystem read it. HQ is an MQTT monitor on the van's broker. The parser's limits are
+tested on their own in tests/test_nmea.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from conftest import Van, start_van
+from harness import wait_until
+from vansim.gps_sim import SimulatedGps
+
+STALE_S = 3.0
+KRAKOW = (50.061430, 19.936580)
+
+
+@pytest.fixture
+async def gps_van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
+    """The van with the GPS's position stale after STALE_S without a fix (not 10 s)."""
+    async with start_van(monkeypatch, {"MCW_GPS_STALE_S": f"{STALE_S:g}"}) as whole:
+        yield whole
+
+
+def gps(van: Van) -> SimulatedGps:
+    assert van.sim.gps is not None, "the demo van has a GPS"
+    return van.sim.gps
+
+
+def panic_alarm(van: Van) -> dict[str, Any]:
+    value = van.monitor.latest.get("alarm/room/panic")
+    return value if isinstance(value, dict) else {}
+
+
+async def test_hq_sees_the_position_rounded_and_a_panic_carries_it_exact(gps_van: Van) -> None:
+    van, mon, receiver = gps_van, gps_van.monitor, gps(gps_van)
+    await wait_until(lambda: mon.value("comms/gps/state") == "fix", what="a fix at HQ")
+    # config/demo.toml: 3 decimals for the routine position (about 100 m)
+    await wait_until(lambda: (mon.value("comms/position/lat"), mon.value("comms/position/lon"))
+                     == (round(receiver.lat, 3), round(receiver.lon, 3)), what="Warsaw, rounded")
+    assert mon.value("comms/gps/satellites") == receiver.satellites
+    receiver.lat, receiver.lon, receiver.speed_kmh = (*KRAKOW, 54.0)
+    await wait_until(lambda: (mon.value("comms/position/lat"), mon.value("comms/position/lon"))
+                     == (50.061, 19.937), what="the van in Kraków, rounded")
+    await wait_until(lambda: mon.value("comms/gps/speed_kmh") == pytest.approx(54.0, abs=0.01),
+                     what="its speed")
+    receiver.speed_kmh = 0.0
+
+    van.sim.room_node("room_node").press("desk")
+    await wait_until(lambda: panic_alarm(van).get("active") is True, what="the panic at HQ")
+    raised = panic_alarm(van)
+    position = raised["position"]
+    assert position["lat"] == pytest.approx(KRAKOW[0], abs=1e-6)
+    assert position["lon"] == pytest.approx(KRAKOW[1], abs=1e-6)
+    assert position["fix"] is True and 0 <= position["age_s"] <= 2
+    assert raised["session"] is False and str(raised["panic"]).startswith("panic-")
+    # the exact position never went to MQTT on its own (kept on board for the panic)
+    assert not {t for t, _, _ in mon.messages} & {"state/comms/gps/lat", "state/comms/gps/lon"}
+
+
+async def test_a_lost_fix_a_silent_receiver_and_noise_are_told_apart(gps_van: Van) -> None:
+    van, mon, receiver = gps_van, gps_van.monitor, gps(gps_van)
+    await wait_until(lambda: mon.value("comms/gps/state") == "fix", what="a fix at HQ")
+    # noise between the sentences costs nothing but the damaged sentence
+    for _ in range(5):
+        receiver.inject(b"$GNRMC,12\x00\xff garbage *ZZ\r\n" + bytes(range(1, 200)))
+    await wait_until(lambda: receiver.bursts >= 3, what="three more bursts")
+    assert mon.value("comms/gps/state") == "fix"
+    assert mon.quality("comms/position/lat") == "good"
+
+    receiver.fix = False  # under a bridge: the receiver talks, without a position
+    await wait_until(lambda: mon.value("comms/gps/state") == "no_fix", what="no fix")
+    await wait_until(lambda: mon.quality("comms/position/lat") == "stale",
+                     what="the position stale, its last value kept")
+    assert mon.value("comms/position/lat") == round(receiver.lat, 3)
+    # a panic now carries where the van was last seen, marked as no fix
+    van.sim.room_node("room_node").press("desk")
+    await wait_until(lambda: panic_alarm(van).get("active") is True, what="the panic at HQ")
+    position = panic_alarm(van)["position"]
+    assert position["fix"] is False
+    assert position["lat"] == pytest.approx(receiver.lat, abs=1e-6)
+
+    receiver.silent = True  # unplugged or dead
+    await wait_until(lambda: mon.value("comms/gps/state") == "offline", what="offline",
+                     timeout=STALE_S + 15)
+    receiver.silent, receiver.fix = False, True
+    await wait_until(lambda: mon.value("comms/gps/state") == "fix"
+                     and mon.quality("comms/position/lat") == "good", what="a fix again")

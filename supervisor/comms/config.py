@@ -1,0 +1,35 @@
+"""The ``[comms]`` section of the vehicle config: the GPS and what is told of the position.
+
+Privacy by config: the routine position goes to MQTT (so to HQ) rounded to
+``position.decimals`` places (3: about 100 m), or not at all (``position.publish =
+false``). A panic is an emergency: it carries the position to HQ at full precision unless
+``position.in_panic = false``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from supervisor.core.config import Strict
+
+
+class GpsConfig(Strict):
+    """An NMEA 0183 receiver on a serial port."""
+
+    port: Path
+    baudrate: int = Field(default=9600, ge=1200, le=115200)
+    # no fix (or not a word from the receiver) this long: the position is stale
+    stale_s: float = Field(default=10.0, ge=2, le=300)
+
+
+class PositionConfig(Strict):
+    publish: bool = True
+    decimals: int = Field(default=3, ge=0, le=6)
+    in_panic: bool = True
+
+
+class CommsConfig(Strict):
+    gps: GpsConfig | None = None
+    position: PositionConfig = PositionConfig()
