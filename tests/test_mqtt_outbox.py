@@ -350,6 +350,22 @@ async def test_events_arrive_in_the_order_they_were_emitted(broker: Broker, rig:
         assert all(not r.retain for r in hq.received)
 
 
+async def test_an_alarm_goes_ahead_of_readings_already_queued(broker: Broker, rig: Rig) -> None:
+    """A panic must not wait behind a poll's worth of readings (each a broker round trip; on
+    an LTE link tens of ms): alarms leave the outbox first."""
+    for n in range(200):
+        rig.store.define(PointDef(f"test/p{n}", "number"))
+    await rig.start()
+    async with observe(broker.port, "state/test/#", f"alarm/{ALARM}") as hq:
+        for n in range(200):  # queued in one go, as a poll of many registers does
+            rig.store.update(f"test/p{n}", float(n), rig.now)
+        rig.alarms.set(ALARM, True, rig.now)
+        await hq.until(lambda: len(hq.received) >= 201, "the readings and the alarm")
+        order = [r.topic for r in hq.received]
+    assert order[0] == topic(f"alarm/{ALARM}"), order[:3]
+    assert order[1:] == [topic(f"state/test/p{n}") for n in range(200)], "readings in order"
+
+
 # ---- 3. nothing lost across a reconnect -------------------------------------------------------
 
 

@@ -85,7 +85,9 @@ class Supervisor:
         for spec in subsystems:
             section = cfg.section(spec.name)
             if section is not None:
-                self.subsystems[spec.name] = spec.build(self._context(spec.name, clock), section)
+                ctx = self._context(spec.name, clock)
+                self.subsystems[spec.name] = spec.build(ctx, section)
+                self.heartbeats.extend(ctx.loop_heartbeats)
         problem = router.grant(cfg.access.grant)
         if problem is not None:
             raise ConfigError(config_path, f"access.grant.{problem}", "not a registered action")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -110,6 +110,8 @@ class Context:
     clock: Clock
     log: structlog.typing.FilteringBoundLogger
     heartbeat: Heartbeat
+    # a subsystem's further loops (see loop_heartbeat), watched by the watchdog as well
+    loop_heartbeats: list[Heartbeat] = field(default_factory=list)
 
     @property
     def vehicle(self) -> VehicleConfig:
@@ -119,13 +121,23 @@ class Context:
         """The one writer of this subsystem's outputs (see core/actuator.py)."""
         return Actuator(self.outputs, self.clock.monotonic, self.log, stagger_s)
 
-    async def turns(self, wake: asyncio.Event, turn: Callable[[], Awaitable[float]]) -> None:
-        """A subsystem's loop, for ever: a turn, a heartbeat, then a wait for ``wake`` or for
-        the seconds the turn returned (cancellation-safe; see drivers/wakeup.py)."""
+    def loop_heartbeat(self, loop: str) -> Heartbeat:
+        """The heartbeat of a second loop of this subsystem (asked for while it is built), so
+        that either loop stuck stops the watchdog's pings."""
+        heartbeat = Heartbeat(f"{self.name}:{loop}")
+        self.loop_heartbeats.append(heartbeat)
+        return heartbeat
+
+    async def turns(self, wake: asyncio.Event, turn: Callable[[], Awaitable[float]],
+                    heartbeat: Heartbeat | None = None) -> None:
+        """A subsystem's loop, for ever: a turn, a heartbeat (the subsystem's, or the given
+        loop's), then a wait for ``wake`` or for the seconds the turn returned
+        (cancellation-safe; see drivers/wakeup.py)."""
+        beat = (heartbeat or self.heartbeat).beat
         while True:
             wake.clear()
             period = await turn()
-            self.heartbeat.beat()
+            beat()
             await woken(wake, period)
 
     def driving(self) -> bool:

@@ -64,6 +64,9 @@ class MqttBridge:
         self.prefix = f"mcw/v1/{van.cfg.vehicle.id}"
         self.storage = van.storage
         self.router = van.router
+        # retained topics waiting for the broker, latest payload each; alarms go first
+        # (a panic must not queue behind a poll's worth of readings on a slow link)
+        self._alarms: OrderedDict[str, bytes] = OrderedDict()
         self._retained: OrderedDict[str, bytes] = OrderedDict()
         self._events: deque[tuple[str, bytes]] = deque(maxlen=EVENT_BACKLOG)
         self._results: deque[tuple[str, bytes]] = deque()
@@ -99,8 +102,9 @@ class MqttBridge:
 
     def retain(self, suffix: str, payload: bytes) -> None:
         """Queue a retained topic (an empty payload clears it on the broker)."""
-        self._retained[suffix] = payload
-        self._retained.move_to_end(suffix)
+        queue = self._alarms if suffix.startswith("alarm/") else self._retained
+        queue[suffix] = payload
+        queue.move_to_end(suffix)
         self._wake.set()
 
     def event(self, payload: dict[str, Any]) -> None:
@@ -186,14 +190,16 @@ class MqttBridge:
             if self._republish.is_set():
                 self._republish.clear()
                 for suffix, payload in self.van.retained().items():
-                    self._retained[suffix] = payload
-            while self._retained:
+                    (self._alarms if suffix.startswith("alarm/") else self._retained)[
+                        suffix] = payload
+            while self._alarms or self._retained:
                 # removed only once the broker has it: a publish cut off by a lost link (an
                 # error or a cancellation) leaves it queued for the next connection
-                suffix, payload = next(iter(self._retained.items()))
+                queue = self._alarms or self._retained
+                suffix, payload = next(iter(queue.items()))
                 await client.publish(f"{self.prefix}/{suffix}", payload, qos=QOS, retain=True)
-                if self._retained.get(suffix) is payload:  # not replaced meanwhile
-                    del self._retained[suffix]
+                if queue.get(suffix) is payload:  # not replaced meanwhile
+                    del queue[suffix]
                 self.published += 1
                 if suffix.startswith("alarm/") and payload:
                     # the broker has it: a panic's delivery may say "sent" from here

@@ -82,6 +82,11 @@ class RoomSubsystem:
         self._mono, self._wall = ctx.clock.monotonic, ctx.clock.wall
         self.actuator = ctx.actuator()
         self.wake = self.actuator.wake
+        # presses have their own loop: a panic is never held up behind the main turn's writes
+        # on the RS-485 bus (the lease, the node's acknowledgement: tens of ms at 9600 Bd)
+        self.press_wake = asyncio.Event()
+        self._press_heartbeat = ctx.loop_heartbeat("presses")
+        self._press_lock = asyncio.Lock()
         saved = ctx.settings.get("session", None)
         self.session_since: float | None = saved.get("since") if isinstance(saved, dict) \
             else None
@@ -188,9 +193,10 @@ class RoomSubsystem:
     # ---- inputs --------------------------------------------------------------------------
 
     def _point_changed(self, pdef: PointDef, pv: PointValue) -> None:
-        """A press on the node or a GPIO panic line wakes the loop at once."""
+        """A press on the node or a GPIO panic line wakes both loops at once."""
         if pdef.id in ("room/node/panic_latched", "room/node/panic_presses",
                        "room/node/session_presses") or pdef.id in self._panic_lines():
+            self.press_wake.set()
             self.wake.set()
 
     def _panic_lines(self) -> dict[str, PanicButton]:
@@ -252,28 +258,43 @@ class RoomSubsystem:
     # ---- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Evaluate every half second, at once on a press."""
-        await self.ctx.turns(self.wake, self._turn)
+        """Evaluate every half second, at once on a press; presses in a loop of their own."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.ctx.turns(self.press_wake, self._press_turn,
+                                          self._press_heartbeat), name="room presses")
+            await self.ctx.turns(self.wake, self._turn)
+
+    async def _press_turn(self) -> float:
+        await self.check_presses()
+        return LOOP_S
 
     async def _turn(self) -> float:
         await self.step()
         return LOOP_S
 
+    async def check_presses(self) -> None:
+        """A new press raises the panic (or, in a walk test, the test alarm): nothing on the
+        bus is awaited on the way, only the panic's write to disk."""
+        async with self._press_lock:  # one press, one panic, whichever loop sees it first
+            wall = self._wall()
+            pressed = self._presses()
+            testing = wall < self.walk_test_until
+            if pressed and testing:
+                self.walk_test_last = (pressed[0], wall)
+                self.ctx.alarms.set(PANIC_TEST.id, True, wall, f"walk test: {pressed[0]}")
+                self.ctx.event({"kind": "room", "what": "panic_test", "button": pressed[0]})
+            elif pressed and self.panic is None:
+                await self._new_panic(pressed[0], wall)
+            if not self._held():
+                self.ctx.alarms.set(PANIC_TEST.id, False, wall)
+
     async def step(self) -> None:
         """One turn: presses, the session's outputs, the lease, then the writer."""
+        await self.check_presses()
         wall = self._wall()
-        pressed = self._presses()
         if self._moved("room/node/session_presses"):
             self._set_session(self.session_since is None, False)
         testing = wall < self.walk_test_until
-        if pressed and testing:
-            self.walk_test_last = (pressed[0], wall)
-            self.ctx.alarms.set(PANIC_TEST.id, True, wall, f"walk test: {pressed[0]}")
-            self.ctx.event({"kind": "room", "what": "panic_test", "button": pressed[0]})
-        elif pressed and self.panic is None:
-            await self._new_panic(pressed[0], wall)
-        if not self._held():
-            self.ctx.alarms.set(PANIC_TEST.id, False, wall)
         await self._ack_node()
         self._tamper(wall)
         self._delivery(wall)
