@@ -42,8 +42,8 @@ async def run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProces
 def van_env(run_dir: Path, broker_port: int, gx_port: int) -> dict[str, str]:
     """The environment that points config/demo.toml at this test's ports and paths."""
     return {"MCW_MQTT_PORT": str(broker_port), "MCW_GX_PORT": str(gx_port),
-            "MCW_RUN_DIR": str(run_dir), "MCW_LOG_LEVEL": "info",
-            "MCW_PANEL_PORT": str(free_port())}
+            "MCW_ROUTER_PORT": str(free_port()), "MCW_RUN_DIR": str(run_dir),
+            "MCW_LOG_LEVEL": "info", "MCW_PANEL_PORT": str(free_port())}
 
 
 @dataclass

@@ -62,7 +62,8 @@ async def test_hq_sees_the_position_rounded_and_a_panic_carries_it_exact(gps_van
     assert position["fix"] is True and 0 <= position["age_s"] <= 2
     assert raised["session"] is False and str(raised["panic"]).startswith("panic-")
     # the exact position never went to MQTT on its own (kept on board for the panic)
-    assert not {t for t, _, _ in mon.messages} & {"state/comms/gps/lat", "state/comms/gps/lon"}
+    assert not {t for t, _, _ in mon.messages} & {"state/comms/position/exact_lat",
+                                                  "state/comms/position/exact_lon"}
 
 
 async def test_a_lost_fix_a_silent_receiver_and_noise_are_told_apart(gps_van: Van) -> None:
@@ -75,8 +76,12 @@ async def test_a_lost_fix_a_silent_receiver_and_noise_are_told_apart(gps_van: Va
     assert mon.value("comms/gps/state") == "fix"
     assert mon.quality("comms/position/lat") == "good"
 
-    receiver.fix = False  # under a bridge: the receiver talks, without a position
+    # under a bridge: the receiver talks without a position, the router hears no satellite
+    # either (alone, it would stand in: the next test)
+    van.sim.plant.router.satellites = 0
+    receiver.fix = False
     await wait_until(lambda: mon.value("comms/gps/state") == "no_fix", what="no fix")
+    await wait_until(lambda: mon.value("comms/position/source") == "none", what="no source")
     await wait_until(lambda: mon.quality("comms/position/lat") == "stale",
                      what="the position stale, its last value kept")
     assert mon.value("comms/position/lat") == round(receiver.lat, 3)
@@ -93,3 +98,33 @@ async def test_a_lost_fix_a_silent_receiver_and_noise_are_told_apart(gps_van: Va
     receiver.silent, receiver.fix = False, True
     await wait_until(lambda: mon.value("comms/gps/state") == "fix"
                      and mon.quality("comms/position/lat") == "good", what="a fix again")
+
+
+async def test_the_router_tells_the_link_and_stands_in_for_a_gps_without_fix(
+        gps_van: Van) -> None:
+    mon, receiver, router = gps_van.monitor, gps(gps_van), gps_van.sim.plant.router
+    await wait_until(lambda: mon.value("comms/lte/network_type") == "LTE"
+                     and mon.value("comms/lte/wan_up") is True, what="the router's LTE link")
+    assert mon.value("comms/lte/signal_dbm") == router.signal_dbm
+    assert mon.value("comms/lte/registration") == router.registration
+    assert mon.value("comms/lte/wan_ip") == router.wan_ip
+    await wait_until(lambda: mon.value("comms/lte/operator") == router.operator,
+                     what="the operator (a slow register)")
+    assert mon.value("comms/lte/data_today_mb") == pytest.approx(
+        (router.rx_today_b + router.tx_today_b) / 1e6, abs=0.05)
+    await wait_until(lambda: mon.value("comms/position/source") == "gps", what="the GPS leads")
+
+    # the receiver loses its fix; the router's GPS, on a firmware that swaps the float's
+    # bytes, stands in
+    router.lat, router.lon, router.gps_byte_order = 54.35205, 18.64637, "DCBA"
+    receiver.fix = False
+    await wait_until(lambda: mon.value("comms/position/source") == "router",
+                     what="the router's position")
+    await wait_until(lambda: (mon.value("comms/position/lat"), mon.value("comms/position/lon"))
+                     == (54.352, 18.646), what="Gdańsk, from the router")
+    assert mon.quality("comms/position/lat") == "good"
+
+    router.lose_network()
+    await wait_until(lambda: mon.value("comms/lte/wan_up") is False, what="the WAN down")
+    assert mon.value("comms/lte/network_type") == ""
+    assert mon.value("comms/lte/registration") == router.registration

@@ -37,7 +37,8 @@ class Demo:
     def __init__(self, run_dir: Path | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MCW_")}
         env.update(MCW_MQTT_PORT=str(free_port()), MCW_GX_PORT=str(free_port()),
-                   MCW_PANEL_PORT=str(free_port()), MCW_LOG_LEVEL="info")
+                   MCW_ROUTER_PORT=str(free_port()), MCW_PANEL_PORT=str(free_port()),
+                   MCW_LOG_LEVEL="info")
         if run_dir is not None:
             env["MCW_RUN_DIR"] = str(run_dir)
         self.out = Path(os.environ.get("TMPDIR", "/tmp")) / f"demo-{os.getpid()}-{id(self)}.out"

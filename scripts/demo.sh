@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: a local Mosquitto, the simulated van and the supervisor, until Ctrl-C.
 # Ports and paths: MCW_MQTT_PORT (broker, default 1883), MCW_GX_PORT (simulated Victron GX,
-# default 5020), MCW_PANEL_PORT (crew panel, default 8080), MCW_RUN_DIR (pty, sockets, logs,
+# default 5020), MCW_ROUTER_PORT (simulated LTE router, default 5021), MCW_PANEL_PORT (crew panel, default 8080), MCW_RUN_DIR (pty, sockets, logs,
 # SQLite; default: a new /tmp/mcw-demo.XXXXXX for each demo). A run directory named by hand is
 # refused while another demo lives in it, and cleaned of a dead one's leftovers.
 set -euo pipefail
@@ -19,6 +19,7 @@ pick_port() {  # $1 variable name, $2 default: keep an explicit choice, else avo
 
 export MCW_MQTT_PORT=$(pick_port MCW_MQTT_PORT 1883)
 export MCW_GX_PORT=$(pick_port MCW_GX_PORT 5020)
+export MCW_ROUTER_PORT=$(pick_port MCW_ROUTER_PORT 5021)
 export MCW_PANEL_PORT=$(pick_port MCW_PANEL_PORT 8080)
 running() {  # a live process (a zombie, ended but not yet reaped, is not)
   [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"

@@ -12,7 +12,9 @@ here knows pymodbus: the server adapter (:mod:`vansim.modbus_server`) turns
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -363,6 +365,31 @@ def _relay_board_apply(p: Plant, dev: ServedDevice) -> None:
         p.switches[circuit.name] = bool(dev.value(circuit.output))
 
 
+def _f32_word(value: float, order: str) -> int:
+    """A float's four bytes as the u32 the router serves, in the firmware's byte order."""
+    raw = struct.pack(">f", value)
+    return int.from_bytes(raw if order == "ABCD" else raw[::-1], "big")
+
+
+def _teltonika_rut(p: Plant, _dev: ServedDevice) -> Mapping[str, Value]:
+    r = p.router
+    return {
+        "uptime": int(p.time_s) + 3600,
+        "signal_dbm": r.signal_dbm,
+        "temperature": 41.5,
+        "operator": r.operator,
+        "active_sim": "sim1",
+        "registration": r.registration,
+        "network_type": r.network_type,
+        "wan_ip": int(ipaddress.IPv4Address(r.wan_ip)),
+        "gps_lat_raw": _f32_word(r.lat, r.gps_byte_order),
+        "gps_lon_raw": _f32_word(r.lon, r.gps_byte_order),
+        "gps_satellites": r.satellites,
+        "sim1_rx_today": r.rx_today_b,
+        "sim1_tx_today": r.tx_today_b,
+    }
+
+
 _GENERIC = DeviceModel(produce=lambda _p, _d: {})
 
 DEVICE_MODELS: dict[str, DeviceModel] = {
@@ -380,4 +407,5 @@ DEVICE_MODELS: dict[str, DeviceModel] = {
     "eastron_sdm120": DeviceModel(produce=_eastron_sdm120),
     "xy_md02": DeviceModel(produce=_xy_md02),
     "waveshare_relay_8ch": DeviceModel(produce=_relay_board, apply=_relay_board_apply),
+    "teltonika_rut": DeviceModel(produce=_teltonika_rut),
 }

@@ -437,6 +437,30 @@ class ClimateGear:
     sensors: dict[str, str] = field(default_factory=dict)  # device id -> zone or "outside"
 
 
+@dataclass
+class LteRouter:
+    """The LTE router as its Modbus TCP server tells it (a Teltonika RUT): the mobile link,
+    the WAN and its own GPS. ``gps_byte_order`` is the firmware's order of the position's
+    float bytes ("ABCD", or "DCBA" as some firmware sends it)."""
+
+    signal_dbm: int = -71
+    operator: str = "Plus"
+    network_type: str = "LTE"
+    registration: str = "Registered, home"
+    wan_ip: str = "10.64.12.7"
+    lat: float = 52.22977
+    lon: float = 21.01178
+    satellites: int = 7
+    gps_byte_order: str = "ABCD"
+    rx_today_b: int = 48_000_000
+    tx_today_b: int = 9_500_000
+
+    def lose_network(self) -> None:
+        """Out of coverage: no registration, no network type, the WAN down."""
+        self.signal_dbm, self.registration = -113, "Not registered, searching"
+        self.network_type, self.wan_ip = "", "0.0.0.0"
+
+
 def _local_now() -> datetime:
     return datetime.now()
 
@@ -460,6 +484,7 @@ class Plant:
     thermal: ThermalPlant = field(default_factory=lambda: ThermalPlant.van(start_c=21.0,
                                                                          outside_c=21.0))
     climate: ClimateGear = field(default_factory=ClimateGear)
+    router: LteRouter = field(default_factory=LteRouter)
     loads: dict[str, float] = field(default_factory=dict)
     ac_loads: dict[str, float] = field(default_factory=dict)
     switches: dict[str, bool] = field(default_factory=dict)

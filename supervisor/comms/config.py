@@ -1,9 +1,10 @@
 """The ``[comms]`` section of the vehicle config: the GPS and what is told of the position.
 
-Privacy by config: the routine position goes to MQTT (so to HQ) rounded to
-``position.decimals`` places (3: about 100 m), or not at all (``position.publish =
-false``). A panic is an emergency: it carries the position to HQ at full precision unless
-``position.in_panic = false``.
+The position comes from the GPS receiver (``[comms.gps]``), or from the LTE router's own GPS
+(``[comms.router]``) while the receiver has no fix. Privacy by config: the routine position
+goes to MQTT (so to HQ) rounded to ``position.decimals`` places (3: about 100 m), or not at
+all (``position.publish = false``). A panic is an emergency: it carries the position to HQ
+at full precision unless ``position.in_panic = false``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from supervisor.core.config import Strict
+from supervisor.core.config import Checker, Name, Strict
 
 
 class GpsConfig(Strict):
@@ -24,6 +25,12 @@ class GpsConfig(Strict):
     stale_s: float = Field(default=10.0, ge=2, le=300)
 
 
+class RouterConfig(Strict):
+    """The LTE router's Modbus TCP server (a [[device]] in the lte_router role)."""
+
+    device: Name
+
+
 class PositionConfig(Strict):
     publish: bool = True
     decimals: int = Field(default=3, ge=0, le=6)
@@ -32,4 +39,11 @@ class PositionConfig(Strict):
 
 class CommsConfig(Strict):
     gps: GpsConfig | None = None
+    router: RouterConfig | None = None
     position: PositionConfig = PositionConfig()
+
+
+def check_comms(cfg: CommsConfig, chk: Checker) -> None:
+    """The router is a device in the lte_router role."""
+    if cfg.router is not None:
+        chk.role("router.device", cfg.router.device, "lte_router")
