@@ -128,7 +128,9 @@ async def bus_with(reply: Callable[[bytes], bytes]) -> AsyncIterator[Sink]:
         profile = load_profile("xy_md02")
         devices = [DeviceSpec("good", GOOD, profile, 0.05, 0.05),
                    DeviceSpec("bad", BAD, profile, 0.05, 0.05)]
-        link = ModbusLink(LinkSettings("rtu", 0.05, port=str(line.supervisor_side)))
+        # 0.15 s: a loaded test machine (three suites' workers) must not turn the good
+        # device's late answers into timeouts; the answer itself takes ~18 ms of wire time
+        link = ModbusLink(LinkSettings("rtu", 0.15, port=str(line.supervisor_side)))
         worker = BusWorker("rs485", link, devices, sink, frame_gap_s=0.004)
         working = asyncio.create_task(worker.run())
         try:

@@ -10,6 +10,7 @@ at full precision unless ``position.in_panic = false``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -29,6 +30,8 @@ class RouterConfig(Strict):
     """The LTE router's Modbus TCP server (a [[device]] in the lte_router role)."""
 
     device: Name
+    # the GPS floats' byte order of its firmware; auto: learnt (see supervisor/comms/router.py)
+    gps_byte_order: Literal["auto", "ABCD", "DCBA"] = "auto"
 
 
 class PositionConfig(Strict):

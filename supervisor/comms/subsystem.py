@@ -22,7 +22,7 @@ import asyncio
 
 from drivers.gps import NmeaGps
 from supervisor.comms.config import CommsConfig
-from supervisor.comms.router import MIN_SATELLITES, dotted, router_degrees
+from supervisor.comms.router import MIN_SATELLITES, RouterGps, dotted
 from supervisor.core.points import PointDef
 from supervisor.core.subsystem import Context
 
@@ -31,7 +31,7 @@ GPS_STATES = ("fix", "no_fix", "offline")
 SOURCES = ("gps", "router", "none")
 EXACT = ("comms/position/exact_lat", "comms/position/exact_lon")
 ROUNDED = ("comms/position/lat", "comms/position/lon")
-ROUTER_GPS = ("comms/lte/gps_lat", "comms/lte/gps_lon", "comms/lte/gps_satellites")
+ROUTER_SATELLITES = "comms/lte/gps_satellites"
 AXES = ("Latitude", "Longitude")
 
 
@@ -44,6 +44,7 @@ class CommsSubsystem:
         self.gps = None if cfg.gps is None else NmeaGps(
             str(cfg.gps.port), cfg.gps.baudrate, on_change=self.wake.set,
             monotonic=self._mono)
+        self.router_gps = None if cfg.router is None else RouterGps(cfg.router.gps_byte_order)
         self._shown: tuple[float, float, float] | None = None  # lat, lon, ts put last
         self._define()
 
@@ -78,18 +79,13 @@ class CommsSubsystem:
         bind(router, "network_type", "comms/lte/network_type", description="Network type")
         bind(router, "registration", "comms/lte/registration",
              description="Network registration")
-        bind(router, "gps_satellites", ROUTER_GPS[2], description="Router GPS satellites")
+        bind(router, "gps_satellites", ROUTER_SATELLITES, description="Router GPS satellites")
         define(PointDef("comms/lte/wan_ip", "string", "", "WAN address (0.0.0.0: down)"))
         follow(router, "wan_ip", "comms/lte/wan_ip", dotted)
         define(PointDef("comms/lte/wan_up", "bool", "", "The router's WAN is up"))
         follow(router, "wan_ip", "comms/lte/wan_up", lambda v: v != 0)
         define(PointDef("comms/lte/data_today_mb", "number", "MB", "Mobile data today (SIM 1)",
                         deadband=0.5, precision=1))
-        for pid, axis in zip(ROUTER_GPS[:2], AXES, strict=True):
-            define(PointDef(pid, "number", "°", f"{axis} from the router (exact)", precision=6,
-                            local=True))
-        follow(router, "gps_lat_raw", ROUTER_GPS[0], lambda v: router_degrees(v, 90.0))
-        follow(router, "gps_lon_raw", ROUTER_GPS[1], lambda v: router_degrees(v, 180.0))
 
     async def run(self) -> None:
         """Listen to the receiver; judge the position every second and at every sentence."""
@@ -154,15 +150,18 @@ class CommsSubsystem:
 
     def _router_fix(self) -> tuple[float, float, float] | None:
         """The router's GPS position (lat, lon, reading time) while it has one."""
-        if self.cfg.router is None:
+        if self.cfg.router is None or self.router_gps is None:
             return None
-        lat, lon = self.store.get(ROUTER_GPS[0]), self.store.get(ROUTER_GPS[1])
-        satellites = self.store.good(ROUTER_GPS[2])
-        if lat is None or lon is None or lat.quality != "good" or lon.quality != "good" \
-                or not isinstance(satellites, int) or satellites < MIN_SATELLITES \
-                or not isinstance(lat.value, float) or not isinstance(lon.value, float):
+        # the satellites' point is read with the position (one block): its quality and time
+        # are the position's
+        satellites = self.store.get(ROUTER_SATELLITES)
+        if satellites is None or satellites.quality != "good" \
+                or not isinstance(satellites.value, int) or satellites.value < MIN_SATELLITES:
             return None
-        return lat.value, lon.value, lat.ts
+        raw, device = self.ctx.devices.raw, self.cfg.router.device
+        position = self.router_gps.position(raw.get((device, "gps_lat_raw")),
+                                            raw.get((device, "gps_lon_raw")))
+        return None if position is None else (*position, satellites.ts)
 
     def _data_use(self, wall: float) -> None:
         if self.cfg.router is None:
