@@ -4,14 +4,13 @@ What runs: as in the HIL tests (hil-tests/test_room_hil.py), a real Mosquitto on
 the simulated van in this process (its RS-485 line is ``wire.py``, which takes the wire time
 of 9600 Bd, and the room node on it is its real firmware core, vansim/room_node_host.py) and
 the unmodified ``mcw-supervisor`` command configured by config/demo.toml. An MQTT monitor in
-this process (bench/run.py's ``TimedMonitor``) follows the van; the panic alarm is stamped
-with ``time.perf_counter()`` on arrival by HQ's subscriber in a process of its own
-(bench/hq_subscriber.py: away from the simulator's busy loop in this one); presses are
-stamped on the same clock just before the simulator's hands act. Every process is stopped
-by its own handle, also on failure, and the temporary directory removed.
+this process (bench/run.py's ``TimedMonitor``) stamps every message with
+``time.perf_counter()`` on arrival; presses are stamped on the same clock just before the
+simulator's hands act. Every process is stopped by its own handle, also on failure, and the
+temporary directory removed.
 
 Figures:
-  1. GPIO panic button (line ``panic_crew``, active low, 5 ms debounce in the config): from
+  1. GPIO panic button (line ``panic_crew``, active low, its debounce in the config): from
      ``van.set_input("panic_crew", True)`` to the ``alarm/room/panic`` message with
      ``active`` at the subscriber. Between presses: the press seen on MQTT
      (``room/panic/crew/zone`` alarm), released, the release seen (the zone normal),
@@ -66,10 +65,8 @@ from vansim.room_node_host import SAFE_STATES, RoomNodeHost
 # The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
 # folder's modules bench.*.
 if TYPE_CHECKING:
-    from bench.hq_subscriber import HqSubscriber
     from bench.run import Figures, TimedMonitor, finding_lines, report_head, start_demo_van, summary
 else:
-    from hq_subscriber import HqSubscriber
     from run import Figures, TimedMonitor, finding_lines, report_head, start_demo_van, summary
 
 NODE = "room_node"
@@ -96,7 +93,6 @@ class PanicBench:
 
     def __init__(self, args: argparse.Namespace, van: Van, monitor: TimedMonitor) -> None:
         self.args, self.van, self.monitor = args, van, monitor
-        self.hq: HqSubscriber | None = None  # stamps the alarm in a process of its own
         self.rng = random.Random(1)
         self.results: dict[str, Any] = {}
         self.nonce = f"{time.time_ns():x}"[-8:]
@@ -151,8 +147,7 @@ class PanicBench:
         wrong: Counter[str] = Counter()
         for i in range(n):
             self.check_alive()
-            assert self.hq is not None
-            seen = self.hq.watch(panic_active)
+            seen = self.monitor.watch(panic_active)
             t0 = time.perf_counter()
             press()
             try:
@@ -362,9 +357,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         supervisor = SupervisorProcess(env, run_dir / "supervisor.log")
         van = Van(broker, sim, supervisor, monitor, run_dir)
         bench = PanicBench(args, van, monitor)
-        bench.hq = HqSubscriber(broker.port, monitor.prefix, "alarm/room/panic")
-        stack.push_async_callback(bench.hq.stop)
-        await bench.hq.start()
 
         def findings() -> None:  # after the supervisor stopped
             res["log_findings"] = bench.log_findings()
@@ -386,6 +378,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await guarded("lease", res, bench.lease_rounds)
         res.update(bench.results)
         res["unexpected_panics"] = dict(bench.unexpected)
+        res["gpio_debounce_ms"] = next(line.debounce_ms for line in sim.config.gpio.line
+                                       if line.name == "panic_crew")
     res["host"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
                    "loadavg": os.getloadavg(), "machine": platform.machine(),
                    "bench_runtime_s": time.perf_counter() - started}
@@ -445,8 +439,9 @@ def table(res: dict[str, Any]) -> str:
         row(f"{name} FAILED", error[:70])
     if not figures.rows:
         return "(no figures)"
-    return figures.render("Press figures include the input's debounce (GPIO 5 ms in "
-                          "config/demo.toml, the node's loop 30 ms) and, for the node,\nits "
+    return figures.render("Press figures include the input's debounce (GPIO "
+                          f"{res.get('gpio_debounce_ms', '?')} ms in config/demo.toml, the "
+                          "node's loop 30 ms) and, for the node,\nits "
                           "poll period; each press is acknowledged (room/panic_ack) and its "
                           "alarm cleared before the next.")
 
