@@ -9,7 +9,13 @@ tested on their own in tests/test_nmea.py.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,3 +134,83 @@ async def test_the_router_tells_the_link_and_stands_in_for_a_gps_without_fix(
     await wait_until(lambda: mon.value("comms/lte/wan_up") is False, what="the WAN down")
     assert mon.value("comms/lte/network_type") == ""
     assert mon.value("comms/lte/registration") == router.registration
+
+
+# ---- the path to HQ and the router watchdog ------------------------------------------------
+
+HEARTBEAT_S, DOWN_S, WATCHDOG_S, OFF_S = 0.5, 2.0, 3.0, 2.0
+ECHO = Path(sys.executable).parent / "mcw-hq-echo"
+
+
+@pytest.fixture
+async def link_van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
+    """The van with the HQ path's and the router watchdog's minutes shortened to seconds."""
+    env = {"MCW_HQ_HEARTBEAT_S": f"{HEARTBEAT_S:g}", "MCW_HQ_DOWN_S": f"{DOWN_S:g}",
+           "MCW_ROUTER_WATCHDOG_S": f"{WATCHDOG_S:g}", "MCW_ROUTER_OFF_S": f"{OFF_S:g}"}
+    async with start_van(monkeypatch, env) as whole:
+        yield whole
+
+
+@asynccontextmanager
+async def hq_echo(van: Van) -> AsyncIterator[asyncio.subprocess.Process]:
+    """HQ's echo (``mcw-hq-echo``) on the van's broker, stopped by its own pid."""
+    proc = await asyncio.create_subprocess_exec(
+        str(ECHO), "--port", str(van.broker.port), "--down-after", f"{DOWN_S:g}",
+        "--client-id", f"hq-echo-{id(van)}", stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            ready = json.loads(await proc.stdout.readline())
+        assert ready["echo"] == "ready", ready
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def events(van: Van, what: str) -> list[dict[str, Any]]:
+    return [v for t, v, _ in van.monitor.messages
+            if t == "event" and isinstance(v, dict) and v.get("what") == what]
+
+
+async def test_the_path_to_hq_is_supervised_and_a_hung_router_power_cycled(
+        link_van: Van) -> None:
+    van, mon, sim = link_van, link_van.monitor, link_van.sim
+    # no echo at HQ (its broker hung, the bridge stuck) while the router says its WAN is up
+    await wait_until(lambda: mon.value("comms/hq/state") == "down", what="HQ down")
+    assert (mon.latest.get("alarm/comms/hq_unreachable") or {}).get("active") is True
+    await wait_until(lambda: sim.output_active("router_power") is False,
+                     what="the router's power cut", timeout=WATCHDOG_S + 30)
+    cycled = mon.latest.get("alarm/comms/router_power_cycled") or {}
+    assert cycled.get("active") is True and "WAN is up" in cycled.get("detail", ""), cycled
+    await wait_until(lambda: events(van, "router_power_cycle"), what="its event")
+    assert not sim.devices["lte_router"].powered, "the router without its supply"
+    await wait_until(lambda: sim.output_active("router_power") is True,
+                     what="the power back after off_s")
+    assert mon.value("comms/watchdog/cycles_last_hour") == 1
+
+    # HQ answers again: the path is up, with its round trip
+    async with hq_echo(van):
+        await wait_until(lambda: mon.value("comms/hq/state") == "up", what="HQ up")
+        await wait_until(lambda: isinstance(mon.value("comms/hq/rtt_ms"), int | float),
+                         what="a round trip")
+        await wait_until(lambda: not mon.latest.get("alarm/comms/hq_unreachable"),
+                         what="the warning cleared")
+
+    # the crew switches the watchdog off: HQ lost again, the router is left alone
+    result = await mon.command("comms/watchdog", {"id": "dog-off", "args": {"enabled": False}})
+    assert result["status"] == "done", result
+    await wait_until(lambda: mon.value("comms/hq/state") == "down", what="HQ down again")
+    lost_at = time.monotonic()
+    await wait_until(lambda: time.monotonic() > lost_at + WATCHDOG_S + 2 * HEARTBEAT_S + 1,
+                     what="past the watchdog's time", timeout=WATCHDOG_S + 30)
+    assert sim.output_active("router_power") is True
+    assert mon.value("comms/watchdog/cycles_last_hour") == 1
+    assert mon.value("comms/watchdog/enabled") is False
+    assert len(events(van, "router_power_cycle")) == 1

@@ -88,6 +88,7 @@ class ServedDevice:
             log.warning("no behaviour for profile %s: device %s serves zeros", profile.name,
                         config.id)
         self.silent = False
+        self.powered = True  # its supply (a relay the supervisor drives): off, it is silent
         self.exception: ExceptionCode | None = None
         # called after every accepted write, so the van can apply it to the plant at once
         self.on_write: Callable[[ServedDevice], None] | None = None
@@ -182,7 +183,7 @@ class ServedDevice:
 
     def check_answering(self) -> None:
         """Raise :class:`Silent` or :class:`ModbusError` if the device is faulted on purpose."""
-        if self.silent:
+        if self.silent or not self.powered:
             raise Silent(self.id)
         if self.exception is not None:
             raise ModbusError(self.exception)

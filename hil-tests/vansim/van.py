@@ -110,6 +110,10 @@ class SimulatedVan:
                                           model="4D", baudrate=climate.heater.baudrate)
         comms = section(config, COMMS)
         gps = comms.gps if comms is not None else None
+        # the LTE router's supply relay, on a GPIO output of the supervisor's
+        router = comms.router if comms is not None else None
+        self._router_power = None if router is None or router.watchdog is None else (
+            router.device, router.watchdog.power_line)
         # the GPS receiver on its own serial line, taking the wire time of its baud rate
         self.gps_line = None if gps is None else RtuLine(gps.port, baudrate=gps.baudrate)
         self.gps = None if self.gps_line is None or gps is None else SimulatedGps(
@@ -264,9 +268,13 @@ class SimulatedVan:
             dev.refresh(self.plant)
 
     def _gpio_to_plant(self) -> None:
-        """The supervisor's generator start output and the ignition input reach the plant."""
+        """The supervisor's generator start output and the ignition input reach the plant;
+        the router's supply relay powers the router (never reported: on, its safe state)."""
         if self.gpio is None:
             return
+        if self._router_power is not None:
+            device, line = self._router_power
+            self.devices[device].powered = self.gpio.output_active(line) is not False
         if self._ignition_lines:
             self.plant.ignition = any(self.gpio.input_active(n) for n in self._ignition_lines)
         if self._gen_start_line is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from supervisor.core.config import Checker, Name, Strict
 
@@ -26,10 +26,36 @@ class GpsConfig(Strict):
     stale_s: float = Field(default=10.0, ge=2, le=300)
 
 
+class WatchdogConfig(Strict):
+    """Power-cycle a hung router: HQ unreachable ``after_s`` while the router says its WAN is
+    up (or does not answer), its power relay off for ``off_s``; at most ``max_per_hour``."""
+
+    # the GPIO output driving the relay the router's supply runs through (active: powered;
+    # give the line safe_state = true, so that a stopped supervisor leaves the router on)
+    power_line: Name
+    after_s: float = Field(default=600.0, ge=2, le=86_400)
+    off_s: float = Field(default=15.0, ge=1, le=300)
+    max_per_hour: int = Field(default=2, ge=1, le=10)
+
+
+class HqLinkConfig(Strict):
+    """The end-to-end supervision of the path to HQ (a ping, HQ's echo)."""
+
+    heartbeat_s: float = Field(default=30.0, ge=0.5, le=600)
+    down_after_s: float = Field(default=90.0, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _longer(self) -> HqLinkConfig:
+        if self.down_after_s <= self.heartbeat_s:
+            raise ValueError("down_after_s must be longer than heartbeat_s")
+        return self
+
+
 class RouterConfig(Strict):
     """The LTE router's Modbus TCP server (a [[device]] in the lte_router role)."""
 
     device: Name
+    watchdog: WatchdogConfig | None = None
     # the GPS floats' byte order of its firmware; auto: learnt (see supervisor/comms/router.py)
     gps_byte_order: Literal["auto", "ABCD", "DCBA"] = "auto"
 
@@ -43,6 +69,7 @@ class PositionConfig(Strict):
 class CommsConfig(Strict):
     gps: GpsConfig | None = None
     router: RouterConfig | None = None
+    hq_link: HqLinkConfig | None = None
     position: PositionConfig = PositionConfig()
 
 
@@ -50,3 +77,8 @@ def check_comms(cfg: CommsConfig, chk: Checker) -> None:
     """The router is a device in the lte_router role."""
     if cfg.router is not None:
         chk.role("router.device", cfg.router.device, "lte_router")
+        dog = cfg.router.watchdog
+        if dog is not None:
+            chk.line("router.watchdog.power_line", dog.power_line, "output")
+            if cfg.hq_link is None:
+                chk.fail("router.watchdog", "needs [comms.hq_link]: it acts on HQ's silence")

@@ -14,15 +14,30 @@ allows (``comms/position/lat``, ``lon``, rounded to ``position.decimals``); the 
 kept on board as the local points ``comms/position/exact_lat`` and ``exact_lon`` (never on
 MQTT): the room's panic reads them. With no source the points go stale and keep their last
 value and its time (where the van was last seen).
+
+The path to HQ (``[comms.hq_link]``, see link.py): a numbered ping as the point
+``comms/hq/ping`` every ``heartbeat_s``, HQ's echo answering with ``comms/pong``;
+``comms/hq/state`` (``up``, ``down``, ``unknown``), ``comms/hq/rtt_ms``, and the
+``comms/hq_unreachable`` warning while down. The router watchdog (``[comms.router.watchdog]``)
+power-cycles a hung router through its relay (``comms/router_power``, a GPIO output, safe:
+on): the
+``comms/router_power_cycled`` alarm and an event each time, its limits as points
+(``comms/watchdog/enabled``, ``cycles_last_hour``); the crew (or a technician) turns it off
+and on with ``comms/watchdog``, kept across a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from drivers.gps import NmeaGps
 from supervisor.comms.config import CommsConfig
+from supervisor.comms.link import LINK_STATES, HqLink, RouterWatchdog
 from supervisor.comms.router import MIN_SATELLITES, RouterGps, dotted
+from supervisor.core.alarms import AlarmDef
+from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec
+from supervisor.core.outputs import OutputDef
 from supervisor.core.points import PointDef
 from supervisor.core.subsystem import Context
 
@@ -33,6 +48,13 @@ EXACT = ("comms/position/exact_lat", "comms/position/exact_lon")
 ROUNDED = ("comms/position/lat", "comms/position/lon")
 ROUTER_SATELLITES = "comms/lte/gps_satellites"
 AXES = ("Latitude", "Longitude")
+ROUTER_POWER = "comms/router_power"
+
+HQ_UNREACHABLE = AlarmDef("comms/hq_unreachable", "warning", "Brak łączności z centralą",
+                          "HQ unreachable")
+ROUTER_CYCLED = AlarmDef("comms/router_power_cycled", "warning",
+                         "Router LTE zrestartowany (brak łączności z centralą)",
+                         "LTE router power-cycled (HQ unreachable)", latching=True)
 
 
 class CommsSubsystem:
@@ -46,7 +68,16 @@ class CommsSubsystem:
             monotonic=self._mono)
         self.router_gps = None if cfg.router is None else RouterGps(cfg.router.gps_byte_order)
         self._shown: tuple[float, float, float] | None = None  # lat, lon, ts put last
+        self.actuator = ctx.actuator()
+        hq = cfg.hq_link
+        self.link = None if hq is None else HqLink(hq.heartbeat_s, hq.down_after_s,
+                                                   self._mono())
+        dog = cfg.router.watchdog if cfg.router is not None else None
+        self.watchdog = None if dog is None else RouterWatchdog(
+            dog.after_s, dog.off_s, dog.max_per_hour,
+            enabled=bool(ctx.settings.get("watchdog_enabled", True)))
         self._define()
+        self._define_link()
 
     def _define(self) -> None:
         define = self.store.define
@@ -70,6 +101,30 @@ class CommsSubsystem:
             for pid, axis in zip(ROUNDED, AXES, strict=True):
                 define(PointDef(pid, "number", "°", f"{axis} ({decimals} decimals)",
                                 precision=decimals))
+
+    def _define_link(self) -> None:
+        define, reg = self.store.define, self.ctx.actions.register
+        if self.link is not None:
+            define(PointDef("comms/hq/ping", "integer", "", "Ping to HQ (its number)"))
+            define(PointDef("comms/hq/state", "enum", "", "The path to HQ, end to end",
+                            enum=LINK_STATES, enum_set="hq_link"))
+            define(PointDef("comms/hq/rtt_ms", "number", "ms", "Round trip to HQ",
+                            deadband=50, precision=0))
+            self.ctx.alarms.define(HQ_UNREACHABLE)
+            reg(ActionSpec("comms/pong", self._pong_action, frozenset({"hq"}),
+                           {"seq": ArgSpec("integer", min=1, max=2**53)},
+                           "HQ's echo of a ping"))
+        dog = self.cfg.router.watchdog if self.cfg.router is not None else None
+        if dog is not None:
+            self.ctx.outputs.declare(OutputDef(ROUTER_POWER, True, line=dog.power_line))
+            define(PointDef("comms/watchdog/enabled", "bool", "",
+                            "The router watchdog may power-cycle it"))
+            define(PointDef("comms/watchdog/cycles_last_hour", "integer", "",
+                            "Router power cycles in the last hour"))
+            self.ctx.alarms.define(ROUTER_CYCLED)
+            reg(ActionSpec("comms/watchdog", self._watchdog_action, ON_BOARD,
+                           {"enabled": ArgSpec("bool")},
+                           "Let the watchdog power-cycle a hung LTE router, or not"))
 
     def _define_router(self, router: str) -> None:
         bind, define, follow = self.ctx.devices.bind, self.store.define, self.ctx.devices.follow
@@ -96,7 +151,56 @@ class CommsSubsystem:
 
     async def _turn(self) -> float:
         self.step()
-        return LOOP_S
+        self.link_step()
+        await self.actuator.step()
+        if self.link is None:
+            return LOOP_S
+        return min(LOOP_S, self.link.next_wake(self._mono()))
+
+    def link_step(self) -> None:
+        """Ping HQ when due, judge the path, and let the watchdog act on the router."""
+        link = self.link
+        if link is None:
+            return
+        now, wall = self._mono(), self._wall()
+        seq = link.ping_due(now)
+        if seq is not None:
+            self.store.update("comms/hq/ping", seq, wall)
+        state = link.state(now)
+        self.store.update("comms/hq/state", state, wall)
+        if link.rtt_s is not None:
+            self.store.update("comms/hq/rtt_ms", link.rtt_s * 1000, wall)
+        self.ctx.alarms.set(HQ_UNREACHABLE.id, state == "down", wall)
+        dog = self.watchdog
+        if dog is None or self.cfg.router is None:
+            return
+        wan = self.store.good("comms/lte/wan_up")
+        action = dog.step(now, state, wan if isinstance(wan, bool) else None)
+        if action == "cut":
+            self.ctx.alarms.set(ROUTER_CYCLED.id, True, wall, dog.reason)
+            self.ctx.event({"kind": "comms", "what": "router_power_cycle", "reason": dog.reason,
+                            "cycle": len(dog.cycles)})
+            self.ctx.log.warning("router_power_cycle", reason=dog.reason)
+        self.actuator.want(ROUTER_POWER, not dog.cutting)
+        if action == "restore":
+            self.ctx.alarms.set(ROUTER_CYCLED.id, False, wall)
+        self.store.update("comms/watchdog/enabled", dog.enabled, wall)
+        self.store.update("comms/watchdog/cycles_last_hour", len(dog.cycles), wall)
+
+    async def _pong_action(self, args: dict[str, Any]) -> str:
+        if self.link is None or not self.link.pong(int(args["seq"]), self._mono()):
+            return "no such ping outstanding (answered already, or too old)"
+        self.wake.set()
+        return "pong"
+
+    async def _watchdog_action(self, args: dict[str, Any]) -> str:
+        assert self.watchdog is not None
+        self.watchdog.enabled = bool(args["enabled"])
+        self.ctx.settings.put("watchdog_enabled", self.watchdog.enabled)
+        self.ctx.event({"kind": "comms", "what": "watchdog", "enabled": self.watchdog.enabled})
+        self.wake.set()
+        return "router watchdog on" if self.watchdog.enabled else \
+            "router watchdog off: a hung router is not power-cycled"
 
     def step(self) -> None:
         """The receiver's state, the router's data use and the position on the points."""

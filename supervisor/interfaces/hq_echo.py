@@ -1,0 +1,108 @@
+"""HQ's end of the path supervision: ``mcw-hq-echo``, run beside HQ's broker.
+
+Every van publishes a numbered ping as its point ``comms/hq/ping`` (retained state, over
+its bridge); this echo answers each with the van's ``comms/pong`` action in the ``hq`` role,
+so the van knows the whole path works, both ways. It also keeps, per van, when the last
+ping came: a van silent for ``--down-after`` seconds is reported down (printed as a JSON
+line, and published retained on ``hq/v1/{vehicle}/link`` for HQ's own dashboards), and up
+again at its next ping.
+
+Usage: ``mcw-hq-echo --host H --port P [--username U --password-file F] [--down-after 90]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import aiomqtt
+
+PING_FILTER = "mcw/v1/+/state/comms/hq/ping"
+MAX_PAYLOAD = 1024
+CHECK_S = 1.0
+
+
+def _seq(payload: bytes) -> int | None:
+    """The ping number of a ping's state payload ({"v": n, ...}); None for anything else."""
+    if len(payload) > MAX_PAYLOAD:
+        return None
+    try:
+        value = json.loads(payload).get("v")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) \
+        and 0 < value < 2**53 else None
+
+
+class Echo:
+    def __init__(self, client: aiomqtt.Client, down_after_s: float) -> None:
+        self.client, self.down_after_s = client, down_after_s
+        self.last_ping: dict[str, float] = {}
+        self.down: set[str] = set()
+
+    async def on_message(self, message: aiomqtt.Message) -> None:
+        parts = message.topic.value.split("/")
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        seq = _seq(payload)
+        if len(parts) < 3 or seq is None:
+            return
+        vehicle = parts[2]
+        self.last_ping[vehicle] = time.monotonic()
+        if vehicle in self.down:
+            self.down.discard(vehicle)
+            await self._tell(vehicle, "up")
+        body = json.dumps({"id": f"pong-{seq}", "args": {"seq": seq}})
+        await self.client.publish(f"mcw/v1/{vehicle}/cmd/hq/comms/pong", body, qos=1)
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_S)  # the check's period, not a wait for something
+            now = time.monotonic()
+            for vehicle, at in self.last_ping.items():
+                if now - at > self.down_after_s and vehicle not in self.down:
+                    self.down.add(vehicle)
+                    await self._tell(vehicle, "down")
+
+    async def _tell(self, vehicle: str, state: str) -> None:
+        print(json.dumps({"vehicle": vehicle, "link": state, "at": time.time()}), flush=True)
+        await self.client.publish(f"hq/v1/{vehicle}/link", json.dumps({"state": state}),
+                                  qos=1, retain=True)
+
+
+async def run(args: argparse.Namespace, password: str | None) -> None:
+    async with aiomqtt.Client(args.host, args.port, username=args.username,
+                              password=password, identifier=args.client_id) as client:
+        echo = Echo(client, args.down_after)
+        await client.subscribe(PING_FILTER, qos=1)
+        print(json.dumps({"echo": "ready", "broker": f"{args.host}:{args.port}"}), flush=True)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(echo.watch())
+            async for message in client.messages:
+                await echo.on_message(message)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="mcw-hq-echo", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--username")
+    p.add_argument("--password-file")
+    p.add_argument("--client-id", default="mcw-hq-echo")
+    p.add_argument("--down-after", type=float, default=90.0,
+                   help="seconds without a ping before a van is reported down")
+    args = p.parse_args(argv)
+    password = None
+    if args.password_file is not None:
+        password = Path(args.password_file).read_text().strip()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(args, password))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
