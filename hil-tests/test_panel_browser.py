@@ -915,3 +915,24 @@ async def test_duress_pin_looks_like_the_crew_pin_and_calls_for_help_silently(
     result = await van.monitor.command("room/panic_ack", {"id": "hq-ack-1"}, role="hq")
     assert result["status"] == "done"
     await wait_until(lambda: not mqtt_alarm(van, "room/panic"), what="the panic ended")
+
+
+async def test_comms_screen_shows_the_link_the_position_and_switches_the_watchdog(
+        browser: Browser, van: Van) -> None:
+    page = await unlocked(browser, van)
+    await go_to(page, "comms")
+    await wait_for_text(page, "value-comms-lte-network_type", "LTE")
+    await wait_for_text(page, "value-comms-lte-operator", "Plus")
+    # the exact position is on board (never on MQTT): the crew sees it here
+    lat = page.get_by_test_id("value-comms-position-exact_lat").locator(".num")
+    await page.wait_for_function("el => /^52,2297/.test(el.textContent)",  # Polish: comma
+                                 arg=await lat.element_handle())
+    # no echo at HQ in this van: the path is being checked, then down (90 s); never "up"
+    state = await page.get_by_test_id("value-comms-hq-state").locator(".num").text_content()
+    assert state in ("Sprawdzanie łączności z centralą", "Brak łączności z centralą"), state
+    switch = page.get_by_test_id("comms-watchdog")
+    await wait_attr(page, "comms-watchdog", "state", "on")
+    await switch.click()
+    await wait_until(lambda: van.monitor.value("comms/watchdog/enabled") is False,
+                     what="the watchdog off on MQTT")
+    await wait_attr(page, "comms-watchdog", "state", "off")
