@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,13 +82,14 @@ async def climate_van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
 
 @asynccontextmanager
 async def start_van(monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str],
-                    speed: float = 1.0) -> AsyncIterator[Van]:
+                    speed: float = 1.0, broker_extra: Sequence[str] = ()) -> AsyncIterator[Van]:
+    """The whole van; ``broker_extra``: lines added to its broker's config (a bridge)."""
     # short path: Unix socket paths are limited to 107 bytes
     run_dir = Path(tempfile.mkdtemp(prefix="mcw-hil-"))
     async with AsyncExitStack() as stack:
         # each part is stopped by its own callback, whatever failed before it
         stack.callback(shutil.rmtree, run_dir, ignore_errors=True)
-        broker = Broker(run_dir)
+        broker = Broker(run_dir, extra=broker_extra)
         stack.push_async_callback(broker.stop)
         await broker.start()
         env = {**van_env(run_dir, broker.port, free_port()), **extra_env}

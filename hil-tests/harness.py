@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,26 @@ class Monitor:
 
         found: dict[str, Any] = await wait_until(result, timeout, f"result of {action}")
         return found
+
+
+@asynccontextmanager
+async def hq_echo(port: int, down_after_s: float) -> AsyncIterator[asyncio.subprocess.Process]:
+    """HQ's echo (``mcw-hq-echo``) on the broker at ``port``, stopped by its own pid."""
+    proc = await asyncio.create_subprocess_exec(
+        str(BIN / "mcw-hq-echo"), "--port", str(port), "--down-after", f"{down_after_s:g}",
+        "--client-id", f"hq-echo-{port}", stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            ready = json.loads(await proc.stdout.readline())
+        assert ready["echo"] == "ready", ready
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()

@@ -101,8 +101,10 @@ async def panic_raised(van: Van, source: str) -> str:
     assert f"({source})" in raised["detail"], raised
     await wait_until(lambda: van.monitor.value("room/panic/delivery") == "sent",
                      what="delivery sent")
-    assert van.monitor.value("room/panic/active") is True
-    assert van.monitor.value("room/panic/source") == source
+    # the alarm goes ahead of the readings queued with it: the points follow it
+    await wait_until(lambda: van.monitor.value("room/panic/active") is True
+                     and van.monitor.value("room/panic/source") == source,
+                     what="the panic's points")
     return panic_id(van)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -220,6 +221,92 @@ class Broker:
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.stop_blocking)
+
+
+class TcpRelay:
+    """A TCP relay between a client (a bridge) and a broker, standing in for the network.
+
+    ``stall()`` makes it drop what the client sends (a dead radio link: the client's bytes
+    leave, nothing arrives); ``cut()`` then closes the connection as a network failure would
+    (no DISCONNECT, so the broker publishes the client's will). New connections work again,
+    unless ``down`` (out of coverage: every new connection is dropped at once).
+    """
+
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self.stalled = False
+        self.down = False
+        self.dropped_bytes = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._open: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def stall(self) -> None:
+        self.stalled = True
+
+    def cut(self) -> None:
+        self.stalled = False
+        for client_side, broker_side in self._open:
+            client_side.transport.abort()
+            broker_side.transport.abort()
+        self._open.clear()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        self.cut()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.broker_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._open.append((writer, up_writer))
+        await asyncio.gather(self._pump(reader, up_writer, from_client=True),
+                             self._pump(up_reader, writer, from_client=False),
+                             return_exceptions=True)
+        writer.transport.abort()
+        up_writer.transport.abort()
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                    from_client: bool) -> None:
+        while data := await src.read(65536):
+            if from_client and self.stalled:
+                self.dropped_bytes += len(data)
+                continue
+            dst.write(data)
+            await dst.drain()
+
+
+def enable_bridge(fragment: str, vehicle: str, hq_port: int) -> str:
+    """The shipped van broker configuration (systemd/mosquitto-mcw.conf) with its commented
+    bridge section enabled for ``vehicle`` and pointed at plain MQTT on 127.0.0.1:``hq_port``.
+
+    The TLS lines stay commented: the test HQ broker has no certificates. Everything else in
+    the section is used as written.
+    """
+    head, marker, section = fragment.partition("#connection hq")
+    assert marker, "bridge section not found"
+    lines = []
+    for line in (marker + section).splitlines():
+        if line.startswith("#bridge_"):
+            continue
+        if line.startswith("#") and not line.startswith("##"):
+            line = line[1:]
+        lines.append(line)
+    bridge = "\n".join(lines).replace("VEHICLE_ID", vehicle)
+    bridge, n = re.subn(r"(?m)^address .*$", f"address 127.0.0.1:{hq_port}", bridge)
+    assert n == 1
+    return head + bridge + "\n"
 
 
 # Property-based tests: a fixed budget (more with MCW_FUZZ_EXAMPLES); in CI the examples are

@@ -89,3 +89,12 @@ def test_never_more_cycles_in_an_hour_than_allowed_and_always_restored(
         assert len([c for c in cuts if now - c < 3600]) <= max_per_hour
     if cut_at is not None:
         assert dog.step(cut_at + 10, "down", True) == "restore"
+
+
+def test_the_bridge_saying_it_dropped_is_down_at_once() -> None:
+    link = HqLink(heartbeat_s=30, down_after_s=90, now=0)
+    link.ping_due(0)
+    assert link.pong(1, 0.2)
+    assert link.state(1, bridge_up=True) == "up"
+    assert link.state(1, bridge_up=False) == "down", "no need to wait 90 s for the pongs"
+    assert link.state(1, bridge_up=None) == "up"

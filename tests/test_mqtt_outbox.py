@@ -27,7 +27,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from testsupport import DEADLINE_S, Broker, require_tool, wait_until
+from testsupport import DEADLINE_S, Broker, TcpRelay, require_tool, wait_until
 
 from supervisor.core.alarms import AlarmDef, AlarmManager
 from supervisor.core.commands import ActionSpec, ArgSpec, CommandRouter
@@ -193,65 +193,6 @@ async def publish(port: int, suffix: str, body: dict[str, Any], retain: bool = F
 # ---- a network link that can fail -------------------------------------------------------------
 
 
-class Link:
-    """A TCP relay between the bridge and the broker, standing in for the van's network.
-
-    ``stall()`` makes it drop what the bridge sends (a dead radio link: the bridge's bytes
-    leave, nothing arrives); ``cut()`` then closes the connection as a network failure would
-    (no DISCONNECT, so the broker publishes the bridge's will). New connections work again.
-    """
-
-    def __init__(self, broker_port: int) -> None:
-        self.broker_port = broker_port
-        self.stalled = False
-        self.dropped_bytes = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._open: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, HOST, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def stall(self) -> None:
-        self.stalled = True
-
-    def cut(self) -> None:
-        self.stalled = False
-        for client_side, broker_side in self._open:
-            client_side.transport.abort()
-            broker_side.transport.abort()
-        self._open.clear()
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        self.cut()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(HOST, self.broker_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._open.append((writer, up_writer))
-        await asyncio.gather(self._pump(reader, up_writer, from_bridge=True),
-                             self._pump(up_reader, writer, from_bridge=False),
-                             return_exceptions=True)
-        writer.transport.abort()
-        up_writer.transport.abort()
-
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                    from_bridge: bool) -> None:
-        while data := await src.read(65536):
-            if from_bridge and self.stalled:
-                self.dropped_bytes += len(data)
-                continue
-            dst.write(data)
-            await dst.drain()
-
-
 # ---- fixtures ---------------------------------------------------------------------------------
 
 
@@ -269,8 +210,8 @@ async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
 
 
 @pytest.fixture
-async def link(broker: Broker) -> AsyncIterator[Link]:
-    relay = Link(broker.port)
+async def link(broker: Broker) -> AsyncIterator[TcpRelay]:
+    relay = TcpRelay(broker.port)
     await relay.start()
     try:
         yield relay
@@ -296,7 +237,7 @@ async def rig(tmp_path: Path, broker: Broker) -> AsyncIterator[Rig]:
 
 
 @pytest.fixture
-async def linked_rig(tmp_path: Path, link: Link) -> AsyncIterator[Rig]:
+async def linked_rig(tmp_path: Path, link: TcpRelay) -> AsyncIterator[Rig]:
     """A rig that reaches the broker through ``link``, not yet running."""
     async with make_rig(tmp_path, link.port) as r:
         yield r
@@ -364,6 +305,29 @@ async def test_an_alarm_goes_ahead_of_readings_already_queued(broker: Broker, ri
         order = [r.topic for r in hq.received]
     assert order[0] == topic(f"alarm/{ALARM}"), order[:3]
     assert order[1:] == [topic(f"state/test/p{n}") for n in range(200)], "readings in order"
+
+
+async def test_the_bridge_notifications_reach_their_point_and_nothing_else(
+        broker: Broker, rig: Rig) -> None:
+    """The van broker's bridge says "1" / "0" on bridge/<connection>; the point
+    comms/bridge/<connection> follows where the van has one, anything else is ignored."""
+    rig.store.define(PointDef("comms/bridge/hq", "bool"))
+    await rig.start()
+    for payload, expected in ((b"1", True), (b"0", False), (b"garbage", None)):
+        async with aiomqtt.Client(HOST, broker.port, timeout=DEADLINE_S) as client:
+            await client.publish(topic("bridge/hq"), payload, qos=1, retain=True)
+        quality = "invalid" if expected is None else "good"
+
+        def followed(value: bool | None = expected, quality: str = quality) -> bool:
+            pv = rig.store.get("comms/bridge/hq")
+            return pv is not None and pv.value == value and pv.quality == quality
+
+        await wait_until(followed, what=f"the point after {payload!r}")
+    async with aiomqtt.Client(HOST, broker.port, timeout=DEADLINE_S) as client:
+        await client.publish(topic("bridge/other"), b"1", qos=1)  # no point: ignored
+        await client.publish(topic("bridge/../x"), b"1", qos=1)
+    await publish(broker.port, "cmd/crew/" + ACTION, {"id": "after", "args": {"on": True}})
+    await wait_until(lambda: rig.applied, what="commands still served")
 
 
 # ---- 3. nothing lost across a reconnect -------------------------------------------------------
@@ -538,7 +502,7 @@ async def test_a_command_sent_while_the_supervisor_is_away_is_answered_when_it_i
 
 
 async def test_status_is_republished_after_a_network_drop_in_a_quiet_van(
-    broker: Broker, link: Link, linked_rig: Rig,
+    broker: Broker, link: TcpRelay, linked_rig: Rig,
 ) -> None:
     rig = linked_rig
     await rig.start()
@@ -559,7 +523,7 @@ async def test_status_is_republished_after_a_network_drop_in_a_quiet_van(
 
 
 async def test_an_alarm_cleared_as_the_link_drops_is_cleared_on_the_broker(
-    broker: Broker, link: Link, linked_rig: Rig,
+    broker: Broker, link: TcpRelay, linked_rig: Rig,
 ) -> None:
     rig = linked_rig
     await rig.start()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from testsupport import free_port, require_tool, running_mosquitto
+from testsupport import enable_bridge, free_port, require_tool, running_mosquitto
 
 SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "systemd"
 UNIT = SYSTEMD_DIR / "mcw-supervisor.service"
@@ -744,27 +744,6 @@ def test_a_login_cannot_take_over_the_supervisors_session(tmp_path: Path) -> Non
     assert seen[-1].payload == b"still here"
 
 
-def enable_bridge(fragment: str, hq_port: int) -> str:
-    """Uncomment the bridge section for van ``van1`` and point it at a local plain-MQTT broker.
-
-    The TLS lines stay commented: the test HQ broker has no certificates. Everything else in
-    the section is used as written.
-    """
-    head, marker, section = fragment.partition("#connection hq")
-    assert marker, "bridge section not found"
-    lines = []
-    for line in (marker + section).splitlines():
-        if line.startswith("#bridge_"):
-            continue
-        if line.startswith("#") and not line.startswith("##"):
-            line = line[1:]
-        lines.append(line)
-    bridge = "\n".join(lines).replace("VEHICLE_ID", "van1")
-    bridge, n = re.subn(r"(?m)^address .*$", f"address 127.0.0.1:{hq_port}", bridge)
-    assert n == 1
-    return head + bridge + "\n"
-
-
 def test_mosquitto_bridge_section(tmp_path: Path) -> None:
     """The commented bridge, enabled, sends the van's topics to HQ and takes only its commands."""
     hq_port = free_port()
@@ -777,7 +756,7 @@ def test_mosquitto_bridge_section(tmp_path: Path) -> None:
     )
     van_dir = tmp_path / "van"
     van_dir.mkdir()
-    fragment = enable_bridge(MOSQUITTO_CONF.read_text(encoding="utf-8"), hq_port)
+    fragment = enable_bridge(MOSQUITTO_CONF.read_text(encoding="utf-8"), "van1", hq_port)
     van = build_broker(van_dir, fragment)
     bridge_state = "mcw/v1/van1/bridge/hq"
     with (

@@ -43,6 +43,9 @@ class HqLinkConfig(Strict):
 
     heartbeat_s: float = Field(default=30.0, ge=0.5, le=600)
     down_after_s: float = Field(default=90.0, ge=1, le=3600)
+    # the van broker's bridge connection to HQ (mosquitto-mcw-bridge.conf: "connection hq"):
+    # its notifications say at once when the bridge drops
+    bridge: str | None = Field(default="hq", pattern=r"^[a-z0-9_]{1,32}$")
 
     @model_validator(mode="after")
     def _longer(self) -> HqLinkConfig:

@@ -55,7 +55,11 @@ class HqLink:
         self.last_pong_at = now
         return True
 
-    def state(self, now: float) -> LinkState:
+    def state(self, now: float, bridge_up: bool | None = None) -> LinkState:
+        """``bridge_up``: the van broker's bridge says it is connected (False: it says it
+        is not, which is news before the pongs run late; None: no word from it)."""
+        if bridge_up is False:
+            return "down"
         if self.last_pong_at is not None and now - self.last_pong_at <= self.down_after_s:
             return "up"
         if self.last_pong_at is None and now - self.started <= self.down_after_s:

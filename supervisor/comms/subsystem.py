@@ -17,8 +17,9 @@ value and its time (where the van was last seen).
 
 The path to HQ (``[comms.hq_link]``, see link.py): a numbered ping as the point
 ``comms/hq/ping`` every ``heartbeat_s``, HQ's echo answering with ``comms/pong``;
-``comms/hq/state`` (``up``, ``down``, ``unknown``), ``comms/hq/rtt_ms``, and the
-``comms/hq_unreachable`` warning while down. The router watchdog (``[comms.router.watchdog]``)
+``comms/hq/state`` (``up``, ``down``, ``unknown``; ``down`` at once when the van broker's
+bridge notifies that it dropped: ``comms/bridge/<hq_link.bridge>``), ``comms/hq/rtt_ms``, and
+the ``comms/hq_unreachable`` warning while down. The router watchdog (``[comms.router.watchdog]``)
 power-cycles a hung router through its relay (``comms/router_power``, a GPIO output, safe:
 on): the
 ``comms/router_power_cycled`` alarm and an event each time, its limits as points
@@ -72,6 +73,8 @@ class CommsSubsystem:
         hq = cfg.hq_link
         self.link = None if hq is None else HqLink(hq.heartbeat_s, hq.down_after_s,
                                                    self._mono())
+        self._bridge_point = None if hq is None or hq.bridge is None else \
+            f"comms/bridge/{hq.bridge}"
         dog = cfg.router.watchdog if cfg.router is not None else None
         self.watchdog = None if dog is None else RouterWatchdog(
             dog.after_s, dog.off_s, dog.max_per_hour,
@@ -110,6 +113,9 @@ class CommsSubsystem:
                             enum=LINK_STATES, enum_set="hq_link"))
             define(PointDef("comms/hq/rtt_ms", "number", "ms", "Round trip to HQ",
                             deadband=50, precision=0))
+            if self._bridge_point is not None:
+                define(PointDef(self._bridge_point, "bool", "",
+                                "The van broker's bridge to HQ is connected"))
             self.ctx.alarms.define(HQ_UNREACHABLE)
             reg(ActionSpec("comms/pong", self._pong_action, frozenset({"hq"}),
                            {"seq": ArgSpec("integer", min=1, max=2**53)},
@@ -166,7 +172,8 @@ class CommsSubsystem:
         seq = link.ping_due(now)
         if seq is not None:
             self.store.update("comms/hq/ping", seq, wall)
-        state = link.state(now)
+        bridge = self.store.good(self._bridge_point) if self._bridge_point else None
+        state = link.state(now, bridge if isinstance(bridge, bool) else None)
         self.store.update("comms/hq/state", state, wall)
         if link.rtt_s is not None:
             self.store.update("comms/hq/rtt_ms", link.rtt_s * 1000, wall)

@@ -49,6 +49,9 @@ MAX_INTAKE = 100
 MAX_PER_ACTION = 25
 BUSY_LOG_EVERY_S = 10.0
 MAX_ACTION = 120  # characters of a role or an action id in a command topic
+# the van broker's bridges tell their state on bridge/<connection> ("1" up, "0" down: the
+# remote's will); it is the point comms/bridge/<connection> where the comms subsystem has one
+BRIDGE_NAME = re.compile(r"[a-z0-9_]{1,32}")
 _SHAPE = re.compile(r"[a-z0-9_]+(/[a-z0-9_]+){0,7}")
 
 
@@ -177,12 +180,25 @@ class MqttBridge:
             # retained copies are sent when the subscription is new, not at every reconnect
             await client.subscribe(f"{self.prefix}/cmd/#", options=SubscribeOptions(
                 qos=QOS, noLocal=True, retainAsPublished=True, retainHandling=1))
+            await client.subscribe(f"{self.prefix}/bridge/+", qos=QOS)
             self.request_republish()  # everything again, whatever the broker kept
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._sender(client), name="mqtt-sender")
                 async for message in client.messages:
+                    if message.topic.value.startswith(f"{self.prefix}/bridge/"):
+                        self._bridge_note(message)
+                        continue
                     tg.create_task(self._command(message, client), name="mqtt-command")
 
+    def _bridge_note(self, message: aiomqtt.Message) -> None:
+        """A Mosquitto bridge's notification: its point, if the van has one; else nothing."""
+        name = message.topic.value.rpartition("/")[2]
+        point = f"comms/bridge/{name}"
+        if not BRIDGE_NAME.fullmatch(name) or point not in self.van.points.defs:
+            return
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        up = {b"1": True, b"0": False}.get(payload.strip())
+        self.van.points.update(point, up, time.time())
     async def _sender(self, client: aiomqtt.Client) -> None:
         while True:
             await self._wake.wait()

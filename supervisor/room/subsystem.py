@@ -287,6 +287,8 @@ class RoomSubsystem:
                 await self._new_panic(pressed[0], wall)
             if not self._held():
                 self.ctx.alarms.set(PANIC_TEST.id, False, wall)
+            if pressed:  # the crew's panel shows it now, not after the main turn's writes
+                self._publish(testing)
 
     async def step(self) -> None:
         """One turn: presses, the session's outputs, the lease, then the writer."""
