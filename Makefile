@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Real MicroPython (its WebAssembly port, from npm) for the room node firmware's tests.
 MPY_PORT := tests/mpy_port/node_modules/.installed
-APT_PACKAGES := mosquitto mosquitto-clients systemd python3-venv chromium cage
+APT_PACKAGES := mosquitto mosquitto-clients systemd python3-venv chromium cage openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all demo test lint unit hil bench system-deps clean

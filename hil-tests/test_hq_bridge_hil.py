@@ -2,16 +2,22 @@
 supervisor: the path supervised end to end over it, and a panic pressed while the link is
 down reaching HQ once it is back.
 
-HQ is a second Mosquitto with HQ's echo (``mcw-hq-echo``) and a monitor on it; between the
-van's bridge and HQ a TCP relay stands in for LTE (``TcpRelay.down``: out of coverage, every
-connection cut). The van's broker runs the bridge section of systemd/mosquitto-mcw.conf as
-shipped (enable_bridge: uncommented, plain MQTT, the TLS lines left out).
+HQ is a second Mosquitto with HQ's echo (``mcw-hq-echo``) and a monitor on its internal
+listener, and a TLS listener for the vans that wants a client certificate of HQ's CA (the van
+logs in as the certificate's name). Between the van's bridge and that listener a TCP relay
+stands in for LTE (``TcpRelay.down``: out of coverage, every connection cut). The van's broker
+runs the bridge section of systemd/mosquitto-mcw.conf as shipped, TLS lines included
+(enable_bridge: uncommented, the test's certificate files in place of /etc/mosquitto/certs).
+The certificates are made for the test by openssl: a CA, HQ's server certificate for
+127.0.0.1 (the bridge checks the name: bridge_insecure false), the van's client certificate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -20,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testsupport import TcpRelay, enable_bridge
+from testsupport import TcpRelay, enable_bridge, require_tool
 
 from conftest import Van, start_van
-from harness import Broker, Monitor, hq_echo, wait_until
+from harness import Broker, Monitor, free_port, hq_echo, wait_until
 
 MOSQUITTO_CONF = Path(__file__).parents[1] / "systemd" / "mosquitto-mcw.conf"
 HEARTBEAT_S, DOWN_S = 1.0, 4.0
@@ -37,19 +43,47 @@ class Hq:
     monitor: Monitor
 
 
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A CA, HQ's certificate for 127.0.0.1 and the van's client certificate (EC P-256)."""
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True,
+                       timeout=60)
+
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=MCW test HQ CA")
+    (folder / "hq.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name, subject, ext in (("hq", "/CN=127.0.0.1", ["-extfile", "hq.ext"]),
+                               ("van", "/CN=mcw-demo", [])):
+        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", *ext)
+    return {n: folder / n for n in ("ca.crt", "hq.crt", "hq.key", "van.crt", "van.key")}
+
+
 @pytest.fixture
 async def bridged(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Van, Hq]]:
     """HQ's broker, echo and monitor; the relay; the van whose broker bridges to HQ."""
     hq_dir = Path(tempfile.mkdtemp(prefix="mcw-hq-"))
     async with AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, hq_dir, ignore_errors=True)
-        broker = Broker(hq_dir)
+        require_tool("openssl")
+        certs = await asyncio.to_thread(make_certificates, hq_dir)
+        tls_port = free_port()
+        broker = Broker(hq_dir, extra=[
+            f"listener {tls_port} 127.0.0.1", f"cafile {certs['ca.crt']}",
+            f"certfile {certs['hq.crt']}", f"keyfile {certs['hq.key']}",
+            "require_certificate true", "use_identity_as_username true"])
         stack.push_async_callback(broker.stop)
         await broker.start()
-        relay = TcpRelay(broker.port)
+        relay = TcpRelay(tls_port)
         stack.push_async_callback(relay.close)
         await relay.start()
-        shipped = enable_bridge(MOSQUITTO_CONF.read_text(encoding="utf-8"), "demo", relay.port)
+        shipped = enable_bridge(MOSQUITTO_CONF.read_text(encoding="utf-8"), "demo", relay.port,
+                                tls={"bridge_cafile": certs["ca.crt"],
+                                     "bridge_certfile": certs["van.crt"],
+                                     "bridge_keyfile": certs["van.key"]})
         section = "connection hq" + shipped.partition("connection hq")[2]
         monitor = Monitor(broker.port)
         stack.push_async_callback(monitor.stop)

@@ -287,19 +287,24 @@ class TcpRelay:
             await dst.drain()
 
 
-def enable_bridge(fragment: str, vehicle: str, hq_port: int) -> str:
+def enable_bridge(fragment: str, vehicle: str, hq_port: int,
+                  tls: dict[str, Path] | None = None) -> str:
     """The shipped van broker configuration (systemd/mosquitto-mcw.conf) with its commented
-    bridge section enabled for ``vehicle`` and pointed at plain MQTT on 127.0.0.1:``hq_port``.
+    bridge section enabled for ``vehicle`` and pointed at 127.0.0.1:``hq_port``.
 
-    The TLS lines stay commented: the test HQ broker has no certificates. Everything else in
-    the section is used as written.
+    Without ``tls`` the TLS lines stay commented (plain MQTT); with it they are enabled, their
+    files replaced by ``tls``'s (keys ``bridge_cafile``, ``bridge_certfile``,
+    ``bridge_keyfile``). Everything else in the section is used as written.
     """
     head, marker, section = fragment.partition("#connection hq")
     assert marker, "bridge section not found"
     lines = []
     for line in (marker + section).splitlines():
         if line.startswith("#bridge_"):
-            continue
+            if tls is None:
+                continue
+            key = line[1:].split()[0]
+            line = f"{key} {tls[key]}" if key in tls else line[1:]
         if line.startswith("#") and not line.startswith("##"):
             line = line[1:]
         lines.append(line)
