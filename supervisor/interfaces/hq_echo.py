@@ -27,7 +27,7 @@ MAX_PAYLOAD = 1024
 CHECK_S = 1.0
 
 
-def _seq(payload: bytes) -> int | None:
+def ping_number(payload: bytes) -> int | None:
     """The ping number of a ping's state payload ({"v": n, ...}); None for anything else."""
     if len(payload) > MAX_PAYLOAD:
         return None
@@ -48,7 +48,7 @@ class Echo:
     async def on_message(self, message: aiomqtt.Message) -> None:
         parts = message.topic.value.split("/")
         payload = message.payload if isinstance(message.payload, bytes) else b""
-        seq = _seq(payload)
+        seq = ping_number(payload)
         if len(parts) < 3 or seq is None:
             return
         vehicle = parts[2]
