@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 from testsupport import TcpRelay, enable_bridge, require_tool
 
@@ -64,7 +65,8 @@ def make_certificates(folder: Path) -> dict[str, Path]:
 
 @pytest.fixture
 async def bridged(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Van, Hq]]:
-    """HQ's broker, echo and monitor; the relay; the van whose broker bridges to HQ."""
+    """HQ's broker, echo and monitor; the relay; the van whose broker bridges to HQ and keeps
+    its queues on disk (as shipped: persistence true) across a restart."""
     hq_dir = Path(tempfile.mkdtemp(prefix="mcw-hq-"))
     async with AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, hq_dir, ignore_errors=True)
@@ -90,8 +92,11 @@ async def bridged(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Van, H
         await monitor.start()
         await stack.enter_async_context(hq_echo(broker.port, DOWN_S))
         env = {"MCW_HQ_HEARTBEAT_S": f"{HEARTBEAT_S:g}", "MCW_HQ_DOWN_S": f"{DOWN_S:g}"}
+        van_store = hq_dir / "van-broker"
+        van_store.mkdir()
+        disk = ["persistence true", f"persistence_location {van_store}/"]
         van = await stack.enter_async_context(
-            start_van(monkeypatch, env, broker_extra=section.splitlines()))
+            start_van(monkeypatch, env, broker_extra=[*disk, *section.splitlines()]))
         yield van, Hq(broker, relay, monitor)
 
 
@@ -148,3 +153,56 @@ async def test_the_path_over_the_bridge_and_a_panic_from_an_outage(
                if t == "alarm/room/panic" and isinstance(v, dict) and v.get("active")]
     assert {json.dumps(v, sort_keys=True) for v in actives} == {
         json.dumps(raised, sort_keys=True)}, actives
+
+
+async def test_a_panic_raised_and_cancelled_in_an_outage_with_a_broker_restart_reaches_hq(
+        bridged: tuple[Van, Hq]) -> None:
+    """Out of coverage, a panic is pressed, the van's broker restarts (its queue on disk), the
+    crew cancels the panic: back in coverage, HQ learns both, in order, and its retained copy
+    of the alarm ends cleared (converged with the van's)."""
+    van, hq = bridged
+    mon = van.monitor
+    await wait_until(lambda: hq.monitor.value("comms/hq/state") == "up",
+                     what="the path up", timeout=BRIDGE_WAIT_S)
+    hq.relay.down = True
+    hq.relay.cut()
+    await wait_until(lambda: mon.value("comms/hq/state") == "down", what="the path down")
+    van.sim.room_node("room_node").press("desk")
+    await wait_until(lambda: mon.value("room/panic/delivery") == "sent", what="panic sent")
+    panic = str(alarm(mon, "room/panic")["panic"])
+    await van.broker.stop()
+    await van.broker.start()
+    await wait_until(lambda: (mon.latest.get("status") or {}).get("state") == "ready"
+                     and mon.value("comms/hq/state") == "down",
+                     what="the supervisor back on its broker")
+    van.sim.room_node("room_node").release("desk")
+    result = await mon.command("room/panic_ack", {"id": "crew-cancel-1"}, role="crew")
+    assert result["status"] == "done", result
+    await wait_until(lambda: not alarm(mon, "room/panic"), what="cancelled on the van")
+
+    hq.relay.down = False
+
+    def events() -> list[dict[str, Any]]:
+        return [v for t, v, _ in hq.monitor.messages
+                if t == "event" and isinstance(v, dict) and v.get("panic") == panic]
+
+    await wait_until(lambda: any(e.get("what") == "panic_cancelled" for e in events()),
+                     what="the cancellation at HQ", timeout=BRIDGE_WAIT_S)
+    order = [e["what"] for e in events() if e.get("what") in ("panic", "panic_cancelled")]
+    assert order[0] == "panic" and order[-1] == "panic_cancelled", order
+    seen = [v for t, v, _ in hq.monitor.messages if t == "alarm/room/panic"]
+    assert any(isinstance(v, dict) and v.get("panic") == panic for v in seen), seen
+    await wait_until(lambda: not alarm(hq.monitor, "room/panic"),
+                     what="HQ's alarm cleared like the van's")
+    async with aiomqtt.Client("127.0.0.1", hq.broker.port) as fresh:  # a dashboard arriving now
+        await fresh.subscribe("mcw/v1/demo/alarm/room/panic", qos=1)
+        await fresh.subscribe("mcw/v1/demo/state/comms/hq/ping", qos=1)
+        retained: dict[str, bytes] = {}
+        async with asyncio.timeout(30):
+            async for message in fresh.messages:  # the ping is retained and always there
+                payload = message.payload if isinstance(message.payload, bytes) else b""
+                retained[message.topic.value] = payload
+                if message.topic.value.endswith("/ping"):
+                    break
+    assert not retained.get("mcw/v1/demo/alarm/room/panic"), retained
+
