@@ -19,6 +19,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -42,6 +43,16 @@ class Hq:
     broker: Broker
     relay: TcpRelay
     monitor: Monitor
+    echo: asyncio.subprocess.Process
+
+    async def echo_says(self, vehicle: str, link: str, timeout: float) -> dict[str, Any]:
+        """The echo's next report of ``vehicle``'s link as ``link`` (a JSON line it prints)."""
+        assert self.echo.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                report = json.loads(await self.echo.stdout.readline())
+                if report.get("vehicle") == vehicle and report.get("link") == link:
+                    return dict(report)
 
 
 def make_certificates(folder: Path) -> dict[str, Path]:
@@ -90,14 +101,14 @@ async def bridged(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Van, H
         monitor = Monitor(broker.port)
         stack.push_async_callback(monitor.stop)
         await monitor.start()
-        await stack.enter_async_context(hq_echo(broker.port, DOWN_S))
+        echo = await stack.enter_async_context(hq_echo(broker.port, DOWN_S))
         env = {"MCW_HQ_HEARTBEAT_S": f"{HEARTBEAT_S:g}", "MCW_HQ_DOWN_S": f"{DOWN_S:g}"}
         van_store = hq_dir / "van-broker"
         van_store.mkdir()
         disk = ["persistence true", f"persistence_location {van_store}/"]
         van = await stack.enter_async_context(
             start_van(monkeypatch, env, broker_extra=[*disk, *section.splitlines()]))
-        yield van, Hq(broker, relay, monitor)
+        yield van, Hq(broker, relay, monitor, echo)
 
 
 def alarm(mon: Monitor, alarm_id: str) -> dict[str, Any]:
@@ -124,6 +135,10 @@ async def test_the_path_over_the_bridge_and_a_panic_from_an_outage(
     await wait_until(lambda: mon.value("comms/hq/state") == "down", what="the path down")
     await wait_until(lambda: hq.monitor.latest.get("bridge/hq") == 0,
                      what="HQ told by the bridge's will")
+    # and HQ's echo, from the pings that stopped: within its down_after (DOWN_S)
+    cut_at = time.time()
+    report = await hq.echo_says("demo", "down", timeout=DOWN_S + 30)
+    assert report["at"] - cut_at <= DOWN_S + 2 * HEARTBEAT_S + 2, report
 
     van.sim.room_node("room_node").press("desk")
     await wait_until(lambda: alarm(mon, "room/panic").get("active") is True,
