@@ -194,7 +194,7 @@ class Broker:
     def config_lines(self) -> list[str]:
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
                  "persistence false", "set_tcp_nodelay true",
-                 "max_queued_messages 10000"]  # as the shipped and demo brokers
+                 "max_queued_messages 500000"]  # as the shipped broker
         if os.geteuid() == 0:
             # a root-run mosquitto would drop to the `mosquitto` user, who cannot read or
             # write this test's private directory
