@@ -111,6 +111,25 @@ async def bridged(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Van, H
         yield van, Hq(broker, relay, monitor, echo)
 
 
+def event_ids(mon: Monitor) -> list[int]:
+    """The ids of the events ``mon`` received, each once, in the order of first arrival."""
+    seen: dict[int, None] = {}
+    for topic, value, _ in mon.messages:
+        if topic == "event" and isinstance(value, dict) and isinstance(value.get("id"), int):
+            seen.setdefault(value["id"], None)
+    return list(seen)
+
+
+def assert_every_event_once_in_order(van: Van, hq: Hq) -> None:
+    """De-duplicated by id, HQ has every event the van published since the bridge first
+    carried one: none lost, none out of order."""
+    at_hq, at_van = event_ids(hq.monitor), event_ids(van.monitor)
+    assert at_hq, "no event reached HQ"
+    expected = [i for i in at_van if i >= at_hq[0]]
+    assert at_hq == expected, (at_hq, expected)
+    assert expected == sorted(expected)
+
+
 def alarm(mon: Monitor, alarm_id: str) -> dict[str, Any]:
     value = mon.latest.get(f"alarm/{alarm_id}")
     return value if isinstance(value, dict) else {}
@@ -182,6 +201,9 @@ async def test_the_path_over_the_bridge_and_a_panic_from_an_outage(
                if t == "alarm/room/panic" and isinstance(v, dict) and v.get("active")]
     assert {json.dumps(v, sort_keys=True) for v in actives} == {
         json.dumps(raised, sort_keys=True)}, actives
+    await wait_until(lambda: event_ids(hq.monitor)[-1:] == event_ids(mon)[-1:],
+                     what="HQ has the van's last event")
+    assert_every_event_once_in_order(van, hq)
 
 
 async def test_a_panic_raised_and_cancelled_in_an_outage_with_a_broker_restart_reaches_hq(
@@ -223,6 +245,9 @@ async def test_a_panic_raised_and_cancelled_in_an_outage_with_a_broker_restart_r
     assert any(isinstance(v, dict) and v.get("panic") == panic for v in seen), seen
     await wait_until(lambda: not alarm(hq.monitor, "room/panic"),
                      what="HQ's alarm cleared like the van's")
+    await wait_until(lambda: event_ids(hq.monitor)[-1:] == event_ids(mon)[-1:],
+                     what="HQ has the van's last event")
+    assert_every_event_once_in_order(van, hq)
     async with aiomqtt.Client("127.0.0.1", hq.broker.port) as fresh:  # a dashboard arriving now
         await fresh.subscribe("mcw/v1/demo/alarm/room/panic", qos=1)
         await fresh.subscribe("mcw/v1/demo/state/comms/hq/ping", qos=1)

@@ -331,7 +331,11 @@ async def test_the_supervisor_polls_the_node_at_its_pace(room_van: Van) -> None:
     wire_s = len(node.answered_reads(4, 0)[-1].answer) * line.character_s
     latency = seen + wire_s - pressed_at
     print(f"panic press -> in the supervisor's hands {latency * 1000:.0f} ms")
-    assert latency <= PANIC_BUDGET_S
+    # in the first poll that follows the node's 30 ms debounce (or the one after, if that poll
+    # was already on the wire): the supervisor's pace, whatever a loaded test machine does to
+    # the milliseconds (the 300 ms figure is measured by `make bench`, bench/panic.py)
+    answered = [x.at for x in node.answered_reads(4, 0) if pressed_at + 0.03 < x.at <= seen]
+    assert len(answered) <= 2, f"seen in poll {len(answered)} after the press ({latency:.3f} s)"
     # and the register is a point the supervisor publishes
     await wait_until(lambda: (mon.value("room/node/panic_latched") or 0) & 2,
                      what="the press on MQTT")

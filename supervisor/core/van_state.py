@@ -80,9 +80,13 @@ class VanState:
     # ---- events -------------------------------------------------------------------------
 
     def event(self, data: dict[str, Any]) -> None:
-        """An event for the SQLite event table and the interfaces (MQTT ``event`` topic)."""
+        """An event for the SQLite event table and the interfaces (MQTT ``event`` topic).
+
+        Each carries ``id``, this van's event number (persisted, counting up across restarts):
+        a copy delivered twice (MQTT's at-least-once, a bridge's redelivery) is known as one,
+        a gap shows a loss."""
         now = self.wall()
-        event = {**data, "ts": iso(now)}
+        event = {**data, "id": self.storage.increment("event_seq"), "ts": iso(now)}
         self.storage.add_event(now, str(data.get("kind", "event")), event)
         self.event_added(event)
 
