@@ -20,8 +20,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +76,16 @@ def make_certificates(folder: Path) -> dict[str, Path]:
 
 @pytest.fixture
 async def bridged(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Van, Hq]]:
-    """HQ's broker, echo and monitor; the relay; the van whose broker bridges to HQ and keeps
-    its queues on disk (as shipped: persistence true) across a restart."""
+    async with bridged_van(monkeypatch) as both:
+        yield both
+
+
+@asynccontextmanager
+async def bridged_van(monkeypatch: pytest.MonkeyPatch, coverage: bool = True,
+                      broker_extra: Sequence[str] = ()) -> AsyncIterator[tuple[Van, Hq]]:
+    """HQ's broker, echo and monitor; the relay (``coverage`` False: down from the start);
+    the van whose broker bridges to HQ and keeps its queues on disk (as shipped: persistence
+    true) across a restart; ``broker_extra``: more lines for the van's broker."""
     hq_dir = Path(tempfile.mkdtemp(prefix="mcw-hq-"))
     async with AsyncExitStack() as stack:
         stack.callback(shutil.rmtree, hq_dir, ignore_errors=True)
@@ -91,6 +99,7 @@ async def bridged(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Van, H
         stack.push_async_callback(broker.stop)
         await broker.start()
         relay = TcpRelay(tls_port)
+        relay.down = not coverage
         stack.push_async_callback(relay.close)
         await relay.start()
         shipped = enable_bridge(MOSQUITTO_CONF.read_text(encoding="utf-8"), "demo", relay.port,
@@ -107,7 +116,8 @@ async def bridged(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Van, H
         van_store.mkdir()
         disk = ["persistence true", f"persistence_location {van_store}/"]
         van = await stack.enter_async_context(
-            start_van(monkeypatch, env, broker_extra=[*disk, *section.splitlines()]))
+            start_van(monkeypatch, env,
+                      broker_extra=[*disk, *broker_extra, *section.splitlines()]))
         yield van, Hq(broker, relay, monitor, echo)
 
 
@@ -259,4 +269,32 @@ async def test_a_panic_raised_and_cancelled_in_an_outage_with_a_broker_restart_r
                 if message.topic.value.endswith("/ping"):
                     break
     assert not retained.get("mcw/v1/demo/alarm/room/panic"), retained
+
+
+QUEUE_LIMIT = 20
+
+
+async def test_a_bridge_that_never_connected_and_overflowed_its_queue_sends_once_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two known bridge failures: the first connection fails (no coverage at start), and the
+    queue for HQ overflows meanwhile (a tiny limit here); once the link is back the bridge
+    connects and carries the van again: what it could keep, then everything new."""
+    async with bridged_van(monkeypatch, coverage=False,
+                           broker_extra=[f"max_queued_messages {QUEUE_LIMIT}"]) as (van, hq):
+        mon = van.monitor
+        await wait_until(lambda: mon.value("comms/hq/state") == "down", what="never up")
+        start = len(mon.messages)
+        await wait_until(lambda: len(mon.messages) - start > 3 * QUEUE_LIMIT,
+                         what="more messages than the queue holds", timeout=120)
+        assert not hq.monitor.messages, "nothing can have reached HQ"
+        hq.relay.down = False
+        await wait_until(lambda: mon.value("comms/hq/state") == "up",
+                         what="the first connection at last", timeout=BRIDGE_WAIT_S)
+        result = await mon.command("room/walk_test", {"id": "after-1", "args": {"on": True}})
+        assert result["status"] == "done", result
+        await wait_until(lambda: any(t == "event" and isinstance(v, dict)
+                                     and v.get("what") == "walk_test" for t, v, _ in
+                                     hq.monitor.messages), what="a new event at HQ")
+        await wait_until(lambda: hq.monitor.value("comms/hq/state") == "up",
+                         what="HQ sees the van's state again")
 
