@@ -50,6 +50,9 @@ STORAGE_ALARM = AlarmDef(
     latching=True)
 
 
+EVENT_ID_KEY = "event_ids_reserved"  # event numbers below it may have been used
+EVENT_ID_BLOCK = 1000
+
 @dataclass
 class VanState:
     """The shared state of one running supervisor."""
@@ -66,6 +69,8 @@ class VanState:
     status_changed: Listeners[str] = field(default_factory=lambda: Listeners[str]("status"))
     event_added: Listeners[dict[str, Any]] = field(
         default_factory=lambda: Listeners[dict[str, Any]]("event"))
+    _next_event_id: int = field(default=0, init=False)
+    _event_ids_reserved: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.alarms.define(STORAGE_ALARM)
@@ -82,13 +87,27 @@ class VanState:
     def event(self, data: dict[str, Any]) -> None:
         """An event for the SQLite event table and the interfaces (MQTT ``event`` topic).
 
-        Each carries ``id``, this van's event number (persisted, counting up across restarts):
-        a copy delivered twice (MQTT's at-least-once, a bridge's redelivery) is known as one,
-        a gap shows a loss."""
+        Each carries ``id``, this van's event number: a copy delivered twice (MQTT's
+        at-least-once, a bridge's redelivery) is known as one; within a run a gap shows a
+        loss."""
         now = self.wall()
-        event = {**data, "id": self.storage.increment("event_seq"), "ts": iso(now)}
+        event = {**data, "id": self._event_id(), "ts": iso(now)}
         self.storage.add_event(now, str(data.get("kind", "event")), event)
         self.event_added(event)
+
+    def _event_id(self) -> int:
+        """The next event number. Numbers are handed out only from a block already on disk:
+        a power cut at the worst moment skips the rest of the block (a jump after the
+        restart), never gives HQ a number it has seen again (it would drop the new event as a
+        copy). One blocking write per EVENT_ID_BLOCK events."""
+        if self._next_event_id >= self._event_ids_reserved:
+            start = max(self._next_event_id, int(self.storage.get(EVENT_ID_KEY, 0)))
+            self._event_ids_reserved = start + EVENT_ID_BLOCK
+            self.storage.put(EVENT_ID_KEY, self._event_ids_reserved)
+            self.storage.flush()
+            self._next_event_id = start
+        self._next_event_id += 1
+        return self._next_event_id
 
     def _alarm_event(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
         self.event({"kind": "alarm", "alarm": adef.id, "what": what, "severity": adef.severity,

@@ -192,13 +192,10 @@ class MqttBridge:
 
     def _bridge_note(self, message: aiomqtt.Message) -> None:
         """A Mosquitto bridge's notification: its point, if the van has one; else nothing."""
-        name = message.topic.value.rpartition("/")[2]
-        point = f"comms/bridge/{name}"
-        if not BRIDGE_NAME.fullmatch(name) or point not in self.van.points.defs:
-            return
         payload = message.payload if isinstance(message.payload, bytes) else b""
-        up = {b"1": True, b"0": False}.get(payload.strip())
-        self.van.points.update(point, up, time.time())
+        note = bridge_note(message.topic.value.removeprefix(f"{self.prefix}/"), payload)
+        if note is not None and note[0] in self.van.points.defs:
+            self.van.points.update(note[0], note[1], time.time())
     async def _sender(self, client: aiomqtt.Client) -> None:
         while True:
             await self._wake.wait()
@@ -314,3 +311,14 @@ def _session_properties() -> Properties:
 def _well_formed(name: str) -> bool:
     """A role or action id fit to be echoed in a result topic."""
     return len(name) <= MAX_ACTION and _SHAPE.fullmatch(name) is not None
+
+
+def bridge_note(suffix: str, payload: bytes) -> tuple[str, bool | None] | None:
+    """A bridge notification (``bridge/<connection>`` below the vehicle's prefix, payload
+    ``1`` up or ``0`` down) as (its point, up); anything else on the bridge's payload is
+    (point, None): the point is invalid; a topic that is no notification is None."""
+    kind, _, name = suffix.partition("/")
+    if kind != "bridge" or not BRIDGE_NAME.fullmatch(name):
+        return None
+    return f"comms/bridge/{name}", {b"1": True, b"0": False}.get(payload.strip())
+
