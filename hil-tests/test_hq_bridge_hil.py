@@ -283,18 +283,20 @@ async def test_a_bridge_that_never_connected_and_overflowed_its_queue_sends_once
                            broker_extra=[f"max_queued_messages {QUEUE_LIMIT}"]) as (van, hq):
         mon = van.monitor
         await wait_until(lambda: mon.value("comms/hq/state") == "down", what="never up")
-        start = len(mon.messages)
-        await wait_until(lambda: len(mon.messages) - start > 3 * QUEUE_LIMIT,
-                         what="more messages than the queue holds", timeout=120)
+        # more than the queue holds: each walk-test switch is an event and a result for HQ
+        for n in range(2 * QUEUE_LIMIT):
+            result = await mon.command("room/walk_test",
+                                       {"id": f"during-{n}", "args": {"on": n % 2 == 0}})
+            assert result["status"] == "done", result
         assert not hq.monitor.messages, "nothing can have reached HQ"
         hq.relay.down = False
         await wait_until(lambda: mon.value("comms/hq/state") == "up",
                          what="the first connection at last", timeout=BRIDGE_WAIT_S)
         result = await mon.command("room/walk_test", {"id": "after-1", "args": {"on": True}})
         assert result["status"] == "done", result
-        await wait_until(lambda: any(t == "event" and isinstance(v, dict)
-                                     and v.get("what") == "walk_test" for t, v, _ in
-                                     hq.monitor.messages), what="a new event at HQ")
+        await wait_until(lambda: any(t == "result/crew/room/walk_test" and isinstance(v, dict)
+                                     and v.get("id") == "after-1" for t, v, _ in
+                                     hq.monitor.messages), what="the new command's result at HQ")
         await wait_until(lambda: hq.monitor.value("comms/hq/state") == "up",
                          what="HQ sees the van's state again")
 
