@@ -151,18 +151,46 @@ class Monitor:
         return found
 
 
+@dataclass
+class HqEcho:
+    """HQ's echo process and every JSON line it printed (its reports, the desk's events)."""
+
+    proc: asyncio.subprocess.Process
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+    async def read(self) -> None:
+        """Collect the lines as they come: an unread pipe would stall the echo."""
+        assert self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            self.reports.append(json.loads(line))
+
+    async def says(self, timeout: float, since: int = 0, **match: Any) -> dict[str, Any]:
+        """The first report from number ``since`` on with these keys and values."""
+        def found() -> dict[str, Any] | None:
+            return next((r for r in self.reports[since:]
+                         if all(r.get(k) == v for k, v in match.items())), None)
+        report: dict[str, Any] = await wait_until(found, timeout, f"the echo saying {match}")
+        return report
+
+
 @asynccontextmanager
-async def hq_echo(port: int, down_after_s: float) -> AsyncIterator[asyncio.subprocess.Process]:
-    """HQ's echo (``mcw-hq-echo``) on the broker at ``port``, stopped by its own pid."""
+async def hq_echo(port: int, down_after_s: float,
+                  desk: Path | None = None) -> AsyncIterator[HqEcho]:
+    """HQ's echo (``mcw-hq-echo``) on the broker at ``port``, stopped by its own pid; with
+    ``desk``, HQ's alarm desk too, logging to that SQLite file."""
     proc = await asyncio.create_subprocess_exec(
         str(BIN / "mcw-hq-echo"), "--port", str(port), "--down-after", f"{down_after_s:g}",
-        "--client-id", f"hq-echo-{port}", stdout=asyncio.subprocess.PIPE)
+        "--client-id", f"hq-echo-{port}", *(() if desk is None else ("--db", str(desk))),
+        stdout=asyncio.subprocess.PIPE)
+    reader = None
     try:
         assert proc.stdout is not None
         async with asyncio.timeout(30):
             ready = json.loads(await proc.stdout.readline())
         assert ready["echo"] == "ready", ready
-        yield proc
+        echo = HqEcho(proc)
+        reader = asyncio.create_task(echo.read())
+        yield echo
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -172,3 +200,7 @@ async def hq_echo(port: int, down_after_s: float) -> AsyncIterator[asyncio.subpr
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        if reader is not None:
+            reader.cancel()
+            with suppress(asyncio.CancelledError, ValueError):
+                await reader

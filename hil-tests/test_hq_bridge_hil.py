@@ -31,7 +31,8 @@ import pytest
 from testsupport import TcpRelay, enable_bridge, require_tool
 
 from conftest import Van, start_van
-from harness import Broker, Monitor, free_port, hq_echo, wait_until
+from harness import BIN, Broker, HqEcho, Monitor, free_port, hq_echo, run, wait_until
+from supervisor.interfaces.hq_desk import AlarmDesk
 
 MOSQUITTO_CONF = Path(__file__).parents[1] / "systemd" / "mosquitto-mcw.conf"
 HEARTBEAT_S, DOWN_S = 1.0, 4.0
@@ -43,16 +44,8 @@ class Hq:
     broker: Broker
     relay: TcpRelay
     monitor: Monitor
-    echo: asyncio.subprocess.Process
-
-    async def echo_says(self, vehicle: str, link: str, timeout: float) -> dict[str, Any]:
-        """The echo's next report of ``vehicle``'s link as ``link`` (a JSON line it prints)."""
-        assert self.echo.stdout is not None
-        async with asyncio.timeout(timeout):
-            while True:
-                report = json.loads(await self.echo.stdout.readline())
-                if report.get("vehicle") == vehicle and report.get("link") == link:
-                    return dict(report)
+    echo: HqEcho  # with HQ's alarm desk, logging to ``desk``
+    desk: Path
 
 
 def make_certificates(folder: Path) -> dict[str, Path]:
@@ -110,7 +103,8 @@ async def bridged_van(monkeypatch: pytest.MonkeyPatch, coverage: bool = True,
         monitor = Monitor(broker.port)
         stack.push_async_callback(monitor.stop)
         await monitor.start()
-        echo = await stack.enter_async_context(hq_echo(broker.port, DOWN_S))
+        desk = hq_dir / "hq-desk.db"
+        echo = await stack.enter_async_context(hq_echo(broker.port, DOWN_S, desk))
         env = {"MCW_HQ_HEARTBEAT_S": f"{HEARTBEAT_S:g}", "MCW_HQ_DOWN_S": f"{DOWN_S:g}"}
         van_store = hq_dir / "van-broker"
         van_store.mkdir()
@@ -118,7 +112,7 @@ async def bridged_van(monkeypatch: pytest.MonkeyPatch, coverage: bool = True,
         van = await stack.enter_async_context(
             start_van(monkeypatch, env,
                       broker_extra=[*disk, *broker_extra, *section.splitlines()]))
-        yield van, Hq(broker, relay, monitor, echo)
+        yield van, Hq(broker, relay, monitor, echo, desk)
 
 
 def event_ids(mon: Monitor) -> list[int]:
@@ -130,14 +124,31 @@ def event_ids(mon: Monitor) -> list[int]:
     return list(seen)
 
 
-def assert_every_event_once_in_order(van: Van, hq: Hq) -> None:
-    """De-duplicated by id, HQ has every event the van published since the bridge first
-    carried one: none lost, none out of order."""
-    at_hq, at_van = event_ids(hq.monitor), event_ids(van.monitor)
-    assert at_hq, "no event reached HQ"
-    expected = [i for i in at_van if i >= at_hq[0]]
-    assert at_hq == expected, (at_hq, expected)
+def desk_log(hq: Hq) -> list[int]:
+    """The ids of the van's events in HQ's desk's log, in the order they came."""
+    desk = AlarmDesk(hq.desk)
+    try:
+        return [e["id"] for e in desk.events("demo")]
+    finally:
+        desk.close()
+
+
+async def assert_every_event_once_in_order(van: Van, hq: Hq) -> None:
+    """HQ's alarm desk logged every event the van published since the bridge first carried
+    one, each once: none lost, none out of order (and so did a plain subscriber, de-duplicating
+    by id)."""
+    last = event_ids(van.monitor)[-1]
+    await wait_until(lambda: last in desk_log(hq), what="the van's last event in HQ's log")
+    logged, at_hq, at_van = desk_log(hq), event_ids(hq.monitor), event_ids(van.monitor)
+    expected = [i for i in at_van if i >= logged[0]]
+    assert logged == expected, (logged, expected)
     assert expected == sorted(expected)
+    assert at_hq[-len(expected):] == expected, (at_hq, expected)
+
+
+async def fleet_command(hq: Hq, *args: str) -> subprocess.CompletedProcess[str]:
+    """``mcwctl fleet`` on HQ's broker, as HQ's operator runs it."""
+    return await run([str(BIN / "mcwctl"), "fleet", *args, "--port", str(hq.broker.port)])
 
 
 def alarm(mon: Monitor, alarm_id: str) -> dict[str, Any]:
@@ -158,6 +169,7 @@ async def test_the_path_over_the_bridge_and_a_panic_from_an_outage(
 
     # out of coverage: the bridge drops, the van knows at once (not after DOWN_S), HQ from
     # the bridge's will
+    reports = len(hq.echo.reports)
     hq.relay.down = True
     hq.relay.cut()
     await wait_until(lambda: mon.value("comms/bridge/hq") is False, what="the bridge down")
@@ -166,7 +178,7 @@ async def test_the_path_over_the_bridge_and_a_panic_from_an_outage(
                      what="HQ told by the bridge's will")
     # and HQ's echo, from the pings that stopped: within its down_after (DOWN_S)
     cut_at = time.time()
-    report = await hq.echo_says("demo", "down", timeout=DOWN_S + 30)
+    report = await hq.echo.says(DOWN_S + 30, since=reports, vehicle="demo", link="down")
     assert report["at"] - cut_at <= DOWN_S + 2 * HEARTBEAT_S + 2, report
 
     # HQ sends two commands meanwhile: HQ's broker queues them for the bridge's session
@@ -188,12 +200,21 @@ async def test_the_path_over_the_bridge_and_a_panic_from_an_outage(
                      what="the panic at HQ after the outage", timeout=BRIDGE_WAIT_S)
     raised = alarm(hq.monitor, "room/panic")
     assert raised["panic"] == panic and raised["position"]["fix"] is True
-    result = await hq.monitor.command("room/panic_received",
-                                      {"id": "hq-receipt-1", "args": {"panic": panic}},
-                                      role="hq")
-    assert result["status"] == "done", result
+    # HQ's alarm desk answers it with the receipt by itself: the crew sees it received
     await wait_until(lambda: mon.value("room/panic/delivery") == "received",
                      what="the crew sees it received by HQ")
+    # HQ's operator sees it in the fleet view and acknowledges it from there
+    listing = await fleet_command(hq, "--json")
+    (row,) = json.loads(listing.stdout)
+    assert (row["vehicle"], row["panic"], row["panic_delivery"], row["link"]) == \
+        ("demo", panic, "received", "up"), row
+    assert "critical room/panic" in row["alarms"] and row["lat"] is not None
+    acked = await fleet_command(hq, "ack", "demo")
+    assert acked.returncode == 0 and acked.stdout.startswith("demo: done"), acked
+    await wait_until(lambda: not alarm(hq.monitor, "room/panic"),
+                     what="the panic ended at HQ too")
+    (row,) = json.loads((await fleet_command(hq, "--json")).stdout)
+    assert row["panic"] is None, row
     await wait_until(lambda: mon.value("comms/hq/state") == "up", what="the path up again")
     # HQ's commands from the outage came down the bridge: the stale one expired, not applied
 
@@ -205,15 +226,16 @@ async def test_the_path_over_the_bridge_and_a_panic_from_an_outage(
                      what="both results at HQ")
     assert results()["stale-1"] == "expired" and results()["fresh-1"] == "done", results()
     # copies of the one panic only: the bridge's queue and its replay of the retained alarm
-    # at reconnection can both deliver it (HQ keys on the panic id; exactly once per id is
-    # issue 11's store-and-forward work, not done yet)
-    actives = [v for t, v, _ in hq.monitor.messages
-               if t == "alarm/room/panic" and isinstance(v, dict) and v.get("active")]
+    # at reconnection can both deliver it; the desk keys on the panic id (one receipt)
+    actives = [v for t, v, _ in hq.monitor.messages if t == "alarm/room/panic"
+               and isinstance(v, dict) and v.get("active") and not v.get("acked")]
     assert {json.dumps(v, sort_keys=True) for v in actives} == {
         json.dumps(raised, sort_keys=True)}, actives
+    receipts = [v for t, v, _ in hq.monitor.messages if t == "result/hq/room/panic_received"]
+    assert [r["status"] for r in receipts] == ["done"], receipts
     await wait_until(lambda: event_ids(hq.monitor)[-1:] == event_ids(mon)[-1:],
                      what="HQ has the van's last event")
-    assert_every_event_once_in_order(van, hq)
+    await assert_every_event_once_in_order(van, hq)
 
 
 async def test_a_panic_raised_and_cancelled_in_an_outage_with_a_broker_restart_reaches_hq(
@@ -257,7 +279,7 @@ async def test_a_panic_raised_and_cancelled_in_an_outage_with_a_broker_restart_r
                      what="HQ's alarm cleared like the van's")
     await wait_until(lambda: event_ids(hq.monitor)[-1:] == event_ids(mon)[-1:],
                      what="HQ has the van's last event")
-    assert_every_event_once_in_order(van, hq)
+    await assert_every_event_once_in_order(van, hq)
     async with aiomqtt.Client("127.0.0.1", hq.broker.port) as fresh:  # a dashboard arriving now
         await fresh.subscribe("mcw/v1/demo/alarm/room/panic", qos=1)
         await fresh.subscribe("mcw/v1/demo/state/comms/hq/ping", qos=1)

@@ -7,7 +7,12 @@ ping came: a van silent for ``--down-after`` seconds is reported down (printed a
 line, and published retained on ``hq/v1/{vehicle}/link`` for HQ's own dashboards), and up
 again at its next ping.
 
-Usage: ``mcw-hq-echo --host H --port P [--username U --password-file F] [--down-after 90]``.
+With ``--db PATH`` it is HQ's alarm desk as well (hq_desk.py): every van's events logged once
+each in SQLite, printed as JSON lines, each panic answered with its receipt; the session on
+HQ's broker is then persistent, so nothing sent while the desk restarts is lost.
+
+Usage: ``mcw-hq-echo --host H --port P [--username U --password-file F] [--down-after 90]
+[--db PATH]``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ import time
 from pathlib import Path
 
 import aiomqtt
+
+from supervisor.interfaces.hq_desk import (
+    EVENT_FILTER,
+    PANIC_FILTER,
+    AlarmDesk,
+    read_arrival,
+    receipt_command,
+)
 
 PING_FILTER = "mcw/v1/+/state/comms/hq/ping"
 MAX_PAYLOAD = 1024
@@ -40,14 +53,18 @@ def ping_number(payload: bytes) -> int | None:
 
 
 class Echo:
-    def __init__(self, client: aiomqtt.Client, down_after_s: float) -> None:
-        self.client, self.down_after_s = client, down_after_s
+    def __init__(self, client: aiomqtt.Client, down_after_s: float,
+                 desk: AlarmDesk | None = None) -> None:
+        self.client, self.down_after_s, self.desk = client, down_after_s, desk
         self.last_ping: dict[str, float] = {}
         self.down: set[str] = set()
 
     async def on_message(self, message: aiomqtt.Message) -> None:
         parts = message.topic.value.split("/")
         payload = message.payload if isinstance(message.payload, bytes) else b""
+        if parts[-1] != "ping":
+            await self._to_desk(message.topic.value, payload)
+            return
         seq = ping_number(payload)
         if len(parts) < 3 or seq is None:
             return
@@ -58,6 +75,17 @@ class Echo:
             await self._tell(vehicle, "up")
         body = json.dumps({"id": f"pong-{seq}", "args": {"seq": seq}})
         await self.client.publish(f"mcw/v1/{vehicle}/cmd/hq/comms/pong", body, qos=1)
+
+    async def _to_desk(self, topic: str, payload: bytes) -> None:
+        arrival = None if self.desk is None else read_arrival(topic, payload)
+        if self.desk is None or arrival is None:
+            return
+        new, receipt = self.desk.take(arrival)
+        if new and arrival.event is not None:
+            print(json.dumps({"vehicle": arrival.vehicle, "event": arrival.event}), flush=True)
+        if receipt is not None:
+            await self.client.publish(f"mcw/v1/{arrival.vehicle}/cmd/hq/room/panic_received",
+                                      receipt_command(receipt), qos=1)
 
     async def watch(self) -> None:
         while True:
@@ -75,15 +103,25 @@ class Echo:
 
 
 async def run(args: argparse.Namespace, password: str | None) -> None:
-    async with aiomqtt.Client(args.host, args.port, username=args.username,
-                              password=password, identifier=args.client_id) as client:
-        echo = Echo(client, args.down_after)
-        await client.subscribe(PING_FILTER, qos=1)
-        print(json.dumps({"echo": "ready", "broker": f"{args.host}:{args.port}"}), flush=True)
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(echo.watch())
-            async for message in client.messages:
-                await echo.on_message(message)
+    desk = None if args.db is None else AlarmDesk(Path(args.db))
+    try:
+        async with aiomqtt.Client(args.host, args.port, username=args.username,
+                                  password=password, identifier=args.client_id,
+                                  clean_session=desk is None) as client:
+            echo = Echo(client, args.down_after, desk)
+            await client.subscribe(PING_FILTER, qos=1)
+            if desk is not None:
+                await client.subscribe(EVENT_FILTER, qos=1)
+                await client.subscribe(PANIC_FILTER, qos=1)
+            print(json.dumps({"echo": "ready", "broker": f"{args.host}:{args.port}"}),
+                  flush=True)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(echo.watch())
+                async for message in client.messages:
+                    await echo.on_message(message)
+    finally:
+        if desk is not None:
+            desk.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--client-id", default="mcw-hq-echo")
     p.add_argument("--down-after", type=float, default=90.0,
                    help="seconds without a ping before a van is reported down")
+    p.add_argument("--db", help="HQ's alarm desk: log every van's events once each here")
     args = p.parse_args(argv)
     password = None
     if args.password_file is not None:

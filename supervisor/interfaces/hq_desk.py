@@ -1,0 +1,121 @@
+"""HQ's alarm desk: every van's events, each once and in order, in a log on HQ's disk.
+
+MQTT delivers at least once, and a van's bridge adds copies of its own (a message queued
+during an outage and, at the reconnection, the replay of the retained alarm). The desk keys
+each event on the van and the event's ``id`` (the van's event number, never reused: see
+supervisor/core/van_state.py), keeps the first copy in SQLite, prints it as one JSON line
+(HQ's operators' feed) and drops the others. Every panic it learns of (the panic event or
+the retained ``room/panic`` alarm, whichever comes first) is answered with the van's
+``room/panic_received`` receipt, once per panic: the crew's panel then shows "received".
+
+The desk runs inside HQ's echo process (``mcw-hq-echo --db PATH``) with a persistent
+session on HQ's broker, so what the vans send while the desk restarts waits for it there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EVENT_FILTER = "mcw/v1/+/event"
+PANIC_FILTER = "mcw/v1/+/alarm/room/panic"
+MAX_PAYLOAD = 64 * 1024  # an event is a few hundred bytes
+MAX_PANIC_ID = 64
+VEHICLE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")  # [vehicle] id of the vehicle config
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS event (
+    vehicle TEXT NOT NULL, id INTEGER NOT NULL, ts TEXT NOT NULL, kind TEXT NOT NULL,
+    data TEXT NOT NULL, received REAL NOT NULL, PRIMARY KEY (vehicle, id));
+CREATE TABLE IF NOT EXISTS receipt (
+    vehicle TEXT NOT NULL, panic TEXT NOT NULL, sent REAL NOT NULL,
+    PRIMARY KEY (vehicle, panic));
+"""
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What one message brings the desk: an event, and/or a panic that wants a receipt."""
+
+    vehicle: str
+    event: dict[str, Any] | None = None
+    panic: str | None = None
+
+
+def read_arrival(topic: str, payload: bytes) -> Arrival | None:
+    """The event or panic in a message from a van's tree; None for anything else (HQ's
+    broker carries whatever any van's bridge sends: nothing here may raise)."""
+    parts = topic.split("/")
+    if len(parts) < 4 or parts[:2] != ["mcw", "v1"] or not VEHICLE.fullmatch(parts[2]) \
+            or len(payload) > MAX_PAYLOAD:
+        return None
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    vehicle, rest = parts[2], parts[3:]
+    if rest == ["event"]:
+        eid = body.get("id")
+        if type(eid) is not int or not 0 < eid < 2**53:
+            return None
+        panic = body.get("panic") if body.get("what") == "panic" else None
+        return Arrival(vehicle, body, _panic_id(panic))
+    if rest == ["alarm", "room", "panic"] and body.get("active") is True:
+        panic = _panic_id(body.get("panic"))
+        return None if panic is None else Arrival(vehicle, panic=panic)
+    return None
+
+
+def _panic_id(value: object) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_PANIC_ID else None
+
+
+class AlarmDesk:
+    """The log of every van's events at HQ, and the panics already answered."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(str(path), isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # HQ's record of an alarm must not vanish
+        self.db.executescript(SCHEMA)
+        self.copies = 0  # events dropped as copies of one logged already
+
+    def close(self) -> None:
+        self.db.close()
+
+    def take(self, arrival: Arrival, now: float | None = None) -> tuple[bool, str | None]:
+        """Log the arrival: (whether its event is new, the panic id to send a receipt for,
+        or None when there is none or it has had one)."""
+        now = time.time() if now is None else now
+        new = False
+        if arrival.event is not None:
+            ev = arrival.event
+            new = self.db.execute(
+                "INSERT OR IGNORE INTO event VALUES (?, ?, ?, ?, ?, ?)",
+                (arrival.vehicle, ev["id"], str(ev.get("ts", "")), str(ev.get("kind", "")),
+                 json.dumps(ev), now)).rowcount == 1
+            self.copies += not new
+        receipt = None
+        if arrival.panic is not None and self.db.execute(
+                "INSERT OR IGNORE INTO receipt VALUES (?, ?, ?)",
+                (arrival.vehicle, arrival.panic, now)).rowcount == 1:
+            receipt = arrival.panic
+        return new, receipt
+
+    def events(self, vehicle: str) -> list[dict[str, Any]]:
+        """The logged events of ``vehicle``, in the order they first arrived."""
+        rows = self.db.execute("SELECT data FROM event WHERE vehicle = ? ORDER BY rowid",
+                               (vehicle,)).fetchall()
+        return [json.loads(data) for (data,) in rows]
+
+
+def receipt_command(panic: str) -> str:
+    """The ``room/panic_received`` command answering ``panic`` (its id names the panic, so a
+    receipt sent twice is answered ``duplicate`` and applied once)."""
+    return json.dumps({"id": f"receipt-{panic}", "args": {"panic": panic}})
