@@ -100,8 +100,10 @@ pids+=($!); echo $! >> "$MCW_RUN_DIR/children"
 wait_for "the simulated van" test -S "$MCW_RUN_DIR/gpio.sock"
 
 # HQ's end of the path supervision, on the same broker (the demo has no HQ): the van's
-# pings are answered, so comms/hq/state is "up" and the router watchdog has nothing to do
-setsid "$BIN/mcw-hq-echo" --port "$MCW_MQTT_PORT" >"$MCW_RUN_DIR/hq-echo.log" 2>&1 &
+# pings are answered, so comms/hq/state is "up" and the router watchdog has nothing to do;
+# HQ's alarm desk logs the van's events and answers a panic with its receipt
+setsid "$BIN/mcw-hq-echo" --port "$MCW_MQTT_PORT" --db "$MCW_RUN_DIR/hq-desk.db" \
+  >"$MCW_RUN_DIR/hq-echo.log" 2>&1 &
 pids+=($!); echo $! >> "$MCW_RUN_DIR/children"
 
 setsid "$BIN/mcw-supervisor" --config "$CONFIG" >"$MCW_RUN_DIR/supervisor.log" 2>&1 &
@@ -111,11 +113,12 @@ cat <<TXT
 
   MCW demo is running: broker 127.0.0.1:$MCW_MQTT_PORT, simulated Victron GX on 127.0.0.1:$MCW_GX_PORT,
   simulated LTE router on 127.0.0.1:$MCW_ROUTER_PORT, RS-485 bus on the pty $MCW_RUN_DIR/ttyRS485,
-  HQ's echo (mcw-hq-echo) on the same broker. Logs in $MCW_RUN_DIR/.
+  HQ's echo and alarm desk (mcw-hq-echo) on the same broker. Logs in $MCW_RUN_DIR/.
 
   Crew panel:           http://127.0.0.1:$MCW_PANEL_PORT/   (PIN crew 1234, technician 4321)
   Watch the van:        mosquitto_sub -h 127.0.0.1 -p $MCW_MQTT_PORT -t 'mcw/#' -v
   Technician view:      MCW_MQTT_PORT=$MCW_MQTT_PORT $BIN/mcwctl status --config $CONFIG
+  HQ's fleet view:      $BIN/mcwctl fleet --port $MCW_MQTT_PORT   (fleet ack demo: acknowledge a panic)
   Switch a circuit:     mosquitto_pub -h 127.0.0.1 -p $MCW_MQTT_PORT -t mcw/v1/demo/cmd/crew/power/circuit \\
                           -m '{"id":"demo-1","args":{"circuit":"exterior_lights","on":true}}'
 
