@@ -9,18 +9,13 @@ times, so a receiver that goes silent and one that hears no satellites are told 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.nmea import LineReader, NmeaError, parse, parse_gga, parse_rmc
-from drivers.serial_link import SerialLink
+from drivers.serial_link import REOPEN_MAX_S, SerialLink, keep_open
 
-log = logging.getLogger(__name__)
-
-REOPEN_MIN_S, REOPEN_MAX_S = 0.5, 5.0
 ERROR_KINDS = ("checksum", "invalid", "overlong", "io")
 
 
@@ -95,29 +90,15 @@ class NmeaGps:
 
     async def run(self) -> None:
         """Listen until cancelled; a port that cannot be opened or vanishes (a USB receiver
-        unplugged) is reopened with a backoff of 0.5 s doubling to 5 s."""
-        backoff = REOPEN_MIN_S
-        trouble = False
-        while True:
-            link: SerialLink | None = None
-            heard = self.sentences
-            try:
-                link = SerialLink(self.port, self.baudrate, self.feed)
-                if trouble:
-                    log.info("gps %s: port open again", self.port)
-                    trouble = False
-                while True:
-                    await link.wait_rx(REOPEN_MAX_S)
-                    link.check()
-            except OSError as exc:  # serial.SerialException is one
-                self.errors["io"] += 1
-                if not trouble:
-                    log.warning("gps %s: serial port unusable: %s", self.port, exc)
-                    trouble = True
-            finally:
-                if link is not None:
-                    link.close()
-            if self.sentences > heard:
-                backoff = REOPEN_MIN_S
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, REOPEN_MAX_S)
+        unplugged) is reopened with a backoff (see :func:`drivers.serial_link.keep_open`)."""
+        await keep_open("gps", self.port, self.baudrate, self.feed, self._listen,
+                        self._port_failed, lambda: self.sentences)
+
+    @staticmethod
+    async def _listen(link: SerialLink) -> None:
+        while True:  # the link hands every chunk to feed(); here only its failure is awaited
+            await link.wait_rx(REOPEN_MAX_S)
+            link.check()
+
+    def _port_failed(self, _exc: OSError) -> None:
+        self.errors["io"] += 1

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from drivers import serial_link
+
 MAX_LINE = 96  # 82 by the standard; some receivers go a little over with long fields
 KNOT_KMH = 1.852
 HEX = b"0123456789ABCDEFabcdef"
@@ -168,36 +170,8 @@ def parse_rmc(s: Sentence) -> Rmc:
                None if knots is None else knots * KNOT_KMH, course)
 
 
-class LineReader:
-    """Cuts the byte stream into lines; a line that grows past ``MAX_LINE`` is dropped up to
-    its end (so a babbling receiver costs bounded memory) and counted in ``overlong``."""
+class LineReader(serial_link.LineReader):
+    """NMEA lines: one longer than ``MAX_LINE`` is dropped and counted in ``overlong``."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._skipping = False
-        self.overlong = 0
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """The whole lines completed by ``data`` (without their line ends)."""
-        lines: list[bytes] = []
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            chunk = data[start:] if end < 0 else data[start:end]
-            if not self._skipping:
-                self._buf += chunk
-                if len(self._buf) > MAX_LINE + 1:
-                    self._buf.clear()
-                    self._skipping = True
-                    self.overlong += 1
-            if end < 0:
-                return lines
-            if not self._skipping:
-                line = bytes(self._buf).rstrip(b"\r")
-                if len(line) > MAX_LINE:  # one over, ended by LF alone
-                    self.overlong += 1
-                elif line:
-                    lines.append(line)
-            self._buf.clear()
-            self._skipping = False
-            start = end + 1
+        super().__init__(MAX_LINE)
