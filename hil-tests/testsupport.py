@@ -8,12 +8,14 @@
 * ``require_tool()`` and ``needs_tool()``: a test that needs a binary skips when it is missing,
   except in CI (``CI=true``), where a missing tool fails the test: CI must run every test.
 * ``modbus_crc()``: the Modbus RTU CRC, bit by bit as the specification defines it.
+* ``RedisServer`` and ``HqNode``: HQ's clustered broker (hq/broker.js nodes sharing a Redis).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -288,13 +290,16 @@ class TcpRelay:
 
 
 def enable_bridge(fragment: str, vehicle: str, hq_port: int,
-                  tls: dict[str, Path] | None = None) -> str:
+                  tls: dict[str, Path] | None = None,
+                  failover_ports: Sequence[int] = ()) -> str:
     """The shipped van broker configuration (systemd/mosquitto-mcw.conf) with its commented
     bridge section enabled for ``vehicle`` and pointed at 127.0.0.1:``hq_port``.
 
     Without ``tls`` the TLS lines stay commented (plain MQTT); with it they are enabled, their
     files replaced by ``tls``'s (keys ``bridge_cafile``, ``bridge_certfile``,
-    ``bridge_keyfile``). Everything else in the section is used as written.
+    ``bridge_keyfile``). ``failover_ports``: more HQ nodes on 127.0.0.1, after ``hq_port`` in
+    mosquitto's address list (``address h1:p1 h2:p2``: the first is the main one, the others
+    are tried in turn when it fails). Everything else in the section is used as written.
     """
     head, marker, section = fragment.partition("#connection hq")
     assert marker, "bridge section not found"
@@ -309,9 +314,130 @@ def enable_bridge(fragment: str, vehicle: str, hq_port: int,
             line = line[1:]
         lines.append(line)
     bridge = "\n".join(lines).replace("VEHICLE_ID", vehicle)
-    bridge, n = re.subn(r"(?m)^address .*$", f"address 127.0.0.1:{hq_port}", bridge)
+    addresses = " ".join(f"127.0.0.1:{port}" for port in (hq_port, *failover_ports))
+    bridge, n = re.subn(r"(?m)^address .*$", f"address {addresses}", bridge)
     assert n == 1
     return head + bridge + "\n"
+
+
+# ---- HQ: Redis and the aedes broker nodes (hq/) ------------------------------------------------
+
+HQ_BROKER = Path(__file__).resolve().parents[1] / "hq" / "broker.js"
+
+
+def require_hq_broker() -> str:
+    """The ``node`` binary, once hq/'s packages are installed (``npm ci --prefix hq``); without
+    either the calling test fails in CI, else skips."""
+    node = require_tool("node")
+    if not (HQ_BROKER.parent / "node_modules" / "aedes").is_dir():
+        reason = "HQ's broker is not installed (make test: npm ci --prefix hq)"
+        if in_ci():
+            pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(reason)
+    return node
+
+
+def start_listening(cmd: Sequence[str], port: int, log: Path, what: str,
+                    timeout: float = DEADLINE_S) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` (output appended to ``log``) and return it once ``port`` accepts.
+
+    Blocking. If it exits or does not listen in time it is stopped by its pid and the error
+    carries the end of its log.
+    """
+    with log.open("ab") as out:
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _listens(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} does not listen on {port}:\n{_log_tail(log)}")
+            try:  # the poll step, which also notices at once when it exits
+                code = proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                continue
+            raise RuntimeError(f"{what} exited with {code}:\n{_log_tail(log)}")
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
+@dataclass
+class RedisServer:
+    """A Redis server of its own on 127.0.0.1 (Debian's redis-server), its files in
+    ``workdir``; nothing saved to disk (HQ's nodes are what fails in these tests, not Redis)."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start_blocking(self) -> None:
+        """Start it and return once it listens."""
+        server = require_tool("redis-server")
+        config = self.workdir / "redis.conf"
+        config.write_text("\n".join([
+            f"port {self.port}", "bind 127.0.0.1", f"dir {self.workdir}", 'save ""',
+            "appendonly no", "daemonize no", f"logfile {self.workdir / 'redis.log'}"]) + "\n")
+        self.proc = start_listening([server, str(config)], self.port,
+                                    self.workdir / "redis.log", "redis-server")
+
+    def stop_blocking(self) -> None:
+        if self.proc is not None:
+            proc, self.proc = self.proc, None
+            stop_process(proc)
+
+
+@dataclass
+class HqNode:
+    """One HQ broker node (hq/broker.js: aedes joined to the others through Redis)."""
+
+    workdir: Path
+    node_id: str
+    redis_url: str
+    port: int = field(default_factory=free_port)
+    heartbeat_ms: int = 1000
+    log_clients: bool = True
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.node_id}.log"
+
+    def start_blocking(self) -> None:
+        """Start it and return once it listens."""
+        node = require_hq_broker()
+        cmd = [node, str(HQ_BROKER), "--port", str(self.port), "--redis", self.redis_url,
+               "--id", self.node_id, "--heartbeat-ms", str(self.heartbeat_ms)]
+        if self.log_clients:
+            cmd.append("--log-clients")
+        self.proc = start_listening(cmd, self.port, self.log_path, f"HQ node {self.node_id}")
+
+    def stop_blocking(self, sig: int = signal.SIGTERM) -> int | None:
+        """Stop it by its pid (``SIGKILL``: a node that dies); its exit code, or None."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        return stop_process(proc, sig)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Its JSON log lines (one when listening, one per client with ``log_clients``)."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def connected(self, client_id: str) -> bool:
+        """Whether its log says ``client_id`` is connected to it now."""
+        state = False
+        for line in self.log_lines():
+            if line.get("client") == client_id:
+                state = bool(line.get("connected"))
+        return state
 
 
 # Property-based tests: a fixed budget (more with MCW_FUZZ_EXAMPLES); in CI the examples are

@@ -33,13 +33,16 @@ const { values: args } = parseArgs({
     redis: { type: 'string', default: process.env.MCW_HQ_REDIS_URL ?? 'redis://127.0.0.1:6379/0' },
     id: { type: 'string', default: process.env.MCW_HQ_NODE_ID ?? `hq-${process.pid}` },
     // a dead node's clients get their wills published by the others 3-4 heartbeats later
-    'heartbeat-ms': { type: 'string', default: process.env.MCW_HQ_HEARTBEAT_MS ?? '2000' }
+    'heartbeat-ms': { type: 'string', default: process.env.MCW_HQ_HEARTBEAT_MS ?? '2000' },
+    // a line per client connection and disconnection (the tests; noisy with a fleet)
+    'log-clients': { type: 'boolean', default: process.env.MCW_HQ_LOG_CLIENTS === '1' }
   }
 })
 
 const nodeId = args.id
 const port = Number.parseInt(args.port, 10)
 const heartbeatMs = Number.parseInt(args['heartbeat-ms'], 10)
+const logClients = args['log-clients']
 
 function log (fields) {
   process.stdout.write(JSON.stringify({ hq: nodeId, ts: new Date().toISOString(), ...fields }) + '\n')
@@ -91,7 +94,21 @@ function releasePuback (client, packet) {
 // the session's Redis queue as well, so a connection that fails meanwhile loses nothing.
 const RESUMING = Symbol('messages held while the queue is sent')
 
+// aedes drops a message for a client when it has already forwarded a later-numbered message of
+// the same node to that client (its guard against overlapping subscriptions delivering one
+// message twice). That assumes a node fans its messages out in the order it numbers them; with
+// Redis round trips it does not (a retained message waits for its store, a message for a
+// persistent session for its queue), and a client subscribed to both lost the earlier one.
+// Here every message is forwarded: overlapping subscriptions may bring a message twice, which
+// QoS 1 allows (HQ knows an event by its id).
+const NO_DUPLICATE_FILTER = new Proxy(Object.create(null), {
+  get: () => 0,
+  set: () => true,
+  deleteProperty: () => true
+})
+
 function preConnect (client, packet, callback) {
+  client.duplicates = NO_DUPLICATE_FILTER
   if (packet.clean === false) {
     const deliver = client.deliverQoS
     client[RESUMING] = []
@@ -107,7 +124,39 @@ function preConnect (client, packet, callback) {
       for (const pkt of held) deliver(pkt, noop)
     })
   }
-  callback(null, true)
+  takeOverWills(packet.clientId).then(() => callback(null, true), (err) => callback(err, false))
+}
+
+// ---- the will of a connection lost with a dead node ---------------------------------------
+// aedes publishes the wills of a dead node's clients 3-4 heartbeats after its last one, even
+// when a client has meanwhile come back on another node: a van's bridge reconnecting here would
+// announce "1" on its notification topic and the stale will "0" would follow, leaving HQ
+// believing the bridge down while it is up. So when a client connects, the will its previous
+// connection left with another node is taken over here: published at once if that node is dead
+// (so "0" comes before the new connection's "1"), dropped if that node still runs (it closes
+// the old connection on aedes' takeover notice and publishes its will itself).
+const heartbeats = new Map() // node id -> last heartbeat or birth seen (ms)
+const takenWills = new Set() // `${node}/${client}` taken over here: not to be published again
+
+function nodeDead (node) {
+  return Date.now() - (heartbeats.get(node) ?? 0) > 3 * heartbeatMs
+}
+
+async function takeOverWills (clientId) {
+  if (!clientId) return
+  for (const node of heartbeats.keys()) {
+    if (node === nodeId) continue
+    const will = await persistence.delWill({ id: clientId, brokerId: node })
+    if (!will) continue
+    takenWills.add(`${node}/${clientId}`)
+    if (nodeDead(node)) {
+      // without the dead node's id: aedes drops a packet whose node counter it has passed
+      await new Promise((resolve) => broker.publish(
+        { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain },
+        resolve))
+      if (logClients) log({ will: clientId, of: node })
+    }
+  }
 }
 
 function noop () {}
@@ -126,6 +175,9 @@ function vanTree (client) {
 function authorizePublish (client, packet, callback) {
   if (packet.topic.startsWith('$SYS')) {
     return callback(new Error('$SYS is reserved'))
+  }
+  if (packet.brokerId && takenWills.delete(`${packet.brokerId}/${packet.clientId}`)) {
+    return callback(new Error(`the will of ${packet.clientId} was taken over`))
   }
   const tree = vanTree(client)
   if (tree !== null && !packet.topic.startsWith(tree)) {
@@ -181,10 +233,24 @@ const broker = await Aedes.createBroker({
   published
 })
 
+for (const topic of ['$SYS/+/heartbeat', '$SYS/+/birth']) {
+  broker.mq.on(topic, (packet, done) => {
+    heartbeats.set(packet.payload.toString(), Date.now())
+    done()
+  })
+}
+heartbeats.set(nodeId, Date.now())
+
 let errors = 0
 broker.on('clientError', () => { errors++ })
 broker.on('connectionError', () => { errors++ })
-broker.on('error', (err) => log({ error: String(err?.stack ?? err) }))
+broker.on('error', (err) => {
+  if (!String(err?.message).includes('was taken over')) log({ error: String(err?.stack ?? err) })
+})
+if (logClients) {
+  broker.on('clientReady', (client) => log({ client: client.id, connected: true }))
+  broker.on('clientDisconnect', (client) => log({ client: client.id, connected: false }))
+}
 mq.state.on('error', (err) => log({ error: `redis (mqemitter): ${err.message}` }))
 
 const server = net.createServer((socket) => {

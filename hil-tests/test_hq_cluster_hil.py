@@ -1,0 +1,305 @@
+"""HQ as a cluster of two broker nodes, one of which dies: the van's bridge and HQ's consumer
+fail over to the other and nothing is lost.
+
+HQ: a Redis server and two nodes of hq/broker.js (aedes; sessions, retained messages and the
+QoS 1 queues of persistent sessions in Redis, messages fanned out between the nodes through
+it), A and B, each on its own port. The van: a real Mosquitto running the bridge section of
+systemd/mosquitto-mcw.conf as shipped (enable_bridge: its address line becomes the failover
+list ``A B``; plain MQTT, the bridge's TLS is tested in test_hq_bridge_hil.py). A publisher on
+the van's broker stands in for the supervisor: numbered events (``id``, as the supervisor's),
+continuously. HQ's consumer is a persistent session (cleansession false, QoS 1) on
+``mcw/v1/+/event/#``, alarms and the bridges' notifications, with the same address list.
+
+Node A, where the bridge and the consumer are, is killed (SIGKILL: no goodbye to anyone). The
+bridge must come back on B (HQ sees its notification "0", the dead connection's will, then
+"1"), the consumer must get its session back on B without subscribing again, and every event
+must reach it, de-duplicated by id in order of id, none lost; the retained state and alarm that
+the van published while the bridge was down must be retained on B.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from testsupport import (
+    Broker,
+    HqNode,
+    RedisServer,
+    enable_bridge,
+    needs_tool,
+    wait_until,
+)
+
+MOSQUITTO_CONF = Path(__file__).parents[1] / "systemd" / "mosquitto-mcw.conf"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+VEHICLE = "demo"
+PREFIX = f"mcw/v1/{VEHICLE}"
+CONSUMER_ID = "hq-events"
+BRIDGE_ID = f"mcw-{VEHICLE}"  # the shipped section's remote_clientid
+# the shipped bridge retries with a jittered backoff from 5 s; generous for a loaded machine
+BRIDGE_WAIT_S = 90.0
+EVENT_PERIOD_S = 0.05  # 20 events a second, far more than a van makes
+RETRY_PAUSE_S = 0.2
+
+redis_installed = needs_tool("redis-server")
+mosquitto_installed = needs_tool("mosquitto")
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    a: HqNode
+    b: HqNode
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    """Redis and the nodes A and B, each stopped by its own pid afterwards, whatever happens;
+    their logs are kept in hil-tests/artifacts/ for a failed run."""
+    workdir = Path(tempfile.mkdtemp(prefix="mcw-hq-cluster-"))
+    async with AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        stack.callback(_keep_logs, workdir)
+        redis = RedisServer(workdir)
+        stack.push_async_callback(asyncio.to_thread, redis.stop_blocking)
+        await asyncio.to_thread(redis.start_blocking)
+        nodes = [HqNode(workdir, node_id, redis.url) for node_id in ("hq-a", "hq-b")]
+        for node in nodes:
+            stack.push_async_callback(asyncio.to_thread, node.stop_blocking)
+            await asyncio.to_thread(node.start_blocking)
+        yield Cluster(redis, *nodes)
+
+
+def _keep_logs(workdir: Path) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    for log in workdir.glob("*.log"):
+        shutil.copy(log, ARTIFACTS / f"hq-cluster-{log.name}")
+
+
+@dataclass
+class Subscriber:
+    """An MQTT client that keeps reconnecting, trying ``ports`` in turn (the first one first),
+    and records every message: HQ's consumer (persistent session, subscribing only on its
+    first connection) or a monitor (clean session, subscribing at every connection)."""
+
+    ports: list[int]
+    topics: list[str]
+    client_id: str
+    persistent: bool = True
+    messages: list[tuple[str, bytes, bool]] = field(default_factory=list)
+    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (time, connection)
+    port: int | None = None  # the node it is connected to now
+    connections: int = 0
+    _subscribed: bool = False
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+        await wait_until(lambda: self.port is not None and self._subscribed,
+                         what=f"{self.client_id} subscribed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            port = self.ports[attempt % len(self.ports)]
+            try:
+                async with aiomqtt.Client("127.0.0.1", port, identifier=self.client_id,
+                                          clean_session=not self.persistent,
+                                          keepalive=10) as client:
+                    self.connections += 1
+                    if not (self.persistent and self._subscribed):
+                        for topic in self.topics:
+                            await client.subscribe(topic, qos=1)
+                    self._subscribed = True
+                    self.port = port
+                    async for msg in client.messages:
+                        payload = msg.payload if isinstance(msg.payload, bytes) else b""
+                        self.messages.append((msg.topic.value, payload, bool(msg.retain)))
+                        self.arrivals.append((time.monotonic(), self.connections))
+            except aiomqtt.MqttError:
+                self.port = None
+                attempt += 1
+                await asyncio.sleep(RETRY_PAUSE_S)  # the pace of reconnection attempts
+
+    def payloads(self, topic: str) -> list[bytes]:
+        return [payload for t, payload, _ in self.messages if t == topic]
+
+    def event_ids(self) -> list[int]:
+        """The ids of the events received, each once, in the order of first arrival."""
+        seen: dict[int, None] = {}
+        for topic, payload, _ in self.messages:
+            if topic.endswith("/event"):
+                seen.setdefault(int(json.loads(payload)["id"]), None)
+        return list(seen)
+
+
+@dataclass
+class Publisher:
+    """The supervisor's stand-in on the van's broker: numbered events, continuously."""
+
+    port: int
+    last_id: int = 0
+    client: aiomqtt.Client | None = None
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.client = aiomqtt.Client("127.0.0.1", self.port, identifier="supervisor-stand-in")
+        await self.client.__aenter__()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self.client is not None
+        while True:
+            self.last_id += 1
+            await self.publish("event", {"id": self.last_id, "what": "test",
+                                         "ts": time.time()}, retain=False)
+            await asyncio.sleep(EVENT_PERIOD_S)  # the events' pace
+
+    async def publish(self, subtopic: str, value: dict[str, Any], retain: bool) -> None:
+        assert self.client is not None
+        await self.client.publish(f"{PREFIX}/{subtopic}", json.dumps(value), qos=1,
+                                  retain=retain)
+
+    async def stop_events(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def close(self) -> None:
+        await self.stop_events()
+        if self.client is not None:
+            with suppress(aiomqtt.MqttError):
+                await self.client.__aexit__(None, None, None)
+
+
+def bridge_section(ports: list[int]) -> list[str]:
+    """The shipped bridge section for VEHICLE, its address line the failover list ``ports``."""
+    shipped = enable_bridge(MOSQUITTO_CONF.read_text(encoding="utf-8"), VEHICLE, ports[0],
+                            failover_ports=ports[1:])
+    return ("connection hq" + shipped.partition("connection hq")[2]).splitlines()
+
+
+def arrival_log(sub: Subscriber, since: float) -> list[str]:
+    """The events' ids as they arrived (copies too), with the time since ``since`` and the
+    connection they came on: what a failure message needs to tell a reorder from a loss."""
+    out = []
+    for (topic, payload, _), (at, conn) in zip(sub.messages, sub.arrivals, strict=True):
+        if topic.endswith("/event"):
+            out.append(f"{json.loads(payload)['id']}@{at - since:+.2f}s#{conn}")
+    return out
+
+
+async def retained(port: int, topics: list[str]) -> dict[str, bytes]:
+    """What a client arriving now on the node at ``port`` gets as retained for ``topics``."""
+    got: dict[str, bytes] = {}
+    async with aiomqtt.Client("127.0.0.1", port, identifier="hq-dashboard-new") as client:
+        for topic in topics:
+            await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(30):
+            async for msg in client.messages:
+                if msg.retain and isinstance(msg.payload, bytes):
+                    got[msg.topic.value] = msg.payload
+                if set(topics) <= got.keys():
+                    break
+    return got
+
+
+async def test_a_dead_hq_node_loses_nothing_the_bridge_and_hq_fail_over_to_the_other(
+        cluster: Cluster) -> None:
+    a, b = cluster.a, cluster.b
+    workdir = a.workdir
+    async with AsyncExitStack() as stack:
+        consumer = Subscriber([a.port, b.port],
+                              ["mcw/v1/+/event/#", "mcw/v1/+/alarm/#", "mcw/v1/+/bridge/hq"],
+                              CONSUMER_ID)
+        stack.push_async_callback(consumer.stop)
+        await consumer.start()
+        assert consumer.port == a.port
+        await wait_until(lambda: a.connected(CONSUMER_ID), what="the consumer on A's log")
+
+        van_dir = workdir / "van"
+        van_dir.mkdir()
+        van = Broker(van_dir, extra=bridge_section([a.port, b.port]))
+        stack.push_async_callback(van.stop)
+        await van.start()
+        van_monitor = Subscriber([van.port], [f"{PREFIX}/bridge/hq"], "van-monitor",
+                                 persistent=False)
+        stack.push_async_callback(van_monitor.stop)
+        await van_monitor.start()
+        notification = f"{PREFIX}/bridge/hq"
+        await wait_until(lambda: consumer.payloads(notification)[-1:] == [b"1"],
+                         what="HQ told the bridge is up", timeout=BRIDGE_WAIT_S)
+        assert a.connected(BRIDGE_ID) and not b.connected(BRIDGE_ID)
+
+        publisher = Publisher(van.port)
+        stack.push_async_callback(publisher.close)
+        await publisher.start()
+        await publisher.publish("state/fleet/failover", {"v": "before", "q": "good"},
+                                retain=True)
+        await wait_until(lambda: len(consumer.event_ids()) >= 20, what="events at HQ")
+
+        # node A dies with the bridge's and the consumer's connections
+        await asyncio.to_thread(a.stop_blocking, signal.SIGKILL)
+        killed_at = time.monotonic()
+        notices_before = len(consumer.payloads(notification))
+        await wait_until(lambda: van_monitor.payloads(notification)[-1:] == [b"0"],
+                         what="the van's broker knows its bridge is down")
+        # published on the van while its bridge has no HQ: its queue must bring them to B
+        state = {"v": "during", "q": "good", "ts": time.time()}
+        alarm = {"severity": "warning", "active": True, "acked": False,
+                 "text": "failover test", "since": time.time()}
+        await publisher.publish("state/fleet/failover", state, retain=True)
+        await publisher.publish("alarm/fleet/failover", alarm, retain=True)
+
+        def bridge_back_on_b() -> bool:
+            after = consumer.payloads(notification)[notices_before:]
+            return b"0" in after and after[-1] == b"1" and b.connected(BRIDGE_ID)
+
+        await wait_until(bridge_back_on_b, what="the bridge back on B, HQ told",
+                         timeout=BRIDGE_WAIT_S)
+        assert consumer.port == b.port and b.connected(CONSUMER_ID)
+        assert consumer.connections == 2
+
+        # a few more events through B, then HQ must have every one
+        resumed_at = publisher.last_id
+        await wait_until(lambda: publisher.last_id >= resumed_at + 20, what="more events")
+        await publisher.stop_events()
+        last = publisher.last_id
+        await wait_until(lambda: last in consumer.event_ids(), what=f"event {last} at HQ",
+                         timeout=60)
+        ids = consumer.event_ids()
+        copies = sum(1 for t, _, _ in consumer.messages if t.endswith("/event"))
+        assert ids == list(range(1, last + 1)), (
+            f"missing {sorted(set(range(1, last + 1)) - set(ids))}, "
+            f"out of order {[(x, y) for x, y in itertools.pairwise(ids) if y < x]}, "
+            f"arrivals {arrival_log(consumer, killed_at)}")
+        print(f"{last} events at HQ ({copies - last} duplicates) across the failover")
+
+        alarm_topic = f"{PREFIX}/alarm/fleet/failover"
+        state_topic = f"{PREFIX}/state/fleet/failover"
+        await wait_until(lambda: consumer.payloads(alarm_topic), what="the alarm at HQ")
+        assert json.loads(consumer.payloads(alarm_topic)[-1]) == alarm
+        on_b = await retained(b.port, [state_topic, alarm_topic])
+        assert json.loads(on_b[state_topic]) == state, on_b
+        assert json.loads(on_b[alarm_topic]) == alarm, on_b
