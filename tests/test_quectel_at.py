@@ -1,6 +1,6 @@
 """The Quectel modem's AT driver (drivers.quectel_at) without a port: answers as the EC25
 manual and 3GPP TS 27.007 write them, then rounds of commands against the simulated modem
-(vansim.modem_sim, its answers fed straight back): echo, reports amid answers, refusals,
+(vansim.modem_sim, its answers fed straight back: DirectLine): echo, reports amid answers, refusals,
 garbage, silence, and the modem's health as a technician sees it; then properties over any
 input (hypothesis, with the budget of testsupport.FUZZ): no exception but the driver's own
 from any bytes, limits that hold, and round trips of generated answers."""
@@ -36,7 +36,7 @@ from drivers.quectel_at import (
     signal_dbm,
     split_fields,
 )
-from vansim.modem_sim import SimulatedModem
+from vansim.modem_sim import DirectLine, SimulatedModem
 
 
 def info(line: str) -> list[Field]:
@@ -157,30 +157,13 @@ class Clock:
         return self.now
 
 
-class Line:
-    """The driver's port, the simulated modem's answers fed straight back (in ``chunk``-byte
-    pieces, as a serial line delivers them)."""
-
-    def __init__(self, modem: QuectelModem, sim: SimulatedModem, chunk: int = 7) -> None:
-        self.modem, self.sim, self.chunk = modem, sim, chunk
-        self.sent: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.sent.append(data)
-        reply = self.sim.receive(data)
-        for i in range(0, len(reply), self.chunk):
-            self.modem.feed(reply[i:i + self.chunk])
-
-    def check(self) -> None:
-        """The port never breaks here."""
-
-
-def rig(timeout_s: float = 0.05) -> tuple[QuectelModem, SimulatedModem, Line, Clock]:
+def rig(timeout_s: float = 0.05) -> tuple[QuectelModem, SimulatedModem, DirectLine, Clock]:
+    """A driver with the simulated modem straight behind it, on a hand clock."""
     clock = Clock()
     modem = QuectelModem("/dev/null-modem", timeout_s=timeout_s, monotonic=clock,
                          wall=lambda: 1_800_000_000 + clock.now)
     sim = SimulatedModem()
-    return modem, sim, Line(modem, sim), clock
+    return modem, sim, DirectLine(sim, modem.feed), clock
 
 
 def state(modem: QuectelModem) -> str:
@@ -429,7 +412,7 @@ def test_the_driver_reads_whatever_state_the_modem_is_in(
         rssi: int, stat: int, act: int, name: str, echo: bool, report_mode: int,
         chunk: int) -> None:
     modem, sim, _, _ = rig()
-    line = Line(modem, sim, chunk)
+    line = DirectLine(sim, modem.feed, chunk)
     sim.rssi, sim.registration, sim.act, sim.operator = rssi, stat, act, name
     sim.echo, sim.report_mode = echo, report_mode
     asyncio.run(modem.poll(line))

@@ -12,7 +12,8 @@ The test's hands: the signal (``signal_dbm`` or ``rssi``), ``registration`` (27.
 ``refuse`` (a command answered with an error line such as ``+CME ERROR: 10``), ``silent``
 (reads, answers nothing), ``garbage`` (answers with noise), :meth:`urc` and :meth:`inject`.
 Serve it on the ``sim_side`` of a :class:`vansim.rtu_line.RtuLine` (wire time at the baud
-rate); :meth:`receive` is the modem without a port (what it would send back for some bytes).
+rate); :meth:`receive` is the modem without a port (what it would send back for some bytes),
+and :class:`DirectLine` puts it straight behind a driver for tests of the driver's logic.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import serial
@@ -187,3 +189,23 @@ class SimulatedModem:
 def _lines(*lines: str) -> bytes:
     """Result lines as a modem sends them with ATV1: each framed by CR LF."""
     return b"".join(b"\r\n" + line.encode("ascii") + b"\r\n" for line in lines)
+
+
+class DirectLine:
+    """A driver's port with the modem straight behind it (no pty, no wire time): what the
+    driver writes is answered at once, in ``chunk``-byte pieces as a serial line delivers."""
+
+    def __init__(self, modem: SimulatedModem, feed: Callable[[bytes], None],
+                 chunk: int = 7) -> None:
+        self.modem, self.feed, self.chunk = modem, feed, chunk
+        self.sent: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        """The driver sends ``data``; the modem's answer is fed back before this returns."""
+        self.sent.append(data)
+        reply = self.modem.receive(data)
+        for i in range(0, len(reply), self.chunk):
+            self.feed(reply[i:i + self.chunk])
+
+    def check(self) -> None:
+        """This line never breaks."""

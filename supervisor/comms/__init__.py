@@ -1,4 +1,4 @@
-"""Comms: where the van is (the GPS); the LTE router, the modem and the HQ link to come."""
+"""Comms: where the van is (the GPS), the mobile link (the LTE router, a modem), the path to HQ."""
 
 from supervisor.comms.config import CommsConfig, check_comms
 from supervisor.comms.subsystem import build

@@ -10,7 +10,9 @@ same way from the pings it stops receiving.
 :class:`RouterWatchdog`: HQ unreachable for ``after_s`` while the router says its WAN is up
 (or the router does not answer at all) means a hung router: its power is cut for ``off_s``
 and restored, at most ``max_per_hour`` times in any hour, never while the crew has disabled
-it. After a power cycle the router gets ``after_s`` again to bring the path back.
+it. After a power cycle the router gets ``after_s`` again to bring the path back. The cycles
+of the last hour are given back to it after a restart (the subsystem keeps them on disk), so
+a supervisor restarting in a loop while HQ is down cannot cycle the router more often.
 
 Pure logic on a monotonic clock the caller passes in: tested in virtual time.
 """
@@ -18,11 +20,13 @@ Pure logic on a monotonic clock the caller passes in: tested in virtual time.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from typing import Literal
 
 LinkState = Literal["up", "down", "unknown"]
 LINK_STATES: tuple[LinkState, ...] = ("up", "down", "unknown")
 MAX_OUTSTANDING = 64  # pings awaiting their pong: older ones are forgotten
+HOUR_S = 3600.0
 
 
 class HqLink:
@@ -79,10 +83,12 @@ Power = Literal["cut", "restore"]
 
 class RouterWatchdog:
     def __init__(self, after_s: float, off_s: float, max_per_hour: int,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, cycles: Iterable[float] = ()) -> None:
+        """``cycles``: when the power was cut before (monotonic), e.g. by the last run."""
         self.after_s, self.off_s, self.max_per_hour = after_s, off_s, max_per_hour
         self.enabled = enabled
-        self.cycles: deque[float] = deque()  # when the power was cut, within the last hour
+        # when the power was cut, within the last hour
+        self.cycles: deque[float] = deque(sorted(cycles))
         self._hung_since: float | None = None
         self._off_since: float | None = None
         self.reason = ""  # why the last cut happened, or why one is held back
@@ -101,7 +107,7 @@ class RouterWatchdog:
                 self._hung_since = now  # it gets its time again to bring the path back
                 return "restore"
             return None
-        while self.cycles and now - self.cycles[0] >= 3600:
+        while self.cycles and now - self.cycles[0] >= HOUR_S:
             self.cycles.popleft()
         # the router says it is offline itself: no SIM, no coverage; a power cycle is no cure
         hung = hq == "down" and router_wan_up is not False

@@ -1,12 +1,19 @@
-"""Comms: the GPS receiver, the LTE router, and the van's position.
+"""Comms: the GPS receiver, the LTE router and/or modem, the path to HQ, and the van's
+position.
 
 GPS points: ``comms/gps/state`` (``fix``; ``no_fix``: the receiver talks but has no fix;
 ``offline``: not a valid sentence for ``gps.stale_s``), ``comms/gps/satellites``,
 ``comms/gps/speed_kmh``.
 
-Router points (its Modbus TCP server): ``comms/lte/signal_dbm``, ``operator``,
-``network_type``, ``registration``, ``wan_ip``, ``wan_up``, ``data_today_mb`` (SIM 1,
-received and sent).
+The mobile link, one model whichever device tells it: ``comms/lte/signal_dbm``,
+``operator``, ``network_type``, ``registration`` come from the router's Modbus TCP server
+(``[comms.router]``) or from a modem on AT commands (``[comms.modem]``, drivers/quectel_at.py;
+the same texts as the router's: "Registered, home", "LTE"). With both, the router feeds them
+while it answers and the modem while the router is offline: the router is the van's uplink,
+the modem its stand-by; ``comms/lte/source`` (``router``, ``modem``, ``none``) says which,
+``comms/modem/state`` (``online``, ``degraded``: garbage, a refusal or a silence in its last
+round; ``offline``: three rounds in a row, or its port gone) how the modem answers. Only the
+router tells ``wan_ip``, ``wan_up`` and ``data_today_mb`` (SIM 1, received and sent).
 
 The position: from the GPS receiver while it has a fresh fix, else from the router's GPS
 (``comms/position/source``: ``gps``, ``router`` or ``none``). It goes to MQTT as the config
@@ -24,22 +31,28 @@ power-cycles a hung router through its relay (``comms/router_power``, a GPIO out
 on): the
 ``comms/router_power_cycled`` alarm and an event each time, its limits as points
 (``comms/watchdog/enabled``, ``cycles_last_hour``); the crew (or a technician) turns it off
-and on with ``comms/watchdog``, kept across a restart.
+and on with ``comms/watchdog``, kept across a restart, and so are the times of the last
+hour's cycles (on the card before the relay moves), so its hourly limit holds across
+restarts. A van with a modem and no router has no watchdog: resetting the modem
+(``AT+CFUN=1,1``) would pull its USB ports from under the connection manager that owns its
+data session, which has its own recovery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from drivers.gps import NmeaGps
+from drivers.quectel_at import QuectelModem
 from supervisor.comms.config import CommsConfig
-from supervisor.comms.link import LINK_STATES, HqLink, RouterWatchdog
+from supervisor.comms.link import HOUR_S, LINK_STATES, HqLink, Power, RouterWatchdog
 from supervisor.comms.router import MIN_SATELLITES, RouterGps, dotted
 from supervisor.core.alarms import AlarmDef
 from supervisor.core.commands import ON_BOARD, ActionSpec, ArgSpec
 from supervisor.core.outputs import OutputDef
-from supervisor.core.points import PointDef
+from supervisor.core.points import PointDef, PointType
 from supervisor.core.subsystem import Context
 
 LOOP_S = 1.0
@@ -50,6 +63,17 @@ ROUNDED = ("comms/position/lat", "comms/position/lon")
 ROUTER_SATELLITES = "comms/lte/gps_satellites"
 AXES = ("Latitude", "Longitude")
 ROUTER_POWER = "comms/router_power"
+CYCLES_KEY = "watchdog_cycles"  # the setting with the wall times of the last hour's cycles
+MODEM_STATES = ("online", "degraded", "offline")
+LTE_SOURCES = ("router", "modem", "none")
+# The mobile link's points, whichever device feeds them: type, unit, deadband, description
+# (the types and units are the router's profile's: tests/test_comms_modem.py checks)
+LTE_POINTS: dict[str, tuple[PointType, str, float, str]] = {
+    "signal_dbm": ("number", "dBm", 2, "Mobile signal (RSSI)"),
+    "operator": ("string", "", 0, "Mobile operator"),
+    "network_type": ("string", "", 0, "Network type"),
+    "registration": ("string", "", 0, "Network registration"),
+}
 
 HQ_UNREACHABLE = AlarmDef("comms/hq_unreachable", "warning", "Brak łączności z centralą",
                           "HQ unreachable")
@@ -68,6 +92,10 @@ class CommsSubsystem:
             str(cfg.gps.port), cfg.gps.baudrate, on_change=self.wake.set,
             monotonic=self._mono)
         self.router_gps = None if cfg.router is None else RouterGps(cfg.router.gps_byte_order)
+        modem = cfg.modem
+        self.modem = None if modem is None else QuectelModem(
+            str(modem.port), modem.baudrate, poll_s=modem.poll_s, timeout_s=modem.timeout_s,
+            on_change=self.wake.set, monotonic=self._mono, wall=self._wall)
         self._shown: tuple[float, float, float] | None = None  # lat, lon, ts put last
         self.actuator = ctx.actuator()
         hq = cfg.hq_link
@@ -78,7 +106,8 @@ class CommsSubsystem:
         dog = cfg.router.watchdog if cfg.router is not None else None
         self.watchdog = None if dog is None else RouterWatchdog(
             dog.after_s, dog.off_s, dog.max_per_hour,
-            enabled=bool(ctx.settings.get("watchdog_enabled", True)))
+            enabled=bool(ctx.settings.get("watchdog_enabled", True)),
+            cycles=self._stored_cycles())
         self._define()
         self._define_link()
 
@@ -92,6 +121,7 @@ class CommsSubsystem:
                             deadband=1.0, precision=0))
         if self.cfg.router is not None:
             self._define_router(self.cfg.router.device)
+        self._define_lte()
         if self.gps is None and self.cfg.router is None:
             return
         define(PointDef("comms/position/source", "enum", "", "Where the position comes from",
@@ -132,14 +162,31 @@ class CommsSubsystem:
                            {"enabled": ArgSpec("bool")},
                            "Let the watchdog power-cycle a hung LTE router, or not"))
 
+    def _define_lte(self) -> None:
+        """The mobile link's points: bound to the router's registers when it alone tells
+        them; with a modem, defined here (stale after the modem's ``stale_s``) and fed by
+        the router as well when there is one."""
+        router, modem = self.cfg.router, self.cfg.modem
+        for key, (kind, unit, deadband, description) in LTE_POINTS.items():
+            pid = f"comms/lte/{key}"
+            if modem is None:
+                if router is not None:
+                    self.ctx.devices.bind(router.device, key, pid, deadband=deadband,
+                                          description=description)
+                continue
+            self.store.define(PointDef(pid, kind, unit, description, deadband=deadband,
+                                       max_age_s=modem.stale_s))
+            if router is not None:
+                self.ctx.devices.follow(router.device, key, pid)
+        if modem is not None:
+            self.store.define(PointDef("comms/modem/state", "enum", "", "LTE modem",
+                                       enum=MODEM_STATES, enum_set="modem_state"))
+            self.store.define(PointDef("comms/lte/source", "enum", "",
+                                       "Where the mobile link's data come from",
+                                       enum=LTE_SOURCES, enum_set="lte_source"))
+
     def _define_router(self, router: str) -> None:
         bind, define, follow = self.ctx.devices.bind, self.store.define, self.ctx.devices.follow
-        bind(router, "signal_dbm", "comms/lte/signal_dbm", deadband=2,
-             description="Mobile signal (RSSI)")
-        bind(router, "operator", "comms/lte/operator", description="Mobile operator")
-        bind(router, "network_type", "comms/lte/network_type", description="Network type")
-        bind(router, "registration", "comms/lte/registration",
-             description="Network registration")
         bind(router, "gps_satellites", ROUTER_SATELLITES, description="Router GPS satellites")
         define(PointDef("comms/lte/wan_ip", "string", "", "WAN address (0.0.0.0: down)"))
         follow(router, "wan_ip", "comms/lte/wan_ip", dotted)
@@ -153,21 +200,28 @@ class CommsSubsystem:
         async with asyncio.TaskGroup() as tg:
             if self.gps is not None:
                 tg.create_task(self.gps.run(), name="gps")
-            await self.ctx.turns(self.wake, self._turn)
+            if self.modem is not None:
+                tg.create_task(self.modem.run(), name="modem")
+            await self.ctx.turns(self.wake, self.tick)
 
-    async def _turn(self) -> float:
+    async def tick(self) -> float:
+        """One turn: the points, the path to HQ, the outputs; seconds until the next turn."""
         self.step()
-        self.link_step()
+        if self.link_step() == "cut":
+            # the cycle on the card before the relay moves: a supervisor that crashes and
+            # restarts meanwhile still counts it
+            await self.ctx.settings.durable()
         await self.actuator.step()
         if self.link is None:
             return LOOP_S
         return min(LOOP_S, self.link.next_wake(self._mono()))
 
-    def link_step(self) -> None:
-        """Ping HQ when due, judge the path, and let the watchdog act on the router."""
+    def link_step(self) -> Power | None:
+        """Ping HQ when due, judge the path, and let the watchdog act on the router (what it
+        does to the router's power is returned)."""
         link = self.link
         if link is None:
-            return
+            return None
         now, wall = self._mono(), self._wall()
         seq = link.ping_due(now)
         if seq is not None:
@@ -180,10 +234,11 @@ class CommsSubsystem:
         self.ctx.alarms.set(HQ_UNREACHABLE.id, state == "down", wall)
         dog = self.watchdog
         if dog is None or self.cfg.router is None:
-            return
+            return None
         wan = self.store.good("comms/lte/wan_up")
         action = dog.step(now, state, wan if isinstance(wan, bool) else None)
         if action == "cut":
+            self.ctx.settings.put(CYCLES_KEY, [wall - (now - cut) for cut in dog.cycles])
             self.ctx.alarms.set(ROUTER_CYCLED.id, True, wall, dog.reason)
             self.ctx.event({"kind": "comms", "what": "router_power_cycle", "reason": dog.reason,
                             "cycle": len(dog.cycles)})
@@ -193,6 +248,17 @@ class CommsSubsystem:
             self.ctx.alarms.set(ROUTER_CYCLED.id, False, wall)
         self.store.update("comms/watchdog/enabled", dog.enabled, wall)
         self.store.update("comms/watchdog/cycles_last_hour", len(dog.cycles), wall)
+        return action
+
+    def _stored_cycles(self) -> list[float]:
+        """The last hour's power cycles from the disk as monotonic times. They are stored as
+        wall times (monotonic time starts again at a boot); one ahead of the clock (set back
+        since) counts as now: the limit errs on the side of fewer cycles."""
+        stored = self.ctx.settings.get(CYCLES_KEY, [])
+        now, wall = self._mono(), self._wall()
+        ages = [max(0.0, wall - t) for t in (stored if isinstance(stored, list) else [])
+                if isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)]
+        return [now - age for age in ages if age < HOUR_S]
 
     async def _pong_action(self, args: dict[str, Any]) -> str:
         if self.link is None or not self.link.pong(int(args["seq"]), self._mono()):
@@ -214,6 +280,7 @@ class CommsSubsystem:
         wall = self._wall()
         gps_fix = self._gps(wall)
         self._data_use(wall)
+        self._lte(wall)
         if self.gps is None and self.cfg.router is None:
             return
         router_fix = self._router_fix()
@@ -274,6 +341,30 @@ class CommsSubsystem:
                                             raw.get((device, "gps_lon_raw")))
         return None if position is None else (*position, satellites.ts)
 
+    def _lte(self, wall: float) -> None:
+        """The modem's state, and its readings on the mobile link's points while the router
+        (if any) is offline."""
+        modem = self.modem
+        if modem is None:
+            return
+        put = self.store.update
+        put("comms/modem/state", modem.health.state, wall)
+        router = self.cfg.router
+        # no word from the router yet: its first answer is on the way
+        router_state = None if router is None else \
+            self.ctx.devices.status.get(router.device, {}).get("state", "online")
+        source = "router" if router_state not in (None, "offline") else \
+            "modem" if modem.health.state != "offline" else "none"
+        put("comms/lte/source", source, wall)
+        if source == "none":
+            for key in LTE_POINTS:
+                self.store.mark(f"comms/lte/{key}", "stale")
+        if source != "modem":
+            return
+        now = self._mono()
+        for key, reading in modem.readings.items():
+            put(f"comms/lte/{key}", reading.value, wall - (now - reading.at))
+
     def _data_use(self, wall: float) -> None:
         if self.cfg.router is None:
             return
@@ -284,7 +375,8 @@ class CommsSubsystem:
             self.store.update("comms/lte/data_today_mb", (rx + tx) / 1e6, wall)
 
     def stop(self) -> None:
-        """Nothing to switch: the GPS only listens, the router is only read."""
+        """Nothing to switch: the GPS only listens, the router and the modem are only
+        read."""
 
 
 def build(ctx: Context, cfg: CommsConfig) -> CommsSubsystem:

@@ -1,0 +1,76 @@
+"""The ``[comms.modem]`` section: a good one is read, a bad one is refused naming the file,
+the key and the reason (as every section of the vehicle config is: tests/test_config.py)."""
+
+from pathlib import Path
+
+import pytest
+
+from supervisor.comms.config import CommsConfig
+from supervisor.core.config import ConfigError
+from supervisor.registry import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = (ROOT / "config" / "demo.toml").read_text()
+MODEM = """
+[comms.modem]
+port = "/dev/serial/by-id/usb-Quectel_EG25-G-if02-port0"
+poll_s = 5
+timeout_s = 1
+stale_s = 30
+"""
+
+
+def with_modem(section: str = MODEM) -> str:
+    """The demo config with a modem section added to its [comms]."""
+    assert DEMO.count("\n[comms.position]\n") == 1
+    return DEMO.replace("\n[comms.position]\n", section + "\n[comms.position]\n")
+
+
+def comms(path: Path) -> CommsConfig:
+    section = load_config(path).section("comms")
+    assert isinstance(section, CommsConfig)
+    return section
+
+
+def test_a_modem_section_is_read_with_its_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "van.toml"
+    path.write_text(with_modem('\n[comms.modem]\nport = "/dev/ttyUSB2"\n'))
+    modem = comms(path).modem
+    assert modem is not None
+    assert (str(modem.port), modem.baudrate, modem.poll_s, modem.timeout_s, modem.stale_s) \
+        == ("/dev/ttyUSB2", 115200, 5.0, 1.0, 30.0)
+
+
+@pytest.mark.parametrize(("old", "new", "key", "rule"), [
+    ('port = "/dev/serial/by-id/usb-Quectel_EG25-G-if02-port0"\n', "", "comms.modem.port",
+     "required key is missing"),
+    ("poll_s = 5\n", "poll_s = 5\nbaudrate = 115201\n", "comms.modem.baudrate",
+     "Input should be"),
+    ("poll_s = 5\n", "poll_s = 5\nbaud = 9600\n", "comms.modem.baud", "unknown key"),
+    ("poll_s = 5\n", "poll_s = 0\n", "comms.modem.poll_s", "greater than or equal to 0.2"),
+    ("poll_s = 5\n", 'poll_s = "often"\n', "comms.modem.poll_s", "a valid number"),
+    ("timeout_s = 1\n", "timeout_s = 0.01\n", "comms.modem.timeout_s",
+     "greater than or equal to 0.1"),
+    ("timeout_s = 1\n", "timeout_s = 5\n", "comms.modem", "timeout_s must be shorter than "
+     "poll_s"),
+    ("stale_s = 30\n", "stale_s = 9\n", "comms.modem", "stale_s must be at least twice poll_s"),
+    ("stale_s = 30\n", "stale_s = nan\n", "comms.modem.stale_s", "a finite number"),
+    ('port = "/dev/serial/by-id/usb-Quectel_EG25-G-if02-port0"\n',
+     'port = "${MCW_RUN_DIR:-/tmp/mcw-demo}/ttyGPS"\n', "comms.modem.port",
+     "is the GPS's port (comms.gps.port)"),
+    ('port = "/dev/serial/by-id/usb-Quectel_EG25-G-if02-port0"\n',
+     'port = "${MCW_RUN_DIR:-/tmp/mcw-demo}/ttyRS485"\n', "comms.modem.port",
+     "is the port of bus[1] ('rs485')"),
+])
+def test_a_bad_modem_section_names_file_key_and_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str, key: str,
+        rule: str) -> None:
+    monkeypatch.delenv("MCW_RUN_DIR", raising=False)
+    assert old in MODEM
+    path = tmp_path / "van.toml"
+    path.write_text(with_modem(MODEM.replace(old, new, 1)))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert (err.value.file, err.value.key) == (str(path), key)
+    assert rule in err.value.rule
+    assert str(err.value).startswith(f"{path}: {key}: ")
