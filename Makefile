@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Real MicroPython (its WebAssembly port, from npm) for the room node firmware's tests.
 MPY_PORT := tests/mpy_port/node_modules/.installed
-APT_PACKAGES := mosquitto mosquitto-clients systemd python3-venv chromium cage openssl
+# HQ's broker nodes (aedes with Redis, from npm) for the HQ cluster test and the fleet bench.
+HQ_NODE := hq/node_modules/.installed
+APT_PACKAGES := mosquitto mosquitto-clients systemd python3-venv chromium cage openssl redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all demo test lint unit hil bench system-deps clean
@@ -36,6 +38,13 @@ $(MPY_PORT): tests/mpy_port/package.json tests/mpy_port/package-lock.json | syst
 	npm ci --prefix tests/mpy_port --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(HQ_NODE): hq/package.json hq/package-lock.json | system-deps
+	@command -v npm >/dev/null || { echo "installing Node.js and npm"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm </dev/null; }
+	npm ci --prefix hq --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: system-deps $(STAMP)
 	./scripts/demo.sh
 
@@ -46,21 +55,22 @@ lint: $(STAMP)
 unit: $(STAMP) $(MPY_PORT)
 	$(VENV)/bin/pytest -q -n 3 --dist worksteal tests
 
-hil: $(STAMP)
+hil: $(STAMP) $(HQ_NODE)
 	$(VENV)/bin/pytest -q -n 3 --dist worksteal hil-tests
 
 # Three workers: the suite mostly waits on processes (3.3 min of CPU in 16.6 min alone), so
 # this takes a third of the time and leaves the HIL tests the loaded machine they must hold on.
-test: system-deps $(STAMP) $(MPY_PORT) lint
+test: system-deps $(STAMP) $(MPY_PORT) $(HQ_NODE) lint
 	$(VENV)/bin/pytest -q -n 3 --dist worksteal
 
-bench: system-deps $(STAMP)
+bench: system-deps $(STAMP) $(HQ_NODE)
 	PYTHONPATH=hil-tests $(PY) bench/run.py
 	PYTHONPATH=hil-tests:tests $(PY) bench/robustness.py
 	PYTHONPATH=hil-tests:tests $(PY) tests/deployment_day.py
 	PYTHONPATH=hil-tests $(PY) bench/panel.py
 	PYTHONPATH=hil-tests $(PY) bench/climate.py
 	PYTHONPATH=hil-tests $(PY) bench/panic.py
+	PYTHONPATH=hil-tests $(PY) bench/fleet.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/mpy_port/node_modules
