@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -138,8 +139,9 @@ async def test_the_path_over_the_bridge_and_a_panic_from_an_outage(
 async def test_a_panic_raised_and_cancelled_in_an_outage_with_a_broker_restart_reaches_hq(
         bridged: tuple[Van, Hq]) -> None:
     """Out of coverage, a panic is pressed, the van's broker restarts (its queue on disk), the
-    crew cancels the panic: back in coverage, HQ learns both, in order, and its retained copy
-    of the alarm ends cleared (converged with the van's)."""
+    crew cancels the panic, the supervisor is killed and started again: back in coverage, HQ
+    learns all of it, every event once and in order, and its retained copy of the alarm ends
+    cleared (converged with the van's)."""
     van, hq = bridged
     mon = van.monitor
     await wait_until(lambda: hq.monitor.value("comms/hq/state") == "up",
@@ -159,6 +161,16 @@ async def test_a_panic_raised_and_cancelled_in_an_outage_with_a_broker_restart_r
     result = await mon.command("room/panic_ack", {"id": "crew-cancel-1"}, role="crew")
     assert result["status"] == "done", result
     await wait_until(lambda: not alarm(mon, "room/panic"), what="cancelled on the van")
+    # the supervisor crashes too (killed), still out of coverage, and comes back
+    session = mon.latest["status"]["session"]
+    await van.supervisor.stop(signal.SIGKILL)
+    van.supervisor.start()
+    await wait_until(lambda: mon.latest["status"].get("session", 0) > session
+                     and mon.latest["status"].get("state") == "ready"
+                     and mon.value("comms/hq/state") == "down",
+                     what="the supervisor back, still out of coverage")
+    result = await mon.command("room/walk_test", {"id": "after-crash", "args": {"on": False}})
+    assert result["status"] == "done", result
 
     hq.relay.down = False
 
