@@ -235,7 +235,7 @@ Kind = Literal["ok", "refused", "echo", "answer", "urc", "garbage"]
 def classify(line: bytes, query: Query | None) -> tuple[Kind, str]:
     """What a line is, in answer to ``query`` (None: between commands), and its text."""
     if any(b < 0x20 or b > 0x7E for b in line):
-        return "garbage", line[:40].decode("ascii", "backslashreplace")
+        return "garbage", repr(line[:32])
     text = line.decode("ascii").strip(" ")
     if text == "OK":
         return "ok", text
@@ -251,7 +251,7 @@ def classify(line: bytes, query: Query | None) -> tuple[Kind, str]:
         return ("urc" if is_report else "answer"), text
     if _URC.fullmatch(text):
         return "urc", text
-    return "garbage", text[:40]
+    return "garbage", repr(line[:32])
 
 
 def refusal(text: str) -> str:
@@ -290,7 +290,7 @@ class Answer:
         elif kind == "urc":
             self.urcs.append(text)
         elif kind == "garbage":
-            self.noise(f"garbage on the line: {text!r}")
+            self.noise(f"garbage on the line: {text}")
 
     def noise(self, what: str) -> None:
         """Something unreadable came amid the answer: it is not to be trusted."""
@@ -394,7 +394,7 @@ class QuectelModem:
             self._reports([text])
         elif kind == "garbage":
             self.garbage += 1
-            self._unreadable(f"garbage on the line: {text!r}")
+            self._unreadable(f"garbage on the line: {text}")
         else:  # the end of an answer that came after its command's time: thrown away
             self.garbage += 1
 

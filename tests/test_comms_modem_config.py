@@ -74,3 +74,15 @@ def test_a_bad_modem_section_names_file_key_and_reason(
     assert (err.value.file, err.value.key) == (str(path), key)
     assert rule in err.value.rule
     assert str(err.value).startswith(f"{path}: {key}: ")
+
+
+def test_the_example_vans_modem_section_is_valid_once_uncommented(tmp_path: Path) -> None:
+    example = (ROOT / "config" / "example-van.toml").read_text()
+    start = example.index("# [comms.modem]\n")
+    block = example[start:example.index("\n\n", start)]
+    assert block.count("\n# ") == 4  # the section and its four keys
+    path = tmp_path / "van.toml"
+    path.write_text(example.replace(block, block.replace("# ", "", 1).replace("\n# ", "\n")))
+    modem = comms(path).modem
+    assert modem is not None and modem.port.name == "usb-Quectel_EG25-G-if02-port0"
+    assert (modem.poll_s, modem.timeout_s, modem.stale_s) == (5, 1, 30)
