@@ -2,7 +2,7 @@
 
 The modem is the simulated EC25 (``vansim/modem_sim.py``) on a serial line of its own that
 takes the wire time of 115 200 Bd (a pty pair joined by ``vansim/wire.py``); the supervisor's
-driver (drivers/quectel_at.py) polls it every 0.5 s. The demo van is started from its own
+driver (drivers/quectel_at.py) polls it every 1.5 s. The demo van is started from its own
 config with ``[comms.modem]`` added: once instead of the LTE router (a van with a modem
 alone), once beside it (the modem stands in while the router is offline). HQ is an MQTT
 monitor on the van's broker. The parser's limits are tested on their own in
@@ -36,7 +36,7 @@ from vansim.rtu_line import RtuLine
 from vansim.van import SimulatedVan
 
 BAUD = 115200
-POLL_S, TIMEOUT_S, STALE_S = 0.5, 0.4, 2.0
+POLL_S, TIMEOUT_S, STALE_S = 1.5, 1.2, 3.0  # generous: a loaded machine answers late
 MODEM = f"""
 [comms.modem]
 port = "${{MCW_RUN_DIR:-/tmp/mcw-demo}}/ttyModem"
@@ -145,7 +145,7 @@ async def test_a_van_with_a_modem_alone_tells_hq_its_link_and_its_troubles(
                          what="registration denied")
         modem.registration, modem.operator, modem.signal_dbm = 5, "Vodafone DE", -97
         await wait_until(lambda: lte(mon) == said(modem), what="roaming abroad")
-        assert mon.value("comms/modem/state") == "online"  # the reports cost nothing
+        assert not ever(mon, "comms/modem/state", "degraded"), "the reports cost nothing"
 
         # noise on the line: the round it hit is not trusted, the next one is
         modem.inject(NOISE * 3)
