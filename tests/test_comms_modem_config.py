@@ -1,5 +1,6 @@
-"""The ``[comms.modem]`` section: a good one is read, a bad one is refused naming the file,
-the key and the reason (as every section of the vehicle config is: tests/test_config.py)."""
+"""The ``[comms.modem]`` section (and the router watchdog's relay): a good one is read, a
+bad one is refused naming the file, the key and the reason (as every section of the vehicle
+config is: tests/test_config.py)."""
 
 from pathlib import Path
 
@@ -86,3 +87,16 @@ def test_the_example_vans_modem_section_is_valid_once_uncommented(tmp_path: Path
     modem = comms(path).modem
     assert modem is not None and modem.port.name == "usb-Quectel_EG25-G-if02-port0"
     assert (modem.poll_s, modem.timeout_s, modem.stale_s) == (5, 1, 30)
+
+
+def test_the_router_watchdogs_relay_must_be_safe_on(tmp_path: Path) -> None:
+    """A supervisor stopped, crashed or starting leaves the router powered: the line it is
+    switched by starts and stops in its safe state, which must be on."""
+    old = 'safe_state = true  # the LTE router stays powered whatever the supervisor does'
+    assert old in DEMO
+    path = tmp_path / "van.toml"
+    path.write_text(DEMO.replace(old, "safe_state = false"))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.key == "comms.router.watchdog.power_line"
+    assert "gpio.line 'router_power' must have safe_state = true" in err.value.rule

@@ -105,8 +105,9 @@ class CommsConfig(Strict):
 
 
 def check_comms(cfg: CommsConfig, chk: Checker) -> None:
-    """The router is a device in the lte_router role; the modem has a serial port of its
-    own (the port is opened exclusively: shared, one of the two would never read it)."""
+    """The router is a device in the lte_router role, powered through a line whose safe
+    state is on; the modem has a serial port of its own (the port is opened exclusively:
+    shared, one of the two would never read it)."""
     if cfg.modem is not None:
         port = str(cfg.modem.port)
         if cfg.gps is not None and str(cfg.gps.port) == port:
@@ -118,6 +119,11 @@ def check_comms(cfg: CommsConfig, chk: Checker) -> None:
         chk.role("router.device", cfg.router.device, "lte_router")
         dog = cfg.router.watchdog
         if dog is not None:
-            chk.line("router.watchdog.power_line", dog.power_line, "output")
+            line = chk.line("router.watchdog.power_line", dog.power_line, "output")
+            if not line.safe_state:
+                # the line starts (every start, a crash's too) and stops in its safe state
+                chk.fail("router.watchdog.power_line", f"gpio.line {line.name!r} must have "
+                         "safe_state = true: the router stays powered while the supervisor "
+                         "is stopped or starting")
             if cfg.hq_link is None:
                 chk.fail("router.watchdog", "needs [comms.hq_link]: it acts on HQ's silence")
