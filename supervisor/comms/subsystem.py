@@ -67,7 +67,7 @@ CYCLES_KEY = "watchdog_cycles"  # the setting with the wall times of the last ho
 MODEM_STATES = ("online", "degraded", "offline")
 LTE_SOURCES = ("router", "modem", "none")
 # The mobile link's points, whichever device feeds them: type, unit, deadband, description
-# (the types and units are the router's profile's: tests/test_comms_modem.py checks)
+# (the types and units are the router's profile's: tests/test_comms_subsystem.py checks)
 LTE_POINTS: dict[str, tuple[PointType, str, float, str]] = {
     "signal_dbm": ("number", "dBm", 2, "Mobile signal (RSSI)"),
     "operator": ("string", "", 0, "Mobile operator"),
@@ -276,7 +276,8 @@ class CommsSubsystem:
             "router watchdog off: a hung router is not power-cycled"
 
     def step(self) -> None:
-        """The receiver's state, the router's data use and the position on the points."""
+        """The receiver's state, the router's data use, the modem's link and the position on
+        the points."""
         wall = self._wall()
         gps_fix = self._gps(wall)
         self._data_use(wall)
