@@ -382,7 +382,7 @@ class QuectelModem:
 
     def _line(self, line: bytes) -> None:
         answer = self._answer
-        if answer is not None:
+        if answer is not None and not answer.done:
             answer.line(line)
             self._reports(answer.urcs)
             answer.urcs.clear()

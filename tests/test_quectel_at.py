@@ -297,6 +297,18 @@ async def test_a_silent_modem_costs_one_timeout_per_round_then_is_offline() -> N
     assert state(modem) == "online"
 
 
+async def test_what_follows_an_answer_in_the_same_chunk_is_not_lost() -> None:
+    modem, sim, line, _ = rig()
+    await modem.poll(line)
+    # each answer followed at once, in the same chunk, by a report and a noisy line
+    after = DirectLine(sim, lambda data: modem.feed(data + b"\r\nRDY\r\n\xff\x00\r\n"),
+                       chunk=4096)
+    await modem.poll(after)
+    assert values(modem) == HOME
+    assert (modem.urcs, modem.garbage) == (4, 4)
+    assert state(modem) == "degraded"  # the noise between the answers is not ignored
+
+
 async def test_an_answer_after_its_time_is_not_taken_for_the_next_ones() -> None:
     modem, _, _, _ = rig()
     modem.feed(b"\r\n+CSQ: 5,99\r\n\r\nOK\r\n")  # a late answer, between commands
