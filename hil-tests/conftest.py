@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,8 +82,14 @@ async def climate_van(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Van]:
 
 @asynccontextmanager
 async def start_van(monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str],
-                    speed: float = 1.0, broker_extra: Sequence[str] = ()) -> AsyncIterator[Van]:
-    """The whole van; ``broker_extra``: lines added to its broker's config (a bridge)."""
+                    speed: float = 1.0, broker_extra: Sequence[str] = (),
+                    config_edit: Callable[[str], str] | None = None,
+                    more_devices: Callable[[Path, AsyncExitStack], Awaitable[None]] | None
+                    = None) -> AsyncIterator[Van]:
+    """The whole van; ``broker_extra``: lines added to its broker's config (a bridge);
+    ``config_edit``: the demo config's text changed for this van; ``more_devices``: starts
+    simulated devices the demo van does not have (given the run folder, and the stack that
+    stops them), before the supervisor."""
     # short path: Unix socket paths are limited to 107 bytes
     run_dir = Path(tempfile.mkdtemp(prefix="mcw-hil-"))
     async with AsyncExitStack() as stack:
@@ -95,14 +101,19 @@ async def start_van(monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str],
         env = {**van_env(run_dir, broker.port, free_port()), **extra_env}
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        cfg = load_config(DEMO_CONFIG)
-        sim = SimulatedVan(cfg, speed=speed)
+        config = DEMO_CONFIG
+        if config_edit is not None:
+            config = run_dir / "vehicle.toml"
+            config.write_text(config_edit(DEMO_CONFIG.read_text()), encoding="utf-8")
+        sim = SimulatedVan(load_config(config), speed=speed)
         stack.push_async_callback(sim.stop)
         await sim.start()
+        if more_devices is not None:
+            await more_devices(run_dir, stack)
         monitor = Monitor(broker.port)
         stack.push_async_callback(monitor.stop)
         await monitor.start()
-        supervisor = SupervisorProcess(env, run_dir / "supervisor.log")
+        supervisor = SupervisorProcess(env, run_dir / "supervisor.log", config=config)
         stack.callback(_keep_log, supervisor.log_path)
         stack.push_async_callback(supervisor.stop)
         supervisor.start()

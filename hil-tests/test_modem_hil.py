@@ -11,8 +11,6 @@ tests/test_quectel_at.py, the choice of source in virtual time in tests/test_com
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -20,20 +18,10 @@ from typing import Any
 
 import pytest
 
-from conftest import Van, settled
-from harness import (
-    DEMO_CONFIG,
-    Broker,
-    Monitor,
-    SupervisorProcess,
-    free_port,
-    van_env,
-    wait_until,
-)
-from supervisor.registry import load_config
+from conftest import Van, start_van
+from harness import Monitor, wait_until
 from vansim.modem_sim import NOISE, SimulatedModem
 from vansim.rtu_line import RtuLine
-from vansim.van import SimulatedVan
 
 BAUD = 115200
 POLL_S, TIMEOUT_S, STALE_S = 1.5, 1.2, 3.0  # generous: a loaded machine answers late
@@ -46,7 +34,6 @@ timeout_s = {TIMEOUT_S}
 stale_s = {STALE_S}
 """
 LTE = ("signal_dbm", "operator", "network_type", "registration")
-ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 def modem_only(demo: str) -> str:
@@ -64,44 +51,21 @@ def beside_the_router(demo: str) -> str:
 @asynccontextmanager
 async def van_with_modem(monkeypatch: pytest.MonkeyPatch,
                          edit: Callable[[str], str]) -> AsyncIterator[tuple[Van, SimulatedModem]]:
-    """Broker, simulated van, the modem on its line and the supervisor, each stopped by its
-    own callback whatever failed before it; the supervisor's log kept for a failed run."""
-    run_dir = Path(tempfile.mkdtemp(prefix="mcw-modem-"))  # short: Unix socket paths
-    async with AsyncExitStack() as stack:
-        stack.callback(shutil.rmtree, run_dir, ignore_errors=True)
-        broker = Broker(run_dir)
-        stack.push_async_callback(broker.stop)
-        await broker.start()
-        env = {**van_env(run_dir, broker.port, free_port()), "MCW_GPS_STALE_S": "3"}
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        config = run_dir / "vehicle.toml"
-        config.write_text(edit(DEMO_CONFIG.read_text()), encoding="utf-8")
+    """The van from the demo config changed by ``edit``, the modem on its own line."""
+    modems: list[SimulatedModem] = []
+
+    async def modem_on_its_line(run_dir: Path, stack: AsyncExitStack) -> None:
         line = RtuLine(run_dir / "ttyModem", baudrate=BAUD)
         stack.push_async_callback(line.stop)
         await line.start()
         modem = SimulatedModem(line.sim_side, baudrate=BAUD)
         stack.push_async_callback(modem.stop)
         await modem.start()
-        sim = SimulatedVan(load_config(config))
-        stack.push_async_callback(sim.stop)
-        await sim.start()
-        monitor = Monitor(broker.port)
-        stack.push_async_callback(monitor.stop)
-        await monitor.start()
-        supervisor = SupervisorProcess(env, run_dir / "supervisor.log", config=config)
-        stack.callback(_keep_log, supervisor.log_path)
-        stack.push_async_callback(supervisor.stop)
-        supervisor.start()
-        van = Van(broker, sim, supervisor, monitor, run_dir)
-        await settled(van)
-        yield van, modem
+        modems.append(modem)
 
-
-def _keep_log(path: Path) -> None:
-    if path.exists():
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(path, ARTIFACTS / "modem-supervisor.log")
+    async with start_van(monkeypatch, {"MCW_GPS_STALE_S": "3"}, config_edit=edit,
+                         more_devices=modem_on_its_line) as van:
+        yield van, modems[0]
 
 
 def lte(mon: Monitor) -> dict[str, Any]:
