@@ -1,5 +1,6 @@
 // Comms: the path to HQ (end to end: HQ's echo came back or not, the round trip), the LTE
-// router (signal, network, operator, registration, WAN, mobile data today), where the van is
+// router or modem (signal, network, operator, registration, WAN, mobile data today; which of
+// the two answers, the modem's health), where the van is
 // (the source, the exact position kept on board, the GPS receiver) and the router watchdog
 // (the crew switches it off and on; its power cycles in the last hour). Each card shows only
 // what this van has.
@@ -30,6 +31,8 @@ export default {
       cardIf('comms/lte/signal_dbm', 'comms.lte', 'signal', metrics(
         metric('comms.signal', 'comms/lte/signal_dbm'),
         metric('comms.network', 'comms/lte/network_type'),
+        metric('comms.lte_source', 'comms/lte/source'),
+        metric('comms.modem', 'comms/modem/state'),
         metric('comms.operator', 'comms/lte/operator'),
         metric('comms.registration', 'comms/lte/registration', { mcls: 'wide' }),
         metric('comms.wan', 'comms/lte/wan_up'),
