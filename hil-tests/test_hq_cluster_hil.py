@@ -303,3 +303,76 @@ async def test_a_dead_hq_node_loses_nothing_the_bridge_and_hq_fail_over_to_the_o
         on_b = await retained(b.port, [state_topic, alarm_topic])
         assert json.loads(on_b[state_topic]) == state, on_b
         assert json.loads(on_b[alarm_topic]) == alarm, on_b
+
+
+async def test_a_van_reaches_only_its_own_topics(cluster: Cluster) -> None:
+    """HQ's per-van rule (hq/broker.js): the client id mcw-<vehicle> may subscribe and
+    publish under mcw/v1/<vehicle>/ only; HQ's own services are not limited."""
+    a, b = cluster.a, cluster.b
+    async with AsyncExitStack() as stack:
+        watcher = Subscriber([b.port], ["mcw/v1/#"], "hq-watcher", persistent=False)
+        stack.push_async_callback(watcher.stop)
+        await watcher.start()
+        async with aiomqtt.Client("127.0.0.1", a.port, identifier="mcw-other") as other:
+            granted = await other.subscribe(f"{PREFIX}/cmd/hq/#", qos=1)
+            assert list(granted) == [128], granted  # refused: another van's commands
+            granted = await other.subscribe("mcw/v1/other/cmd/hq/#", qos=1)
+            assert list(granted) == [1], granted
+            await other.publish("mcw/v1/other/state/x", b'{"v":1}', qos=1)
+        await wait_until(lambda: watcher.payloads("mcw/v1/other/state/x"),
+                         what="the van's own message across the nodes")
+        # publishing into another van's tree: refused, and the connection closed
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client("127.0.0.1", a.port, identifier="mcw-other") as other:
+                await other.publish(f"{PREFIX}/state/x", b'{"v":"forged"}', qos=0)
+                async for _ in other.messages:  # until the node closes the connection
+                    pass
+        async with aiomqtt.Client("127.0.0.1", a.port, identifier="hq-service") as hq:
+            await hq.publish(f"{PREFIX}/cmd/hq/comms/pong", b'{"id":"hq-1"}', qos=1)
+        await wait_until(lambda: watcher.payloads(f"{PREFIX}/cmd/hq/comms/pong"),
+                         what="HQ's command")
+        assert not watcher.payloads(f"{PREFIX}/state/x"), "a forged message got through"
+
+
+async def redis_command(port: int, *args: str) -> bytes:
+    """One command to the Redis at ``port`` (RESP over a socket); its first reply line."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        request = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+        writer.write(request.encode())
+        async with asyncio.timeout(30):
+            return await reader.readline()
+    finally:
+        writer.close()
+
+
+async def test_a_node_acknowledges_a_message_only_once_redis_has_it(cluster: Cluster) -> None:
+    """A node's PUBACK means the message is in Redis (HQ's persistent sessions have it): with
+    Redis holding every write, the van's message is not acknowledged, so a node dying then
+    cannot lose it; once Redis takes writes again, PUBACK and delivery. (aedes 1.2.0 answers
+    before it stores; hq/broker.js holds the PUBACK.)"""
+    a, b = cluster.a, cluster.b
+    async with AsyncExitStack() as stack:
+        consumer = Subscriber([b.port], ["mcw/v1/+/event/#"], CONSUMER_ID)
+        stack.push_async_callback(consumer.stop)
+        await consumer.start()
+        # the van's bridge, byte by byte (aiomqtt would wait for the PUBACK in publish)
+        reader, writer = await asyncio.open_connection("127.0.0.1", a.port)
+        stack.callback(writer.close)
+        writer.write(b"\x10\x14\x00\x04MQTT\x04\x00\x00\x3c\x00\x08" + BRIDGE_ID.encode())
+        async with asyncio.timeout(30):
+            assert await reader.readexactly(4) == b"\x20\x02\x00\x00"  # CONNACK accepted
+        assert await redis_command(cluster.redis.port, "CLIENT", "PAUSE", "20000",
+                                   "WRITE") == b"+OK\r\n"
+        stack.push_async_callback(redis_command, cluster.redis.port, "CLIENT", "UNPAUSE")
+        topic, body = f"{PREFIX}/event".encode(), b'{"id":1}'
+        writer.write(bytes([0x32, 2 + len(topic) + 2 + len(body)]) + len(topic).to_bytes(2)
+                     + topic + b"\x00\x07" + body)  # PUBLISH QoS 1, packet id 7
+        # a bounded look for what must not come: no PUBACK while Redis holds the store
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(2):
+                await reader.read(4)
+        assert await redis_command(cluster.redis.port, "CLIENT", "UNPAUSE") == b"+OK\r\n"
+        async with asyncio.timeout(30):
+            assert await reader.readexactly(4) == b"\x40\x02\x00\x07"  # PUBACK of packet 7
+        await wait_until(lambda: consumer.event_ids() == [1], what="the event at HQ")

@@ -275,7 +275,8 @@ function stop (signal) {
   timer.unref()
   server.close()
   broker.close(() => {
-    persistence.destroy(() => process.exit(0))
+    // the promise form: the callback form waits for a 'ready' that aedes 1.x never causes
+    persistence.destroy().finally(() => process.exit(0))
   })
 }
 process.on('SIGTERM', () => stop('SIGTERM'))
