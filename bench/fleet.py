@@ -480,9 +480,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
-    """RSS and peak RSS (VmHWM) of ``pid``, in MB."""
+    """RSS and peak RSS (VmHWM) of ``pid``, in MB (0 for a process that has exited)."""
     status = dict(line.split(":", 1) for line in
                   Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    if "VmRSS" not in status:  # a zombie: exited, not yet reaped
+        return (0.0, 0.0)
     return (int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024)
 
 
@@ -609,6 +611,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "notes_at_stop": notes_at_stop}
     finally:
         await sub.stop()
+        for node in nodes[1:]:  # B must have lived through it all: say so if it did not
+            if node.proc is not None and node.proc.poll() is not None:
+                tail = node.log_path.read_text(errors="replace")[-3000:]
+                log(f"{node.node_id} exited with {node.proc.returncode}:\n{tail}")
         for proc in procs:
             if proc.returncode is None:
                 proc.kill()
@@ -684,11 +690,10 @@ def lines(res: dict[str, Any]) -> Iterator[str]:
     yield f"  bridge notification at HQ           '1' (up) for {ended_up} of {len(vans)} vans "\
           f"at the end; the dead connection's '0' seen for {wills} of {len(moved)} moved vans"
     if sub.lost_at is not None:
-        yield f"  HQ subscriber                       back after "\
-              f"{seconds((sub.back_at or 0) - killed if sub.back_at else None)}, session "\
-              f"present {sub.session_present}, first message "\
-              f"{seconds((sub.first_after or 0) - killed if sub.first_after else None)}"\
-              " after the kill"
+        back_after = None if sub.back_at is None else sub.back_at - killed
+        first = None if sub.first_after is None else sub.first_after - killed
+        yield f"  HQ subscriber (on A)                session back on B {ms(back_after)} after "\
+              f"the kill (session present: {sub.session_present}), first message {ms(first)}"
     yield f"messages lost (per-van sequence gaps) {lost} of {received + lost} acknowledged "\
           f"by HQ ({sum(1 for m in missing.values() if m)} vans with a gap); "\
           f"{sub.copies - received} duplicates; {unacked} never acknowledged at the end"

@@ -15,6 +15,9 @@ bridge must come back on B (HQ sees its notification "0", the dead connection's 
 "1"), the consumer must get its session back on B without subscribing again, and every event
 must reach it, de-duplicated by id in order of id, none lost; the retained state and alarm that
 the van published while the bridge was down must be retained on B.
+
+Also: a node acknowledges a van's message only once Redis has it (so a node that dies cannot
+take an acknowledged message with it), and a van reaches only its own topics.
 """
 
 from __future__ import annotations

@@ -10,9 +10,15 @@
 //   retained messages, wills and the QoS 1 queue of every persistent session in Redis, shared by
 //   every node; mqemitter-redis carries each published message to the nodes whose clients
 //   subscribe to it (Redis pub/sub).
-// * A QoS 1 PUBLISH is acknowledged only once Redis has it (see holdPubacks below): aedes as
-//   shipped writes the PUBACK before it stores the message, so a node killed in between would
-//   lose a message the van's bridge had already dropped from its queue.
+// * Four things aedes 1.2.0 does that lose or misorder messages in this setting are changed
+//   here (each explained where it is done, tested by hil-tests/test_hq_cluster_hil.py, and to be
+//   checked again at any upgrade of aedes: they reach into its internals):
+//   - a QoS 1 PUBLISH is acknowledged only once Redis has it (aedes answers first, stores after);
+//   - its per-client duplicate filter, which drops messages that Redis round trips reordered,
+//     is off;
+//   - a resumed persistent session gets its queue before newer messages;
+//   - the will a client left with a dead node is published before it connects again elsewhere,
+//     not after (a van's bridge would otherwise look down at HQ while it is up).
 // * A van (client id mcw-<vehicle>) may publish and subscribe under mcw/v1/<vehicle>/ only.
 // * One JSON line on stdout when listening; SIGTERM/SIGINT close it cleanly (exit 0).
 //
