@@ -224,7 +224,10 @@ const persistence = redisPersistence({
   // is the first 1000 messages; the rest would wait for the session's next reconnection)
   maxSessionDelivery: 10_000_000
 })
-const mq = mqemitterRedis(redisOptions)
+// No ready check (INFO) on the pub/sub connections: ioredis 5.8+ may send it after a queued
+// SUBSCRIBE, Redis refuses it in subscriber mode and the node died at start (ioredis #2037).
+const mq = mqemitterRedis({ ...redisOptions, enableReadyCheck: false, disableClientInfo: true })
+mq.state.on('error', (err) => log({ error: `redis (mqemitter): ${err.message}` }))
 
 const broker = await Aedes.createBroker({
   id: nodeId,
@@ -257,7 +260,6 @@ if (logClients) {
   broker.on('clientReady', (client) => log({ client: client.id, connected: true }))
   broker.on('clientDisconnect', (client) => log({ client: client.id, connected: false }))
 }
-mq.state.on('error', (err) => log({ error: `redis (mqemitter): ${err.message}` }))
 
 const server = net.createServer((socket) => {
   socket.setNoDelay(true) // small JSON messages: no Nagle delay on PUBACKs
