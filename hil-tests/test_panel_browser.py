@@ -936,3 +936,7 @@ async def test_comms_screen_shows_the_link_the_position_and_switches_the_watchdo
     await wait_until(lambda: van.monitor.value("comms/watchdog/enabled") is False,
                      what="the watchdog off on MQTT")
     await wait_attr(page, "comms-watchdog", "state", "off")
+    # the link's history on the same screen: the crew's switch is in it (the screen reloads
+    # the log when the watchdog's points change, and every 30 s)
+    history = page.locator(".events")
+    await history.get_by_text("Strażnik routera wyłączony").first.wait_for(timeout=45_000)

@@ -340,6 +340,7 @@ function eventText(e) {
     case 'alarm': return [e.severity === 'info' ? 'info' : 'warn', `${localText(e)}: ${tOr('alarmwhat.' + e.what, e.what)}`, e.detail];
     case 'power': return ['bolt', t('power_ev.' + (['shed', 'restore', 'override_started', 'override_ended'].includes(e.what) ? e.what : 'other'), { circuits, what: e.what }), e.reason];
     case 'generator': return ['gen', `${t('gen.title_short')}: ${tOr('gen_ev.' + e.what, e.what)}`, e.reason];
+    case 'comms': return ['signal', tOr('comms_ev.' + e.what + (e.what === 'watchdog' ? (e.enabled ? '_on' : '_off') : ''), e.what), e.reason];
     case 'command': return [e.status === 'done' ? 'check' : 'warn',
       `${tOr('action.' + e.action, e.action)}: ${tOr('result.' + e.status, e.status)}`,
       [e.code && e.code !== 'ok' ? e.code : '', e.message, e.source ? t('diag.source', { s: e.source }) : ''].filter(Boolean).join(' · ')];

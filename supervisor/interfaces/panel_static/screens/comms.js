@@ -2,12 +2,15 @@
 // router or modem (signal, network, operator, registration, WAN, mobile data today; which of
 // the two answers, the modem's health), where the van is
 // (the source, the exact position kept on board, the GPS receiver) and the router watchdog
-// (the crew switches it off and on; its power cycles in the last hour). Each card shows only
-// what this van has.
-import { has } from '../client.js';
+// (the crew switches it off and on; its power cycles in the last hour), and the history of all
+// of it. Each card shows only what this van has.
+import { has, sub, onClear, loadEvents } from '../client.js';
 import { t } from '../i18n.js';
-import { h, card, metric, switchButton } from '../widgets.js';
+import { h, card, metric, switchButton, eventList, every } from '../widgets.js';
 
+// the link's history: HQ lost and back (its alarm), the router's power cycles, the watchdog
+// switched off and on
+const commsEvent = (e) => e.kind === 'comms' || (e.kind === 'alarm' && String(e.alarm).startsWith('comms/'));
 const metrics = (...rows) => h('div', { class: 'metrics' }, ...rows);
 const cardIf = (pid, ...args) => (has(pid) ? card(...args) : null);
 
@@ -45,6 +48,15 @@ export default {
         metric('comms.gps', 'comms/gps/state'),
         metric('comms.satellites', 'comms/gps/satellites'),
         metric('comms.speed', 'comms/gps/speed_kmh'))),
-      watchdog()));
+      watchdog(),
+      card('comms.history', 'globe', eventList(commsEvent))));
+    // a change of the link is logged (its alarm): reload the log shortly after
+    let timer = 0;
+    sub('screen', ['p:comms/hq/state', 'p:comms/watchdog/enabled', 'p:comms/watchdog/cycles_last_hour'], () => {
+      clearTimeout(timer); timer = setTimeout(loadEvents, 800);
+    });
+    onClear('screen', () => clearTimeout(timer));
+    loadEvents();
+    every(30000, loadEvents);
   },
 };
