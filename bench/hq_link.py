@@ -85,6 +85,7 @@ class LinkBench:
         self.results: dict[str, Any] = {}
         self.counted = 0  # the van monitor's messages before the outage
         self.local_timeouts = 0
+        self.outage_started = 0.0
 
     def alarm_at_hq(self) -> dict[str, Any]:
         value = self.at_hq.latest.get("alarm/room/panic")
@@ -126,7 +127,8 @@ class LinkBench:
                 result = await self.van.monitor.command(action, body)
             except aiomqtt.MqttError as exc:
                 self.local_timeouts += 1
-                log(f"{action}: the van's broker did not answer ({exc}); again")
+                log(f"{action}: the van's broker did not answer ({exc}), "
+                    f"{time.perf_counter() - self.outage_started:.0f} s into the outage; again")
                 await wait_until(lambda: self.van.monitor.client is not None, STEP_TIMEOUT_S,
                                  "the van's monitor connected")
                 body = {**body, "id": f"{body['id']}-{attempt + 1}"}
@@ -134,7 +136,12 @@ class LinkBench:
             if result.get("status") != "done":
                 raise RuntimeError(f"{action}: {result}")
             return
+        self.log_broker()
         raise RuntimeError(f"{action}: the van's broker did not answer three times")
+
+    def log_broker(self) -> None:
+        log("the van's broker's log, its end:\n" + "\n".join(
+            self.van.broker.log_path.read_text(errors="replace").splitlines()[-30:]))
 
     async def outage(self) -> None:
         mon, hq = self.van.monitor, self.hq
@@ -144,9 +151,10 @@ class LinkBench:
                          "the bridge down")
         self.counted = len(mon.messages)
         before = set(event_ids(mon))
-        started = time.perf_counter()
+        started = self.outage_started = time.perf_counter()
         outage_s, wanted = self.args.outage_s, self.args.events
-        log(f"outage: {outage_s:g} s out of coverage, {wanted} events meanwhile")
+        log(f"outage: {outage_s:g} s out of coverage, {wanted} events meanwhile "
+            f"(the van's broker on port {self.van.broker.port})")
         n = made = 0
         while made < wanted:
             # the crew's pace: spread over the outage (about two events a switch)
@@ -167,8 +175,7 @@ class LinkBench:
             await wait_until(lambda: mon.value("comms/bridge/hq") is True, RECONNECT_TIMEOUT_S,
                              "the bridge connected again")
         except AssertionError:
-            log("the van's broker's log, its end:\n" + "\n".join(
-                self.van.broker.log_path.read_text(errors="replace").splitlines()[-30:]))
+            self.log_broker()
             raise
         connected = time.perf_counter()
         last = outage_ids[-1]

@@ -42,7 +42,7 @@ class Hq:
     desk: Path
 
     def desk_log(self, vehicle: str = "demo") -> list[int]:
-        """The ids of the van's events in HQ's desk's log, in the order they came."""
+        """The ids of the van's events in HQ's desk's log, in the van's order."""
         desk = AlarmDesk(self.desk)
         try:
             return [e["id"] for e in desk.events(vehicle)]

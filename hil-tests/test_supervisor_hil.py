@@ -60,8 +60,9 @@ async def test_circuit_command_is_done_and_confirmed(van: Van) -> None:
                      what="circuit state on")
     # the lights draw their 6 A from the battery
     assert sim.plant.battery.current == pytest.approx(before - 6.0, abs=0.5)
-    event = next(v for t, v, _ in mon.messages if t == "event" and v.get("id") == "hil-1")
+    event = next(v for t, v, _ in mon.messages if t == "event" and v.get("command") == "hil-1")
     assert event["kind"] == "command" and event["status"] == "done"
+    assert isinstance(event["id"], int)  # numbered like every event: HQ logs it once
 
 
 async def test_bad_commands_are_rejected_and_nothing_switches(van: Van) -> None:

@@ -115,9 +115,13 @@ class VanState:
                     "detail": "" if state is None else state.detail})
 
     def _audit_event(self, result: Result, role: str, source: str, args: dict[str, Any]) -> None:
-        # the command table in SQLite is the audit record; this goes to the interfaces only
+        # the command table in SQLite is the audit record; this goes to the interfaces only,
+        # numbered like every event (HQ logs each once by its number): the command's own id
+        # is ``command``
+        answer = result.as_dict()
         self.event_added({"kind": "command", "action": result.action, "args": args,
-                          "role": role, "source": source, **result.as_dict(),
+                          "role": role, "source": source, **answer,
+                          "command": answer["id"], "id": self._event_id(),
                           "ts": iso(self.wall())})
 
     def check_storage(self) -> None:

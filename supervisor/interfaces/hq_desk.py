@@ -4,9 +4,13 @@ MQTT delivers at least once, and a van's bridge adds copies of its own (a messag
 during an outage and, at the reconnection, the replay of the retained alarm). The desk keys
 each event on the van and the event's ``id`` (the van's event number, never reused: see
 supervisor/core/van_state.py), keeps the first copy in SQLite, prints it as one JSON line
-(HQ's operators' feed) and drops the others. Every panic it learns of (the panic event or
-the retained ``room/panic`` alarm, whichever comes first) is answered with the van's
-``room/panic_received`` receipt, once per panic: the crew's panel then shows "received".
+(HQ's operators' feed) and drops the others. The number, not the arrival, is the van's order:
+after an outage the bridge can deliver an event made at the reconnection (the answer to a
+command HQ queued) ahead of the backlog (seen in hil-tests/test_hq_bridge_hil.py).
+
+Every panic the desk learns of (the panic event or the retained ``room/panic`` alarm,
+whichever comes first) is answered with the van's ``room/panic_received`` receipt, once per
+panic: the crew's panel then shows "received".
 
 The desk runs inside HQ's echo process (``mcw-hq-echo --db PATH``) with a persistent
 session on HQ's broker, so what the vans send while the desk restarts waits for it there.
@@ -109,8 +113,8 @@ class AlarmDesk:
         return new, receipt
 
     def events(self, vehicle: str) -> list[dict[str, Any]]:
-        """The logged events of ``vehicle``, in the order they first arrived."""
-        rows = self.db.execute("SELECT data FROM event WHERE vehicle = ? ORDER BY rowid",
+        """The logged events of ``vehicle``, in the van's order (by number)."""
+        rows = self.db.execute("SELECT data FROM event WHERE vehicle = ? ORDER BY id",
                                (vehicle,)).fetchall()
         return [json.loads(data) for (data,) in rows]
 
