@@ -70,7 +70,9 @@ bench: system-deps $(STAMP) $(HQ_NODE)
 	PYTHONPATH=hil-tests $(PY) bench/panel.py
 	PYTHONPATH=hil-tests $(PY) bench/climate.py
 	PYTHONPATH=hil-tests $(PY) bench/panic.py
+	PYTHONPATH=hil-tests $(PY) bench/hq_link.py
 	PYTHONPATH=hil-tests $(PY) bench/fleet.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/mpy_port/node_modules
+	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/mpy_port/node_modules \
+	  hq/node_modules
