@@ -138,25 +138,8 @@ def start_mosquitto(config: Path, ports: Sequence[int], log: Path,
     Blocking (run it in a thread from async code). If it exits or does not listen in time it
     is stopped and the error carries the end of its log (appended to ``log``).
     """
-    mosquitto = require_tool("mosquitto")
-    with log.open("ab") as out:
-        proc = subprocess.Popen([mosquitto, "-c", str(config)], stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + timeout
-        for port in ports:
-            while not _listens(port):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"mosquitto does not listen on {port}:\n{_log_tail(log)}")
-                # the poll step, which also notices at once when the broker exits
-                try:
-                    code = proc.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    continue
-                raise RuntimeError(f"mosquitto exited with {code}:\n{_log_tail(log)}")
-    except BaseException:
-        stop_process(proc)
-        raise
-    return proc
+    return start_listening([require_tool("mosquitto"), "-c", str(config)], ports, log,
+                           "mosquitto", timeout)
 
 
 @contextlib.contextmanager
@@ -337,9 +320,10 @@ def require_hq_broker() -> str:
     return node
 
 
-def start_listening(cmd: Sequence[str], port: int, log: Path, what: str,
+def start_listening(cmd: Sequence[str], ports: int | Sequence[int], log: Path, what: str,
                     timeout: float = DEADLINE_S) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` (output appended to ``log``) and return it once ``port`` accepts.
+    """Start ``cmd`` (output appended to ``log``) and return it once every one of ``ports``
+    accepts.
 
     Blocking. If it exits or does not listen in time it is stopped by its pid and the error
     carries the end of its log.
@@ -348,14 +332,15 @@ def start_listening(cmd: Sequence[str], port: int, log: Path, what: str,
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
-        while not _listens(port):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} does not listen on {port}:\n{_log_tail(log)}")
-            try:  # the poll step, which also notices at once when it exits
-                code = proc.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                continue
-            raise RuntimeError(f"{what} exited with {code}:\n{_log_tail(log)}")
+        for port in [ports] if isinstance(ports, int) else ports:
+            while not _listens(port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{what} does not listen on {port}:\n{_log_tail(log)}")
+                try:  # the poll step, which also notices at once when it exits
+                    code = proc.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    continue
+                raise RuntimeError(f"{what} exited with {code}:\n{_log_tail(log)}")
     except BaseException:
         stop_process(proc)
         raise

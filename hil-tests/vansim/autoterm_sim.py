@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import serial
 
 from drivers.autoterm import (
     KEEP,
@@ -38,8 +34,7 @@ from drivers.autoterm import (
     encode_status,
     state_of,
 )
-
-log = logging.getLogger(__name__)
+from vansim.sim_port import SimPort
 
 Code = tuple[int, int]
 OFF: Code = (0, 0)
@@ -157,8 +152,7 @@ class SimulatedHeater:
         self._prefix = b""
         self._prefixed = 0
         self._reader = FrameReader()
-        self._serial: serial.Serial | None = None
-        self._fd: int | None = None
+        self._line = SimPort(self.port, baudrate, self._heard)
         self._ticker: asyncio.Task[None] | None = None
 
     # -- life cycle -----------------------------------------------------------------------
@@ -167,16 +161,7 @@ class SimulatedHeater:
         """Open the port and start the heater's clock; OSError if the port cannot be opened."""
         if self._ticker is not None:
             return
-        port = serial.Serial(port=self.port, baudrate=self.baudrate, timeout=0,
-                             write_timeout=0)
-        try:
-            fd: int = port.fileno()
-            os.set_blocking(fd, False)
-            asyncio.get_running_loop().add_reader(fd, self._on_readable)
-        except BaseException:
-            port.close()
-            raise
-        self._serial, self._fd = port, fd
+        self._line.open()
         self._ticker = asyncio.create_task(self._tick(), name=f"autoterm sim {self.port}")
 
     async def stop(self) -> None:
@@ -186,17 +171,7 @@ class SimulatedHeater:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-        self._close_port()
-
-    def _close_port(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(fd)
-        port, self._serial = self._serial, None
-        if port is not None:
-            with contextlib.suppress(Exception):
-                port.close()
+        self._line.close()
 
     # -- what the van sees ----------------------------------------------------------------
 
@@ -316,17 +291,7 @@ class SimulatedHeater:
 
     # -- the protocol ---------------------------------------------------------------------
 
-    def _on_readable(self) -> None:
-        if self._fd is None:
-            return
-        try:
-            data = os.read(self._fd, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:  # the line went away under us
-            log.debug("autoterm sim %s: port lost: %s", self.port, exc)
-            self._close_port()
-            return
+    def _heard(self, data: bytes) -> None:
         for frame in self._reader.feed(data):
             if self._silent or frame.dev != Dev.CONTROLLER:
                 continue
@@ -339,11 +304,7 @@ class SimulatedHeater:
             self._send(answer)
 
     def _send(self, data: bytes) -> None:
-        if self._fd is None:
-            return
-        # what the tty cannot take is lost, as on a real line
-        with contextlib.suppress(OSError):
-            os.write(self._fd, data)
+        self._line.send(data)
 
     def answer(self, cmd: int, payload: bytes = b"") -> bytes:
         """Apply a command as if it arrived on the line; the payload of the answer."""

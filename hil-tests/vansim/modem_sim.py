@@ -18,16 +18,10 @@ and :class:`DirectLine` puts it straight behind a driver for tests of the driver
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
-import serial
-
-log = logging.getLogger(__name__)
+from vansim.sim_port import SimPort
 
 MAX_COMMAND = 512  # a modem's command buffer; a longer line is dropped
 NOISE = bytes(range(0x80, 0xA0)) + b"\x00\x07 +CSQ 2\xff\r\n"
@@ -51,8 +45,7 @@ class SimulatedModem:
         self.commands: list[str] = []  # every command heard, in order
         self._registration = 1
         self._pending = bytearray()
-        self._fd: int | None = None
-        self._serial: serial.Serial | None = None
+        self._line = None if self.port is None else SimPort(self.port, baudrate, self._heard)
 
     # ---- the hands -----------------------------------------------------------------------
 
@@ -83,9 +76,8 @@ class SimulatedModem:
 
     def inject(self, data: bytes) -> None:
         """Bytes on the line as they are (noise, a babbling modem)."""
-        if self._fd is not None:
-            with contextlib.suppress(OSError):  # what the tty cannot take is lost
-                os.write(self._fd, data)
+        if self._line is not None:
+            self._line.send(data)
 
     # ---- the modem -----------------------------------------------------------------------
 
@@ -144,43 +136,15 @@ class SimulatedModem:
 
     async def start(self) -> None:
         """Open the modem's end of its line; OSError if it cannot be opened."""
-        if self._fd is not None or self.port is None:
-            return
-        link = serial.Serial(port=self.port, baudrate=self.baudrate, timeout=0, write_timeout=0)
-        try:
-            fd = link.fileno()
-            os.set_blocking(fd, False)
-            asyncio.get_running_loop().add_reader(fd, self._on_readable)
-        except BaseException:
-            link.close()
-            raise
-        self._serial, self._fd = link, fd
+        if self._line is not None:
+            self._line.open()
 
     async def stop(self) -> None:
         """Close the port. Idempotent."""
-        self._close()
+        if self._line is not None:
+            self._line.close()
 
-    def _close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(fd)
-        link, self._serial = self._serial, None
-        if link is not None:
-            with contextlib.suppress(Exception):
-                link.close()
-
-    def _on_readable(self) -> None:
-        if self._fd is None:
-            return
-        try:
-            data = os.read(self._fd, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:  # the line went away under us
-            log.debug("modem sim %s: port lost: %s", self.port, exc)
-            self._close()
-            return
+    def _heard(self, data: bytes) -> None:
         reply = self.receive(data)
         if reply:
             self.inject(reply)
