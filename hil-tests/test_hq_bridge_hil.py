@@ -21,6 +21,7 @@ from hq_side import DOWN_S, HEARTBEAT_S, Hq, bridged_van, event_ids
 
 from conftest import Van
 from harness import BIN, Monitor, run, wait_until
+from supervisor.interfaces.hq_desk import ASK_AGAIN_S
 
 BRIDGE_WAIT_S = 90.0  # the shipped bridge retries with a jittered backoff from 5 s
 
@@ -33,15 +34,25 @@ async def bridged(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Van, H
 
 async def assert_every_event_once_in_order(van: Van, hq: Hq) -> None:
     """HQ's alarm desk logged every event the van published since the bridge first carried
-    one, each once and in the van's order (its numbers): none lost; a plain subscriber at HQ
+    one, each once and in the van's order (its numbers): none lost (what the bridge dropped,
+    the desk asks the van for again, which may take a few rounds); a plain subscriber at HQ
     got each of them too (copies and all)."""
     last = event_ids(van.monitor)[-1]
-    await wait_until(lambda: last in hq.desk_log(), what="the van's last event in HQ's log")
-    await wait_until(lambda: last in event_ids(hq.monitor), what="and at HQ's subscriber")
-    logged = [i for i in hq.desk_log() if i <= last]  # the van goes on making events
-    expected = [i for i in event_ids(van.monitor) if logged[0] <= i <= last]
-    assert logged == expected, (logged, expected)
-    assert set(expected) <= set(event_ids(hq.monitor))
+
+    def whole() -> tuple[list[int], list[int]] | None:
+        logged = [i for i in hq.desk_log() if i <= last]  # the van goes on making events
+        expected = [i for i in event_ids(van.monitor) if logged[:1] and logged[0] <= i <= last]
+        return (logged, expected) if logged and logged == expected else None
+
+    try:
+        _, expected = await wait_until(whole, 2 * ASK_AGAIN_S + 30,
+                                       "HQ's log of the van's events whole")
+    except AssertionError:
+        logged = [i for i in hq.desk_log() if i <= last]
+        raise AssertionError(("HQ's log", logged, "the van's events",
+                              event_ids(van.monitor))) from None
+    await wait_until(lambda: set(expected) <= set(event_ids(hq.monitor)),
+                     what="and each at HQ's subscriber")
 
 
 async def fleet_command(hq: Hq, *args: str) -> subprocess.CompletedProcess[str]:
@@ -209,7 +220,9 @@ async def test_a_bridge_that_never_connected_and_overflowed_its_queue_sends_once
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Two known bridge failures: the first connection fails (no coverage at start), and the
     queue for HQ overflows meanwhile (a tiny limit here); once the link is back the bridge
-    connects and carries the van again: what it could keep, then everything new."""
+    connects and carries the van again: what it could keep, then everything new, and HQ's
+    desk, seeing the gap in the van's chain of events, gets what the queue dropped from the
+    van's own log."""
     async with bridged_van(monkeypatch, coverage=False,
                            broker_extra=[f"max_queued_messages {QUEUE_LIMIT}"]) as (van, hq):
         mon = van.monitor
@@ -230,4 +243,10 @@ async def test_a_bridge_that_never_connected_and_overflowed_its_queue_sends_once
                                      hq.monitor.messages), what="the new command's result at HQ")
         await wait_until(lambda: hq.monitor.value("comms/hq/state") == "up",
                          what="HQ sees the van's state again")
+        # what the full queue dropped, HQ's desk asked the van for again: none lost
+        await assert_every_event_once_in_order(van, hq)
+        missing = [r["missing"] for r in hq.echo.reports if r.get("vehicle") == "demo"
+                   and "missing" in r]
+        assert missing, ("the queue dropped events: the desk must have asked for them",
+                         hq.desk_log(), event_ids(van.monitor))
 

@@ -910,6 +910,9 @@ async def test_duress_pin_looks_like_the_crew_pin_and_calls_for_help_silently(
     assert await duress.get_by_test_id("alarm-room-panic").count() == 0
     shown = await duress.inner_text("main")
     assert "NAPAD" not in shown and "PANIC" not in shown
+    # the event log behind every page (the technician's command list too) has no trace
+    logged = await duress.evaluate("fetch('/api/events?limit=500').then(r => r.json())")
+    assert not [e for e in logged if e.get("action") == "room/duress"], logged
     # HQ has it; HQ ends it
     assert van.monitor.value("room/panic/active") is True
     result = await van.monitor.command("room/panic_ack", {"id": "hq-ack-1"}, role="hq")

@@ -63,6 +63,20 @@ async def test_circuit_command_is_done_and_confirmed(van: Van) -> None:
     event = next(v for t, v, _ in mon.messages if t == "event" and v.get("command") == "hil-1")
     assert event["kind"] == "command" and event["status"] == "done"
     assert isinstance(event["id"], int)  # numbered like every event: HQ logs it once
+    # HQ, missing it, asks for it again: it comes from the van's log, marked resent
+    seen = len(mon.messages)
+    asked = await mon.command("system/events_resend", {
+        "id": "hq-resend-1", "args": {"first": event["id"], "last": event["id"]}}, role="hq")
+    assert asked["status"] == "done", asked
+    again = await wait_until(lambda: next((v for t, v, _ in mon.messages[seen:] if t == "event"
+                                           and v.get("id") == event["id"]), None),
+                             what="the event sent again")
+    assert again == {**event, "resent": True}
+    for role, body, code in (("hq", {"first": 9, "last": 3}, "bad_range"),
+                             ("crew", {"first": 1, "last": 3}, "forbidden")):
+        refused = await mon.command("system/events_resend", {
+            "id": f"resend-{role}", "args": body}, role=role)
+        assert (refused["status"], refused["code"]) == ("rejected", code), refused
 
 
 async def test_bad_commands_are_rejected_and_nothing_switches(van: Van) -> None:

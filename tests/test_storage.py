@@ -154,3 +154,32 @@ def test_event_ids_are_never_given_twice_across_a_power_cut(tmp_path: Path) -> N
     after.event_added.add(lambda e: again.append(e["id"]))
     after.event({"kind": "test"})
     assert again[0] > max(sent), (sent, again)
+
+
+async def test_events_chain_across_a_restart_and_are_sent_again_from_disk(
+        tmp_path: Path) -> None:
+    """Each event names the one before it (``prev``), also across a restart, where numbers
+    jump; what HQ asks for again comes from disk, the newest of the range, oldest first."""
+    db = Storage(tmp_path / "db.sqlite")
+    van, sent = _van(db), list[dict[str, Any]]()
+    van.event_added.add(sent.append)
+    for _ in range(3):
+        van.event({"kind": "test"})
+    assert await db.durable()
+    db.close()
+    db = Storage(tmp_path / "db.sqlite")
+    after = _van(db)
+    after.event_added.add(sent.append)
+    after.event({"kind": "test"})
+    chain = [(e["id"], e["prev"]) for e in sent]
+    assert chain[:3] == [(1, 0), (2, 1), (3, 2)]
+    assert chain[3][1] == 3 and chain[3][0] > 3  # the jump of the restart, no gap in the chain
+    assert await db.durable()
+    sent.clear()
+    assert after.resend_events(2, chain[3][0]) == 3
+    assert [(e["id"], e.get("resent")) for e in sent] == [(2, True), (3, True), (chain[3][0], True)]
+    sent.clear()
+    assert after.resend_events(1, chain[3][0]) == 4 and sent[0]["id"] == 1
+    assert db.events_numbered(1, 10**6, 2) == [{k: v for k, v in e.items() if k != "resent"}
+                                               for e in sent[-2:]]
+    assert after.resend_events(50, 60) == 0

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS command (
 CREATE INDEX IF NOT EXISTS command_ts ON command(ts);
 CREATE TABLE IF NOT EXISTS history (ts REAL NOT NULL, point TEXT NOT NULL, value REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS history_point_ts ON history(point, ts);
+CREATE INDEX IF NOT EXISTS event_number ON event(json_extract(data, '$.id'));
 """
 # (table, time column, rows kept at most): what a day's worth of a busy van fits in many times
 RETAINED = (("event", "ts", 200_000), ("command", "ts", 100_000), ("history", "ts", 500_000))
@@ -246,6 +247,19 @@ class Storage:
             "SELECT ts, kind, data FROM event ORDER BY seq DESC LIMIT ?", (limit,)
         ).fetchall()
         return [{"ts": ts, "kind": kind, **json.loads(data)} for ts, kind, data in rows]
+
+    def events_numbered(self, first: int, last: int, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` of the events numbered ``first`` to ``last`` (their ``id``),
+        oldest first; only those committed (a write still queued is not read)."""
+        rows = self.db.execute(
+            "SELECT data FROM event WHERE json_extract(data, '$.id') BETWEEN ? AND ? "
+            "ORDER BY json_extract(data, '$.id') DESC LIMIT ?", (first, last, limit)).fetchall()
+        return [json.loads(data) for (data,) in reversed(rows)]
+
+    def last_event_number(self) -> int:
+        """The highest event number on disk (0: none)."""
+        row = self.db.execute("SELECT max(json_extract(data, '$.id')) FROM event").fetchone()
+        return int(row[0] or 0)
 
     def command_seen(self, command_id: str) -> bool:
         if command_id in self._pending_ids:

@@ -51,6 +51,7 @@ STORAGE_ALARM = AlarmDef(
 
 
 EVENT_ID_KEY = "event_ids_reserved"  # event numbers below it may have been used
+RESEND_MAX = 500  # events sent again for one request of HQ's: it asks for the rest after
 EVENT_ID_BLOCK = 1000
 
 @dataclass
@@ -71,6 +72,7 @@ class VanState:
         default_factory=lambda: Listeners[dict[str, Any]]("event"))
     _next_event_id: int = field(default=0, init=False)
     _event_ids_reserved: int = field(default=0, init=False)
+    _prev_event_id: int = field(default=-1, init=False)  # -1: not read from disk yet
 
     def __post_init__(self) -> None:
         self.alarms.define(STORAGE_ALARM)
@@ -88,12 +90,26 @@ class VanState:
         """An event for the SQLite event table and the interfaces (MQTT ``event`` topic).
 
         Each carries ``id``, this van's event number: a copy delivered twice (MQTT's
-        at-least-once, a bridge's redelivery) is known as one; within a run a gap shows a
-        loss."""
+        at-least-once, a bridge's redelivery) is known as one. And ``prev``, the number of
+        the van's event before it (0: none), a chain across restarts: HQ, missing ``prev``,
+        knows it lost something (the bridge's queue overflowed, the broker lost its last
+        minute in a power cut) and asks for it again (``system/events_resend``)."""
         now = self.wall()
-        event = {**data, "id": self._event_id(), "ts": iso(now)}
+        if self._prev_event_id < 0:
+            self._prev_event_id = self.storage.last_event_number()
+        event = {**data, "id": self._event_id(), "prev": self._prev_event_id, "ts": iso(now)}
+        self._prev_event_id = event["id"]
         self.storage.add_event(now, str(data.get("kind", "event")), event)
         self.event_added(event)
+
+    def resend_events(self, first: int, last: int) -> int:
+        """Publish again the stored events numbered ``first`` to ``last``, marked ``resent``
+        (the newest RESEND_MAX of them: the oldest one's ``prev`` tells HQ what to ask for
+        next); how many there were."""
+        events = self.storage.events_numbered(first, last, RESEND_MAX)
+        for event in events:
+            self.event_added({**event, "resent": True})
+        return len(events)
 
     def _event_id(self) -> int:
         """The next event number. Numbers are handed out only from a block already on disk:
@@ -115,14 +131,12 @@ class VanState:
                     "detail": "" if state is None else state.detail})
 
     def _audit_event(self, result: Result, role: str, source: str, args: dict[str, Any]) -> None:
-        # the command table in SQLite is the audit record; this goes to the interfaces only,
-        # numbered like every event (HQ logs each once by its number): the command's own id
-        # is ``command``
+        # an event like any other (HQ logs each once by its number, and can ask for it
+        # again): the command's own id is ``command``
         answer = result.as_dict()
-        self.event_added({"kind": "command", "action": result.action, "args": args,
-                          "role": role, "source": source, **answer,
-                          "command": answer["id"], "id": self._event_id(),
-                          "ts": iso(self.wall())})
+        self.event({"kind": "command", "action": result.action, "args": args, "role": role,
+                    "source": source, "status": answer["status"], "code": answer["code"],
+                    "message": answer["message"], "command": answer["id"]})
 
     def check_storage(self) -> None:
         """The alarm follows the disk: raised while writes fail (full or read-only card)."""

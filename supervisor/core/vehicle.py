@@ -64,6 +64,10 @@ class VehicleCore:
         register(ActionSpec("system/republish", self._republish_action, EVERYONE, {},
                             "Republish every retained topic (status, meta, state, devices, "
                             "alarms)"))
+        register(ActionSpec("system/events_resend", self._resend_action, frozenset({"hq"}),
+                            {"first": ArgSpec("integer", min=1, max=2**53),
+                             "last": ArgSpec("integer", min=1, max=2**53)},
+                            "HQ asks for the events it missed (numbers first..last) again"))
         register(ActionSpec("alarm/ack", self._ack, EVERYONE,
                             {"alarm": ArgSpec("string", description="alarm id, e.g. "
                                                                     "power/low_soc")},
@@ -79,6 +83,13 @@ class VehicleCore:
     async def _republish_action(self, args: dict[str, Any]) -> str:
         self._republish()
         return "republishing"
+
+    async def _resend_action(self, args: dict[str, Any]) -> str:
+        first, last = int(args["first"]), int(args["last"])
+        if last < first:
+            raise CommandFailed("bad_range", "last is before first", "rejected")
+        sent = self.van.resend_events(first, last)
+        return f"{sent} events sent again"
 
     async def _ack(self, args: dict[str, Any]) -> str:
         if not self.van.alarms.ack(args["alarm"]):

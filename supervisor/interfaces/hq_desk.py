@@ -8,6 +8,15 @@ supervisor/core/van_state.py), keeps the first copy in SQLite, prints it as one 
 after an outage the bridge can deliver an event made at the reconnection (the answer to a
 command HQ queued) ahead of the backlog (seen in hil-tests/test_hq_bridge_hil.py).
 
+Nothing lost beyond the bridge: each event names the van's event before it (``prev``). An
+event whose ``prev`` the desk lacks shows a loss upstream (the bridge's queue overflowed in a
+long outage, the van's broker lost its last minute in a power cut); the desk asks the van
+for the missing numbers again (``system/events_resend``), which sends them from its own
+SQLite log, the newest first in batches, walking back until the chain is whole. A van met for
+the first time (its first event names one before it: its bridge never reached HQ before, or
+dropped its first messages) is asked for up to FIRST_BACKLOG events before that one, never
+for its whole history.
+
 Every panic the desk learns of (the panic event or the retained ``room/panic`` alarm,
 whichever comes first) is answered with the van's ``room/panic_received`` receipt, once per
 panic: the crew's panel then shows "received".
@@ -30,11 +39,14 @@ EVENT_FILTER = "mcw/v1/+/event"
 PANIC_FILTER = "mcw/v1/+/alarm/room/panic"
 MAX_PAYLOAD = 64 * 1024  # an event is a few hundred bytes
 MAX_PANIC_ID = 64
+FIRST_BACKLOG = 1000  # events before the first one a van's log at HQ starts with
+ASK_AGAIN_S = 20.0  # missing this long after asking (the answer lost too): ask again
 VEHICLE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")  # [vehicle] id of the vehicle config
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS event (
     vehicle TEXT NOT NULL, id INTEGER NOT NULL, ts TEXT NOT NULL, kind TEXT NOT NULL,
     data TEXT NOT NULL, received REAL NOT NULL, PRIMARY KEY (vehicle, id));
+CREATE TABLE IF NOT EXISTS van (vehicle TEXT PRIMARY KEY, floor INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS receipt (
     vehicle TEXT NOT NULL, panic TEXT NOT NULL, sent REAL NOT NULL,
     PRIMARY KEY (vehicle, panic));
@@ -48,6 +60,15 @@ class Arrival:
     vehicle: str
     event: dict[str, Any] | None = None
     panic: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the desk does about an arrival."""
+
+    new: bool = False  # its event was not logged yet
+    receipt: str | None = None  # the panic to send a receipt for
+    resend: tuple[int, int] | None = None  # the event numbers to ask the van for again
 
 
 def read_arrival(topic: str, payload: bytes) -> Arrival | None:
@@ -65,8 +86,9 @@ def read_arrival(topic: str, payload: bytes) -> Arrival | None:
         return None
     vehicle, rest = parts[2], parts[3:]
     if rest == ["event"]:
-        eid = body.get("id")
-        if type(eid) is not int or not 0 < eid < 2**53:
+        eid, prev = body.get("id"), body.get("prev", 0)
+        if type(eid) is not int or not 0 < eid < 2**53 or type(prev) is not int \
+                or not 0 <= prev < eid:
             return None
         panic = body.get("panic") if body.get("what") == "panic" else None
         return Arrival(vehicle, body, _panic_id(panic))
@@ -89,15 +111,16 @@ class AlarmDesk:
         self.db.execute("PRAGMA synchronous=FULL")  # HQ's record of an alarm must not vanish
         self.db.executescript(SCHEMA)
         self.copies = 0  # events dropped as copies of one logged already
+        # (van, prev) -> when its missing events were last asked for
+        self._asked: dict[tuple[str, int], float] = {}
 
     def close(self) -> None:
         self.db.close()
 
-    def take(self, arrival: Arrival, now: float | None = None) -> tuple[bool, str | None]:
-        """Log the arrival: (whether its event is new, the panic id to send a receipt for,
-        or None when there is none or it has had one)."""
+    def take(self, arrival: Arrival, now: float | None = None) -> Outcome:
+        """Log the arrival; what to send the van about it."""
         now = time.time() if now is None else now
-        new = False
+        new, resend = False, None
         if arrival.event is not None:
             ev = arrival.event
             new = self.db.execute(
@@ -105,18 +128,66 @@ class AlarmDesk:
                 (arrival.vehicle, ev["id"], str(ev.get("ts", "")), str(ev.get("kind", "")),
                  json.dumps(ev), now)).rowcount == 1
             self.copies += not new
+            resend = self._missing(arrival.vehicle, int(ev.get("prev", 0)), now)
         receipt = None
         if arrival.panic is not None and self.db.execute(
                 "INSERT OR IGNORE INTO receipt VALUES (?, ?, ?)",
                 (arrival.vehicle, arrival.panic, now)).rowcount == 1:
             receipt = arrival.panic
-        return new, receipt
+        return Outcome(new, receipt, resend)
+
+    def _missing(self, vehicle: str, prev: int, now: float) -> tuple[int, int] | None:
+        """The numbers to ask for when ``prev`` is not logged: from after the newest logged
+        event below it (or the van's floor); None when it is logged, when it is below the
+        floor, or when they were asked for less than ASK_AGAIN_S ago."""
+        floor = self._floor(vehicle, prev)
+        asked = self._asked.get((vehicle, prev))
+        if prev <= floor or (asked is not None and now - asked < ASK_AGAIN_S) \
+                or self._logged(vehicle, prev):
+            return None
+        (below,) = self.db.execute("SELECT max(id) FROM event WHERE vehicle = ? AND id < ?",
+                                   (vehicle, prev)).fetchone()
+        self._asked[(vehicle, prev)] = now
+        return max(floor, int(below or 0)) + 1, prev
+
+    def overdue(self, now: float | None = None) -> list[tuple[str, tuple[int, int]]]:
+        """The requests to send again: events asked for ASK_AGAIN_S ago and still missing
+        (the van's answer lost on the way too, or the van was out of reach)."""
+        now = time.time() if now is None else now
+        again = []
+        for (vehicle, prev), asked in list(self._asked.items()):
+            if self._logged(vehicle, prev):
+                del self._asked[(vehicle, prev)]
+            elif now - asked >= ASK_AGAIN_S:
+                missing = self._missing(vehicle, prev, now)
+                if missing is not None:
+                    again.append((vehicle, missing))
+        return again
+
+    def _logged(self, vehicle: str, eid: int) -> bool:
+        return self.db.execute("SELECT 1 FROM event WHERE vehicle = ? AND id = ?",
+                               (vehicle, eid)).fetchone() is not None
+
+    def _floor(self, vehicle: str, prev: int) -> int:
+        """The van's number below which nothing is asked for: set when it is first met."""
+        row = self.db.execute("SELECT floor FROM van WHERE vehicle = ?", (vehicle,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        floor = max(0, prev - FIRST_BACKLOG)
+        self.db.execute("INSERT INTO van VALUES (?, ?)", (vehicle, floor))
+        return floor
 
     def events(self, vehicle: str) -> list[dict[str, Any]]:
         """The logged events of ``vehicle``, in the van's order (by number)."""
         rows = self.db.execute("SELECT data FROM event WHERE vehicle = ? ORDER BY id",
                                (vehicle,)).fetchall()
         return [json.loads(data) for (data,) in rows]
+
+
+def resend_command(first: int, last: int) -> str:
+    """The ``system/events_resend`` command asking a van for its events first..last."""
+    return json.dumps({"id": f"resend-{first}-{last}-{time.time():.0f}",
+                       "args": {"first": first, "last": last}})
 
 
 def receipt_command(panic: str) -> str:

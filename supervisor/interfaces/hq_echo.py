@@ -33,6 +33,7 @@ from supervisor.interfaces.hq_desk import (
     AlarmDesk,
     read_arrival,
     receipt_command,
+    resend_command,
 )
 
 PING_FILTER = "mcw/v1/+/state/comms/hq/ping"
@@ -80,16 +81,28 @@ class Echo:
         arrival = None if self.desk is None else read_arrival(topic, payload)
         if self.desk is None or arrival is None:
             return
-        new, receipt = self.desk.take(arrival)
-        if new and arrival.event is not None:
+        outcome = self.desk.take(arrival)
+        commands = f"mcw/v1/{arrival.vehicle}/cmd/hq"
+        if outcome.new and arrival.event is not None:
             print(json.dumps({"vehicle": arrival.vehicle, "event": arrival.event}), flush=True)
-        if receipt is not None:
-            await self.client.publish(f"mcw/v1/{arrival.vehicle}/cmd/hq/room/panic_received",
-                                      receipt_command(receipt), qos=1)
+        if outcome.receipt is not None:
+            await self.client.publish(f"{commands}/room/panic_received",
+                                      receipt_command(outcome.receipt), qos=1)
+        if outcome.resend is not None:
+            await self._ask(arrival.vehicle, outcome.resend)
+
+    async def _ask(self, vehicle: str, missing: tuple[int, int]) -> None:
+        """Ask ``vehicle`` for its events ``missing`` (first, last) again."""
+        print(json.dumps({"vehicle": vehicle, "missing": missing}), flush=True)
+        await self.client.publish(f"mcw/v1/{vehicle}/cmd/hq/system/events_resend",
+                                  resend_command(*missing), qos=1)
 
     async def watch(self) -> None:
         while True:
             await asyncio.sleep(CHECK_S)  # the check's period, not a wait for something
+            if self.desk is not None:
+                for vehicle, missing in self.desk.overdue():
+                    await self._ask(vehicle, missing)
             now = time.monotonic()
             for vehicle, at in self.last_ping.items():
                 if now - at > self.down_after_s and vehicle not in self.down:

@@ -462,9 +462,11 @@ class Panel:
         return web.json_response(self._events_shown(limit))
 
     def _events_shown(self, limit: int) -> list[dict[str, Any]]:
-        """The newest events, without those of a duress PIN's panic: its room events, and the
-        panic alarm's events from its raising until the next panic's."""
-        events = self.storage.events(min(limit * 2 + 50, 1000))
+        """The newest events, without those of a duress PIN's panic: its room events, the
+        panic alarm's events from its raising until the next panic's, and the duress command's
+        record."""
+        events = [e for e in self.storage.events(min(limit * 2 + 50, 1000))
+                  if not (e.get("kind") == "command" and e.get("action") == DURESS_ACTION)]
         ids = self._duress_ids | {str(e.get("panic")) for e in events if e.get("kind") == "room"
                                   and e.get("what") == "panic" and e.get("button") == "duress"}
         if not ids:
