@@ -9,6 +9,10 @@ MPY_PORT := tests/mpy_port/node_modules/.installed
 HQ_NODE := hq/node_modules/.installed
 APT_PACKAGES := mosquitto mosquitto-clients systemd python3-venv chromium cage openssl redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian 12's mosquitto 2.0.11 can spin for good after a failed TLS bridge connection (the
+# remote accepts, then closes before the handshake starts): fixed in 2.0.15, which
+# bookworm-backports has (2.0.21). The van's broker and the tests run the fixed one.
+MOSQUITTO_MIN := 2.0.15
 
 .PHONY: all demo test lint unit hil bench system-deps clean
 
@@ -21,6 +25,14 @@ system-deps:
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null; \
+	fi
+	@v=$$(dpkg-query -W -f='$${Version}' mosquitto); \
+	if dpkg --compare-versions "$$v" lt $(MOSQUITTO_MIN); then \
+	  backports=$$(. /etc/os-release && echo "$$VERSION_CODENAME")-backports; \
+	  echo "mosquitto $$v hangs after a failed TLS bridge connection (fixed in $(MOSQUITTO_MIN)): installing it from $$backports"; \
+	  echo "deb http://deb.debian.org/debian $$backports main" | $(SUDO) tee /etc/apt/sources.list.d/mcw-backports.list >/dev/null && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t $$backports mosquitto mosquitto-clients </dev/null; \
 	fi
 
 $(STAMP): pyproject.toml constraints.txt | system-deps

@@ -103,7 +103,7 @@ async def test_crew_override_brings_shed_loads_back_for_a_while(fast_van: Van) -
     assert result["status"] == "done"
     await wait_until(lambda: shed(van, "sockets_12v"), what="shed again after the override")
     audit = [e for e in events(van, "command") if e["action"] == "power/shed_override"]
-    assert [e["id"] for e in audit] == ["o1", "o2"]
+    assert [e["command"] for e in audit] == ["o1", "o2"]
 
 
 async def test_quiet_hours_raise_the_bar_for_the_generator(

@@ -205,7 +205,7 @@ async def test_a_session_by_command_lights_the_sign_and_tells_hq_only_that_it_ru
               and v.get("kind") == "room" and v.get("what") == "session"]
     # started, recording added, ended: that a session runs, nothing about it
     assert [e["on"] for e in events] == [True, True, False], events
-    assert all(set(e) == {"kind", "what", "on", "id", "ts"} for e in events), events
+    assert all(set(e) == {"kind", "what", "on", "id", "prev", "ts"} for e in events), events
 
 
 async def test_the_rooms_own_button_starts_and_ends_a_session(van: Van) -> None:

@@ -816,3 +816,14 @@ def test_kiosk_unit_verifies_and_always_comes_back() -> None:
     sysusers = SYSUSERS.read_text(encoding="utf-8")
     for group in ("video", "render", "input"):
         assert f"m mcw-kiosk {group}" in sysusers
+
+
+def test_the_broker_is_one_without_the_tls_bridge_hang() -> None:
+    """Mosquitto before 2.0.15 (Debian 12's 2.0.11) can spin for good after a failed TLS
+    bridge connection, cutting everyone off the van's broker: the tests, like the van
+    (systemd/README.md), run a fixed one (make system-deps takes it from backports)."""
+    out = subprocess.run([require_tool("mosquitto"), "-h"], capture_output=True, text=True,
+                         timeout=30).stdout
+    version = re.search(r"mosquitto version (\d+)\.(\d+)\.(\d+)", out)
+    assert version is not None, out
+    assert tuple(int(n) for n in version.groups()) >= (2, 0, 15), version.group(0)
