@@ -14,9 +14,12 @@ from testsupport import FUZZ
 from supervisor.interfaces.hq_desk import (
     ASK_AGAIN_S,
     FIRST_BACKLOG,
+    MAX_GAPS,
     MAX_PAYLOAD,
+    MAX_TRIES,
     AlarmDesk,
     Arrival,
+    Due,
     Outcome,
     read_arrival,
     receipt_command,
@@ -49,20 +52,49 @@ def test_a_lost_event_is_asked_for_again_once_until_the_chain_is_whole(tmp_path:
     assert take(desk, 4, 3) == Outcome(new=True)
     assert [e["id"] for e in desk.events("van-7")] == list(range(1, 9))
     assert take(desk, 7, 6) == Outcome()  # a copy: nothing more to do
-    assert desk.overdue(time.time() + ASK_AGAIN_S) == []
+    assert desk.overdue(time.time() + ASK_AGAIN_S) == Due([], [])
 
 
-def test_what_is_still_missing_is_asked_for_again(tmp_path: Path) -> None:
+def test_what_is_still_missing_is_asked_for_again_then_given_up(tmp_path: Path) -> None:
     """The van's answer can be lost too (the same full queue): still missing after
-    ASK_AGAIN_S, the rest is asked for again, from after what came."""
+    ASK_AGAIN_S with nothing heard from the van since, the rest is asked for again, from
+    after what came; after MAX_TRIES the gap is reported lost (the van has pruned them)."""
     desk = AlarmDesk(tmp_path / "hq.db")
+    now = time.time()
     take(desk, 1, 0)
     assert take(desk, 9, 8) == Outcome(new=True, resend=(2, 8))
     take(desk, 2, 1)
     take(desk, 3, 2)  # 4..8 lost again on the way
-    assert desk.overdue(time.time() + 1) == []
-    assert desk.overdue(time.time() + ASK_AGAIN_S) == [("van-7", (4, 8))]
-    assert desk.overdue(time.time() + ASK_AGAIN_S + 1) == []  # asked just now
+    assert desk.overdue(now + 1) == Due([], [])
+    later = now + ASK_AGAIN_S + 1
+    assert desk.overdue(later) == Due([("van-7", (4, 8))], [])
+    assert desk.overdue(later + 1) == Due([], [])  # asked just now
+    for n in range(2, MAX_TRIES):
+        assert desk.overdue(later + n * ASK_AGAIN_S).ask == [("van-7", (4, 8))]
+    assert desk.overdue(later + MAX_TRIES * ASK_AGAIN_S) == Due([], [("van-7", 8)])
+    assert desk.overdue(later + (MAX_TRIES + 5) * ASK_AGAIN_S) == Due([], [])
+
+
+def test_a_van_still_sending_is_not_asked_twice(tmp_path: Path) -> None:
+    desk = AlarmDesk(tmp_path / "hq.db")
+    now = time.time()
+    take(desk, 1, 0)
+    assert take(desk, 9, 8).resend == (2, 8)
+    arrival = read_arrival("mcw/v1/van-7/event", event(10, 9))
+    assert arrival is not None
+    desk.take(arrival, now + ASK_AGAIN_S)  # the backlog is still coming in
+    assert desk.overdue(now + ASK_AGAIN_S + 1) == Due([], [])
+
+
+def test_a_van_cannot_make_the_desk_track_more_than_a_few_gaps(tmp_path: Path) -> None:
+    desk = AlarmDesk(tmp_path / "hq.db")
+    take(desk, 1, 0)
+    for n in range(100):  # a broken van: every event names a missing one
+        take(desk, 1000 + 2 * n, 999 + 2 * n)
+    assert take(desk, 1000, 999) == Outcome()  # a copy: no new gap looked at
+    due = desk.overdue(time.time() + ASK_AGAIN_S + 1)
+    assert len(due.ask) == MAX_GAPS and all(last >= 999 + 2 * (100 - MAX_GAPS)
+                                           for _, (_, last) in due.ask)
 
 
 def test_a_restart_skips_numbers_without_a_loss(tmp_path: Path) -> None:
@@ -119,6 +151,8 @@ def test_what_is_no_event_and_no_panic_is_ignored() -> None:
             ("mcw/v1/van-7/event", b'{"id": true}'), ("mcw/v1/van-7/event", b"[1]"),
             ("mcw/v1/van-7/event", b'{"id": 5, "prev": 5}'),
             ("mcw/v1/van-7/event", b'{"id": 5, "prev": "4"}'),
+            ("mcw/v1/van-7/event", b'{"id": 5, "prev": 4, "ts": "\\ud800"}'),
+            ("mcw/v1/van-7/alarm/room/panic", b'{"active": true, "panic": "\\udc00"}'),
             ("mcw/v1/van-7/event", b"\xff"), ("mcw/v1/Van_7/event", event(1)),
             ("mcw/v2/van-7/event", event(1)), ("mcw/v1/van-7/state/x", event(1)),
             ("mcw/v1/van-7/event", event(1) + b" " * MAX_PAYLOAD),

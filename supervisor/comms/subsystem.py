@@ -149,7 +149,7 @@ class CommsSubsystem:
             self.ctx.alarms.define(HQ_UNREACHABLE)
             reg(ActionSpec("comms/pong", self._pong_action, frozenset({"hq"}),
                            {"seq": ArgSpec("integer", min=1, max=2**53)},
-                           "HQ's echo of a ping"))
+                           "HQ's echo of a ping", event=False))
         dog = self.cfg.router.watchdog if self.cfg.router is not None else None
         if dog is not None:
             self.ctx.outputs.declare(OutputDef(ROUTER_POWER, True, line=dog.power_line))

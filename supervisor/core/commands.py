@@ -72,6 +72,9 @@ class ActionSpec:
     roles: frozenset[str]
     args: dict[str, ArgSpec] = field(default_factory=dict)
     description: str = ""
+    # an event for each run (False: housekeeping that runs every few seconds, such as HQ's
+    # pong; still recorded in the command table and answered)
+    event: bool = True
 
     def meta(self) -> dict[str, object]:
         return {
@@ -231,7 +234,9 @@ class CommandRouter:
             status=result.status,
             code=result.code,
         )
-        self.audited(result, role, source, args)
+        spec = self.actions.get(result.action)
+        if spec is None or spec.event:
+            self.audited(result, role, source, args)
         return result
 
     def meta(self) -> list[dict[str, object]]:

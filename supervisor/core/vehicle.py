@@ -67,7 +67,8 @@ class VehicleCore:
         register(ActionSpec("system/events_resend", self._resend_action, frozenset({"hq"}),
                             {"first": ArgSpec("integer", min=1, max=2**53),
                              "last": ArgSpec("integer", min=1, max=2**53)},
-                            "HQ asks for the events it missed (numbers first..last) again"))
+                            "HQ asks for the events it missed (numbers first..last) again",
+                            event=False))
         register(ActionSpec("alarm/ack", self._ack, EVERYONE,
                             {"alarm": ArgSpec("string", description="alarm id, e.g. "
                                                                     "power/low_soc")},

@@ -12,7 +12,9 @@ Nothing lost beyond the bridge: each event names the van's event before it (``pr
 event whose ``prev`` the desk lacks shows a loss upstream (the bridge's queue overflowed in a
 long outage, the van's broker lost its last minute in a power cut); the desk asks the van
 for the missing numbers again (``system/events_resend``), which sends them from its own
-SQLite log, the newest first in batches, walking back until the chain is whole. A van met for
+SQLite log, the newest first in batches, walking back until the chain is whole; a gap still
+missing ASK_AGAIN_S later, while nothing else came from the van, is asked for again, and
+after MAX_TRIES reported lost (the van no longer has those events). A van met for
 the first time (its first event names one before it: its bridge never reached HQ before, or
 dropped its first messages) is asked for up to FIRST_BACKLOG events before that one, never
 for its whole history.
@@ -40,7 +42,9 @@ PANIC_FILTER = "mcw/v1/+/alarm/room/panic"
 MAX_PAYLOAD = 64 * 1024  # an event is a few hundred bytes
 MAX_PANIC_ID = 64
 FIRST_BACKLOG = 1000  # events before the first one a van's log at HQ starts with
-ASK_AGAIN_S = 20.0  # missing this long after asking (the answer lost too): ask again
+ASK_AGAIN_S = 20.0  # missing this long after asking, nothing heard since: ask again
+MAX_TRIES = 5  # then the gap is reported lost (the van no longer has those events)
+MAX_GAPS = 8  # gaps asked about at once per van (the newest kept): a van cannot grow it
 VEHICLE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")  # [vehicle] id of the vehicle config
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS event (
@@ -80,6 +84,7 @@ def read_arrival(topic: str, payload: bytes) -> Arrival | None:
         return None
     try:
         body = json.loads(payload)
+        json.dumps(body, ensure_ascii=False).encode()  # a lone surrogate cannot be stored
     except (ValueError, RecursionError):
         return None
     if not isinstance(body, dict):
@@ -102,17 +107,35 @@ def _panic_id(value: object) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= MAX_PANIC_ID else None
 
 
+@dataclass
+class Gap:
+    """Events missing before one the desk has (its ``prev``), and the asking for them."""
+
+    asked: float
+    tries: int = 1
+
+
+@dataclass
+class Due:
+    """What the desk's timer wants done: ask again, or give up (reported as lost)."""
+
+    ask: list[tuple[str, tuple[int, int]]]
+    lost: list[tuple[str, int]]
+
+
 class AlarmDesk:
     """The log of every van's events at HQ, and the panics already answered."""
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(str(path), isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # HQ's record of an alarm must not vanish
+        # WAL with NORMAL: a crash of the desk loses nothing, a power cut of HQ's server
+        # (on a UPS) the last moment; FULL would cost an fsync per event for the fleet
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self.copies = 0  # events dropped as copies of one logged already
-        # (van, prev) -> when its missing events were last asked for
-        self._asked: dict[tuple[str, int], float] = {}
+        self._gaps: dict[str, dict[int, Gap]] = {}  # van -> prev -> its gap
+        self._heard: dict[str, float] = {}  # van -> when its last event came
 
     def close(self) -> None:
         self.db.close()
@@ -128,7 +151,9 @@ class AlarmDesk:
                 (arrival.vehicle, ev["id"], str(ev.get("ts", "")), str(ev.get("kind", "")),
                  json.dumps(ev), now)).rowcount == 1
             self.copies += not new
-            resend = self._missing(arrival.vehicle, int(ev.get("prev", 0)), now)
+            self._heard[arrival.vehicle] = now
+            if new:  # a copy's gap was looked at when it first came
+                resend = self._missing(arrival.vehicle, int(ev.get("prev", 0)), now)
         receipt = None
         if arrival.panic is not None and self.db.execute(
                 "INSERT OR IGNORE INTO receipt VALUES (?, ?, ?)",
@@ -138,31 +163,43 @@ class AlarmDesk:
 
     def _missing(self, vehicle: str, prev: int, now: float) -> tuple[int, int] | None:
         """The numbers to ask for when ``prev`` is not logged: from after the newest logged
-        event below it (or the van's floor); None when it is logged, when it is below the
-        floor, or when they were asked for less than ASK_AGAIN_S ago."""
+        event below it (or the van's floor); None when it is logged or below the floor."""
         floor = self._floor(vehicle, prev)
-        asked = self._asked.get((vehicle, prev))
-        if prev <= floor or (asked is not None and now - asked < ASK_AGAIN_S) \
-                or self._logged(vehicle, prev):
+        if prev <= floor or self._logged(vehicle, prev):
             return None
+        gaps = self._gaps.setdefault(vehicle, {})
+        gaps[prev] = Gap(now, gaps[prev].tries + 1 if prev in gaps else 1)
+        while len(gaps) > MAX_GAPS:
+            del gaps[min(gaps)]
+        return self._range(vehicle, prev, floor)
+
+    def _range(self, vehicle: str, prev: int, floor: int) -> tuple[int, int]:
         (below,) = self.db.execute("SELECT max(id) FROM event WHERE vehicle = ? AND id < ?",
                                    (vehicle, prev)).fetchone()
-        self._asked[(vehicle, prev)] = now
         return max(floor, int(below or 0)) + 1, prev
 
-    def overdue(self, now: float | None = None) -> list[tuple[str, tuple[int, int]]]:
-        """The requests to send again: events asked for ASK_AGAIN_S ago and still missing
-        (the van's answer lost on the way too, or the van was out of reach)."""
+    def overdue(self, now: float | None = None) -> Due:
+        """What to ask for again: gaps still missing ASK_AGAIN_S after the asking while
+        nothing came from the van since (its answer lost on the way too; a van whose events
+        are still arriving is not asked twice); after MAX_TRIES a gap is given up as lost."""
         now = time.time() if now is None else now
-        again = []
-        for (vehicle, prev), asked in list(self._asked.items()):
-            if self._logged(vehicle, prev):
-                del self._asked[(vehicle, prev)]
-            elif now - asked >= ASK_AGAIN_S:
-                missing = self._missing(vehicle, prev, now)
-                if missing is not None:
-                    again.append((vehicle, missing))
-        return again
+        due = Due([], [])
+        for vehicle, gaps in self._gaps.items():
+            if now - self._heard.get(vehicle, 0.0) < ASK_AGAIN_S:
+                continue
+            for prev, gap in list(gaps.items()):
+                if self._logged(vehicle, prev):
+                    del gaps[prev]
+                elif now - gap.asked < ASK_AGAIN_S:
+                    continue
+                elif gap.tries >= MAX_TRIES:
+                    del gaps[prev]
+                    due.lost.append((vehicle, prev))
+                else:
+                    gaps[prev] = Gap(now, gap.tries + 1)
+                    due.ask.append((vehicle, self._range(vehicle, prev, self._floor(vehicle,
+                                                                                     prev))))
+        return due
 
     def _logged(self, vehicle: str, eid: int) -> bool:
         return self.db.execute("SELECT 1 FROM event WHERE vehicle = ? AND id = ?",
@@ -184,9 +221,11 @@ class AlarmDesk:
         return [json.loads(data) for (data,) in rows]
 
 
-def resend_command(first: int, last: int) -> str:
-    """The ``system/events_resend`` command asking a van for its events first..last."""
-    return json.dumps({"id": f"resend-{first}-{last}-{time.time():.0f}",
+def resend_command(first: int, last: int, now: float | None = None) -> str:
+    """The ``system/events_resend`` command asking a van for its events first..last; it
+    expires when the desk would ask again (a van out of reach does not get a pile of them)."""
+    now = time.time() if now is None else now
+    return json.dumps({"id": f"resend-{first}-{last}-{now:.0f}", "expires": now + ASK_AGAIN_S,
                        "args": {"first": first, "last": last}})
 
 

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ from supervisor.interfaces.hq_desk import (
 PING_FILTER = "mcw/v1/+/state/comms/hq/ping"
 MAX_PAYLOAD = 1024
 CHECK_S = 1.0
+RECONNECT_S = 2.0
 
 
 def ping_number(payload: bytes) -> int | None:
@@ -81,7 +83,12 @@ class Echo:
         arrival = None if self.desk is None else read_arrival(topic, payload)
         if self.desk is None or arrival is None:
             return
-        outcome = self.desk.take(arrival)
+        try:
+            outcome = self.desk.take(arrival)
+        except sqlite3.Error as exc:  # HQ's disk: this one is not logged, the rest goes on
+            print(json.dumps({"vehicle": arrival.vehicle, "not_logged": str(exc)}),
+                  file=sys.stderr, flush=True)
+            return
         commands = f"mcw/v1/{arrival.vehicle}/cmd/hq"
         if outcome.new and arrival.event is not None:
             print(json.dumps({"vehicle": arrival.vehicle, "event": arrival.event}), flush=True)
@@ -101,8 +108,12 @@ class Echo:
         while True:
             await asyncio.sleep(CHECK_S)  # the check's period, not a wait for something
             if self.desk is not None:
-                for vehicle, missing in self.desk.overdue():
-                    await self._ask(vehicle, missing)
+                due = self.desk.overdue()
+                for vehicle, missing in due.ask:
+                    if vehicle not in self.down:  # asked when it is back (its next event)
+                        await self._ask(vehicle, missing)
+                for vehicle, prev in due.lost:
+                    print(json.dumps({"vehicle": vehicle, "lost_before": prev}), flush=True)
             now = time.monotonic()
             for vehicle, at in self.last_ping.items():
                 if now - at > self.down_after_s and vehicle not in self.down:
@@ -116,22 +127,33 @@ class Echo:
 
 
 async def run(args: argparse.Namespace, password: str | None) -> None:
+    """Serve until stopped; a lost broker (an HQ node failing over) is reconnected to, with
+    the echo's and the desk's state kept."""
     desk = None if args.db is None else AlarmDesk(Path(args.db))
+    echo: Echo | None = None
     try:
-        async with aiomqtt.Client(args.host, args.port, username=args.username,
-                                  password=password, identifier=args.client_id,
-                                  clean_session=desk is None) as client:
-            echo = Echo(client, args.down_after, desk)
-            await client.subscribe(PING_FILTER, qos=1)
-            if desk is not None:
-                await client.subscribe(EVENT_FILTER, qos=1)
-                await client.subscribe(PANIC_FILTER, qos=1)
-            print(json.dumps({"echo": "ready", "broker": f"{args.host}:{args.port}"}),
-                  flush=True)
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(echo.watch())
-                async for message in client.messages:
-                    await echo.on_message(message)
+        while True:
+            try:
+                async with aiomqtt.Client(args.host, args.port, username=args.username,
+                                          password=password, identifier=args.client_id,
+                                          clean_session=desk is None) as client:
+                    if echo is None:
+                        echo = Echo(client, args.down_after, desk)
+                    echo.client = client
+                    await client.subscribe(PING_FILTER, qos=1)
+                    if desk is not None:
+                        await client.subscribe(EVENT_FILTER, qos=1)
+                        await client.subscribe(PANIC_FILTER, qos=1)
+                    print(json.dumps({"echo": "ready", "broker": f"{args.host}:{args.port}"}),
+                          flush=True)
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(echo.watch())
+                        async for message in client.messages:
+                            await echo.on_message(message)
+            except* aiomqtt.MqttError as group:
+                print(json.dumps({"echo": "reconnecting", "reason": str(group.exceptions[0])}),
+                      file=sys.stderr, flush=True)
+            await asyncio.sleep(RECONNECT_S)  # the pause between attempts
     finally:
         if desk is not None:
             desk.close()

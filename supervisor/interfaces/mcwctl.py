@@ -80,8 +80,10 @@ async def collect_retained(host: str, port: int, filters: tuple[str, ...],
             raw = msg.payload if isinstance(msg.payload, bytes | str) else b""
             try:
                 out[msg.topic.value] = json.loads(raw) if raw else None
-            except (ValueError, RecursionError):
-                out[msg.topic.value] = raw[:MAX_RAW]
+            except (ValueError, RecursionError):  # shown as text, never as JSON it is not
+                text = raw[:MAX_RAW]
+                out[msg.topic.value] = text.decode(errors="replace") \
+                    if isinstance(text, bytes) else text
     return out
 
 
@@ -108,9 +110,11 @@ async def send_command(host: str, port: int, prefix: str, role: str, action: str
     return None
 
 
-def format_status(retained: dict[str, Any]) -> str:
-    """The one-screen technician view of the retained state."""
+def format_status(found: dict[str, Any]) -> str:
+    """The one-screen technician view of the retained state (a payload that is not a JSON
+    object shows as unknown)."""
     lines: list[str] = []
+    retained = {k: v if isinstance(v, dict) else {} for k, v in found.items() if v is not None}
     status = retained.get("status")
     if status is None:
         return "supervisor: no status on the broker (never started, or another vehicle id?)"
@@ -118,8 +122,10 @@ def format_status(retained: dict[str, Any]) -> str:
                  f"version {status.get('version')}  since {status.get('ts')}")
     lines.append("devices:")
     for key in sorted(k for k in retained if k.startswith("device/")):
-        dev = retained[key] or {}
-        errors = ", ".join(f"{k} {v}" for k, v in (dev.get("errors") or {}).items() if v)
+        dev = retained[key]
+        counts = dev.get("errors")
+        errors = ", ".join(f"{k} {v}" for k, v in counts.items() if v) \
+            if isinstance(counts, dict) else ""
         lines.append(f"  {key.split('/')[1]:<16} {dev.get('state', '?'):<9} "
                      f"latency {dev.get('latency_ms')} ms  last ok {dev.get('last_ok')}"
                      + (f"  errors: {errors}" if errors else "")
@@ -133,7 +139,7 @@ def format_status(retained: dict[str, Any]) -> str:
                      f"{'' if alarm.get('acked') else ' (not acknowledged)'}  {alarm.get('text')}")
     lines.append("points:")
     for key in sorted(k for k in retained if k.startswith("state/")):
-        st = retained[key] or {}
+        st = retained[key]
         flag = "" if st.get("q") == "good" else f"  [{st.get('q')}]"
         lines.append(f"  {key.removeprefix('state/'):<40} {st.get('v')!s:>12}{flag}")
     return "\n".join(lines)
@@ -158,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                            help="HQ's broker (default: 127.0.0.1)")
     fleet_cmd.add_argument("--port", type=int, default=1883)
     fleet_cmd.add_argument("--json", action="store_true", help="print the rows as JSON")
-    fleet_cmd.add_argument("--wait", type=float, default=30.0, metavar="S",
+    fleet_cmd.add_argument("--wait", type=_seconds, default=30.0, metavar="S",
                            help="ack: seconds to wait for the van's answer (default 30)")
-    fleet_cmd.add_argument("--expires", type=float, default=600.0, metavar="S",
+    fleet_cmd.add_argument("--expires", type=_seconds, default=600.0, metavar="S",
                            help="ack: a van reached later than this does not apply it "
                                 "(default 600)")
     _login_options(fleet_cmd, None)
@@ -195,8 +201,20 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     retained = {topic.removeprefix(prefix + "/"): value for topic, value in found.items()}
     print(json.dumps(retained, indent=2) if args.json else format_status(retained))
-    status_state = (retained.get("status") or {}).get("state")
+    supervisor = retained.get("status")
+    status_state = supervisor.get("state") if isinstance(supervisor, dict) else None
     return 0 if status_state == "ready" else EXIT_NOT_READY
+
+
+def _seconds(text: str) -> float:
+    """A duration in seconds: finite, above 0, at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 86_400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"seconds must be above 0 and at most 86400: {text}")
+    return value
 
 
 def _login_options(parser: argparse.ArgumentParser, user: str | None) -> None:
