@@ -139,6 +139,8 @@ def test_a_panic_gets_one_receipt_from_its_event_or_its_alarm(tmp_path: Path) ->
     first = read_arrival("mcw/v1/van-7/alarm/room/panic", alarm.encode())
     assert first == Arrival("van-7", panic="p-42")
     assert desk.take(first) == Outcome(receipt="p-42")
+    assert desk.take(first) == Outcome(receipt="p-42")  # not sent yet: asked again
+    desk.receipt_sent("van-7", "p-42")
     second = read_arrival("mcw/v1/van-7/event", event(9, what="panic", panic="p-42"))
     assert second is not None and desk.take(second) == Outcome(new=True)  # no 2nd receipt
     assert json.loads(receipt_command("p-42")) == {"id": "receipt-p-42",

@@ -23,14 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import serial
 
 from drivers.buses import DeviceConfig
 from drivers.wakeup import woken
@@ -44,6 +41,7 @@ from roomnode.node import (
     Node,
 )
 from roomnode.ticks import TICKS_MAX, TICKS_PERIOD, ticks_diff
+from vansim.sim_port import SimPort
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +101,7 @@ class RoomNodeHost:
         self.output_changes: list[tuple[float, dict[str, int]]] = [(self._t0, self.outputs())]
         self._heard = bytearray()  # the frame being heard (bytes since the last silence)
         self._heard_at = self.ticks()
-        self._port: serial.Serial | None = None
-        self._fd: int | None = None
+        self._line: SimPort | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -132,26 +129,15 @@ class RoomNodeHost:
     def attach(self, port: Path | str) -> None:
         """Plug the node's RS-485 transceiver into the line's drop at ``port``."""
         self.detach()
-        link = serial.Serial(port=str(port), baudrate=self.baudrate, timeout=0, write_timeout=0)
-        try:
-            fd: int = link.fileno()
-            os.set_blocking(fd, False)
-            asyncio.get_running_loop().add_reader(fd, self._readable)
-        except BaseException:
-            link.close()
-            raise
-        self._port, self._fd = link, fd
+        line = SimPort(str(port), self.baudrate, self._readable, read_chunk=_READ_CHUNK)
+        line.open()
+        self._line = line
 
     def detach(self) -> None:
         """Unplug from the line (the node itself runs on). Idempotent."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(fd)
-        link, self._port = self._port, None
-        if link is not None:
-            with contextlib.suppress(Exception):
-                link.close()
+        line, self._line = self._line, None
+        if line is not None:
+            line.close()
 
     # -- the board ----------------------------------------------------------------------------
 
@@ -163,17 +149,8 @@ class RoomNodeHost:
         return Node(self.ticks(), unit=self.device.unit, baudrate=self.baudrate,
                     reset_cause=cause, hold_ms=self.hold_ms)
 
-    def _readable(self) -> None:
+    def _readable(self, data: bytes) -> None:
         """The UART's receive interrupt: bytes from the line into the core."""
-        if self._fd is None:
-            return
-        try:
-            data = os.read(self._fd, _READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:  # the line went away under us: unplugged
-            self.detach()
-            return
         if not data or self.hung:  # a hung loop never reads its UART: the bytes are lost
             return
         now = self.ticks()
@@ -218,9 +195,8 @@ class RoomNodeHost:
 
     def _transmit(self, answer: bytes) -> None:
         self.exchanges.append(Exchange(self._clock(), bytes(self._heard), answer))
-        if self._fd is not None:
-            with contextlib.suppress(OSError):  # a full or vanished line loses the answer
-                os.write(self._fd, answer)
+        if self._line is not None:  # a full or vanished line loses the answer
+            self._line.send(answer)
 
     def _reset(self) -> None:
         """The watchdog resets the RP2040: everything but the wiring starts anew."""

@@ -1,4 +1,4 @@
-"""A simulated device's end of its serial line (the heater's, the modem's).
+"""A simulated device's end of its serial line (the heater's, the modem's, the room node's).
 
 Opened non-blocking on the event loop: what arrives is handed to ``on_data`` as it comes,
 what the device sends is written as is, and what the tty cannot take is lost, as on a real
@@ -20,8 +20,10 @@ READ_CHUNK = 4096
 
 
 class SimPort:
-    def __init__(self, port: str, baudrate: int, on_data: Callable[[bytes], None]) -> None:
+    def __init__(self, port: str, baudrate: int, on_data: Callable[[bytes], None],
+                 read_chunk: int = READ_CHUNK) -> None:
         self.port, self.baudrate, self.on_data = port, baudrate, on_data
+        self.read_chunk = read_chunk
         self._serial: serial.Serial | None = None
         self._fd: int | None = None
 
@@ -64,7 +66,7 @@ class SimPort:
         if self._fd is None:
             return
         try:
-            data = os.read(self._fd, READ_CHUNK)
+            data = os.read(self._fd, self.read_chunk)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:  # the line went away under us

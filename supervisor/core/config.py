@@ -50,8 +50,12 @@ Role = Literal["hq", "crew", "technician"]
 PointId = Annotated[str, Field(pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)+$", max_length=120)]
 
 
+# a van's id: in its MQTT topics (mcw/v1/{id}/...), and checked by HQ's side on what it reads
+VEHICLE_ID = r"[a-z0-9][a-z0-9-]{0,31}"
+
+
 class VehicleConfig(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    id: str = Field(pattern=f"^{VEHICLE_ID}$")
     name: str = ""
     battery_nominal_voltage: Literal[12, 24, 48] = 12
     ignition: Name | None = None  # GPIO input line: the engine runs (vehicle/driving)

@@ -16,10 +16,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from supervisor.core.config import VEHICLE_ID
+
 # what `mcwctl fleet` subscribes to on HQ's broker: the few retained topics the view needs
 FILTERS = ("mcw/v1/+/status", "mcw/v1/+/alarm/#", "mcw/v1/+/bridge/hq",
            "mcw/v1/+/state/comms/#", "mcw/v1/+/state/room/panic/#", "hq/v1/+/link")
-VEHICLE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+VEHICLE = re.compile(VEHICLE_ID)
 SEVERITIES = ("critical", "warning", "info")
 MAX_TEXT = 40  # an operator, a network name: what a row shows of a free text
 

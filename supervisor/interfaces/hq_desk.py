@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from supervisor.core.config import VEHICLE_ID
+
 EVENT_FILTER = "mcw/v1/+/event"
 PANIC_FILTER = "mcw/v1/+/alarm/room/panic"
 MAX_PAYLOAD = 64 * 1024  # an event is a few hundred bytes
@@ -45,7 +47,7 @@ FIRST_BACKLOG = 1000  # events before the first one a van's log at HQ starts wit
 ASK_AGAIN_S = 20.0  # missing this long after asking, nothing heard since: ask again
 MAX_TRIES = 5  # then the gap is reported lost (the van no longer has those events)
 MAX_GAPS = 8  # gaps asked about at once per van (the newest kept): a van cannot grow it
-VEHICLE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")  # [vehicle] id of the vehicle config
+VEHICLE = re.compile(VEHICLE_ID)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS event (
     vehicle TEXT NOT NULL, id INTEGER NOT NULL, ts TEXT NOT NULL, kind TEXT NOT NULL,
@@ -156,10 +158,16 @@ class AlarmDesk:
                 resend = self._missing(arrival.vehicle, int(ev.get("prev", 0)), now)
         receipt = None
         if arrival.panic is not None and self.db.execute(
-                "INSERT OR IGNORE INTO receipt VALUES (?, ?, ?)",
-                (arrival.vehicle, arrival.panic, now)).rowcount == 1:
+                "SELECT 1 FROM receipt WHERE vehicle = ? AND panic = ?",
+                (arrival.vehicle, arrival.panic)).fetchone() is None:
             receipt = arrival.panic
         return Outcome(new, receipt, resend)
+
+    def receipt_sent(self, vehicle: str, panic: str, now: float | None = None) -> None:
+        """Record the receipt once it is on HQ's broker (a desk killed before that sends it
+        at the panic's next copy: the van answers a second one ``duplicate``)."""
+        self.db.execute("INSERT OR IGNORE INTO receipt VALUES (?, ?, ?)",
+                        (vehicle, panic, time.time() if now is None else now))
 
     def _missing(self, vehicle: str, prev: int, now: float) -> tuple[int, int] | None:
         """The numbers to ask for when ``prev`` is not logged: from after the newest logged

@@ -95,6 +95,7 @@ class Echo:
         if outcome.receipt is not None:
             await self.client.publish(f"{commands}/room/panic_received",
                                       receipt_command(outcome.receipt), qos=1)
+            self.desk.receipt_sent(arrival.vehicle, outcome.receipt)
         if outcome.resend is not None:
             await self._ask(arrival.vehicle, outcome.resend)
 
