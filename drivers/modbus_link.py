@@ -8,7 +8,6 @@ turns a cancelled request into ``ModbusIOException`` (we re-raise the cancellati
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any, Literal
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from drivers.lost_cancel import reraise_lost_cancel
 from drivers.profile import Table
 
 ErrorKind = Literal["timeout", "framing", "exception", "connection"]
@@ -91,10 +91,10 @@ class ModbusLink:
         try:
             ok = await self._client.connect()
         except (OSError, ModbusException) as exc:
-            _reraise_cancel()
+            reraise_lost_cancel()
             raise ModbusError("connection", f"cannot connect: {exc}") from exc
         if not ok:
-            _reraise_cancel()  # pymodbus's connect can turn a cancellation into False
+            reraise_lost_cancel()  # pymodbus's connect can turn a cancellation into False
             raise ModbusError("connection", "cannot connect")
 
     def close(self) -> None:
@@ -137,26 +137,19 @@ class ModbusLink:
         try:
             response = await call()
         except ModbusException as exc:
-            _reraise_cancel()
+            reraise_lost_cancel()  # pymodbus turns a cancellation into ModbusIOException
             # Bytes arrived but no valid frame: CRC or framing damage rather than silence.
             kind: ErrorKind = "framing" if self._rx_since_request else "timeout"
             if not self.connected:
                 kind = "connection"
             raise ModbusError(kind, str(exc)) from exc
         except OSError as exc:
-            _reraise_cancel()
+            reraise_lost_cancel()
             raise ModbusError("connection", str(exc)) from exc
         # Python 3.11's wait_for inside pymodbus can swallow a cancellation that arrives with
         # the answer: the worker would then poll on and never stop
-        _reraise_cancel()
+        reraise_lost_cancel()
         if response.isError():
             code = getattr(response, "exception_code", None)
             raise ModbusError("exception", f"exception response code {code}", code)
         return response
-
-
-def _reraise_cancel() -> None:
-    """pymodbus reports a cancelled request as ModbusIOException: restore the cancellation."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -6,8 +6,8 @@ QoS 1 queues of persistent sessions in Redis, messages fanned out between the no
 it), A and B, each on its own port. The van: a real Mosquitto running the bridge section of
 systemd/mosquitto-mcw.conf as shipped (enable_bridge: its address line becomes the failover
 list ``A B``; plain MQTT, the bridge's TLS is tested in test_hq_bridge_hil.py). A publisher on
-the van's broker stands in for the supervisor: numbered events (``id``, as the supervisor's),
-continuously. HQ's consumer is a persistent session (cleansession false, QoS 1) on
+the van's broker stands in for the supervisor: numbered events (``id``, as the supervisor's)
+on uplink/event, continuously. HQ's consumer is a persistent session (cleansession false, QoS 1) on
 ``mcw/v1/+/event/#``, alarms and the bridges' notifications, with the same address list.
 
 Node A, where the bridge and the consumer are, is killed (SIGKILL: no goodbye to anyone). The
@@ -174,7 +174,9 @@ class Publisher:
         assert self.client is not None
         while True:
             self.last_id += 1
-            await self.publish("event", {"id": self.last_id, "what": "test",
+            # what the supervisor's uplink hands the bridge (HQ's event): not gated on the
+            # bridge's notification here, so the bridge's queue carries them over the failover
+            await self.publish("uplink/event", {"id": self.last_id, "what": "test",
                                          "ts": time.time()}, retain=False)
             await asyncio.sleep(EVENT_PERIOD_S)  # the events' pace
 

@@ -63,12 +63,22 @@ async def test_circuit_command_is_done_and_confirmed(van: Van) -> None:
     event = next(v for t, v, _ in mon.messages if t == "event" and v.get("command") == "hil-1")
     assert event["kind"] == "command" and event["status"] == "done"
     assert isinstance(event["id"], int)  # numbered like every event: HQ logs it once
+    # HQ's copy goes out on uplink/event once the van's broker says its HQ bridge is up (no
+    # bridge here: the test says it, as the broker does)
+    assert mon.client is not None
+    await mon.client.publish("mcw/v1/demo/bridge/hq", b"1", qos=1, retain=True)
+    uplinked = await wait_until(lambda: next((v for t, v, _ in mon.messages
+                                              if t == "uplink/event"
+                                              and v.get("id") == event["id"]), None),
+                                what="HQ's copy of the event")
+    assert uplinked == event
     # HQ, missing it, asks for it again: it comes from the van's log, marked resent
     seen = len(mon.messages)
     asked = await mon.command("system/events_resend", {
         "id": "hq-resend-1", "args": {"first": event["id"], "last": event["id"]}}, role="hq")
     assert asked["status"] == "done", asked
-    again = await wait_until(lambda: next((v for t, v, _ in mon.messages[seen:] if t == "event"
+    again = await wait_until(lambda: next((v for t, v, _ in mon.messages[seen:]
+                                           if t == "uplink/event"
                                            and v.get("id") == event["id"]), None),
                              what="the event sent again")
     assert again == {**event, "resent": True}

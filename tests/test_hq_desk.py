@@ -31,10 +31,10 @@ def event(eid: int, prev: int = 0, **more: object) -> bytes:
                        **more}).encode()
 
 
-def take(desk: AlarmDesk, eid: int, prev: int) -> Outcome:
+def take(desk: AlarmDesk, eid: int, prev: int, now: float | None = None) -> Outcome:
     arrival = read_arrival("mcw/v1/van-7/event", event(eid, prev))
     assert arrival is not None
-    return desk.take(arrival)
+    return desk.take(arrival, now)
 
 
 def test_a_lost_event_is_asked_for_again_once_until_the_chain_is_whole(tmp_path: Path) -> None:
@@ -84,6 +84,44 @@ def test_a_van_still_sending_is_not_asked_twice(tmp_path: Path) -> None:
     assert arrival is not None
     desk.take(arrival, now + ASK_AGAIN_S)  # the backlog is still coming in
     assert desk.overdue(now + ASK_AGAIN_S + 1) == Due([], [])
+
+
+def last(desk: AlarmDesk, number: int, now: float) -> None:
+    arrival = read_arrival("mcw/v1/van-7/events/last", json.dumps({"id": number}).encode())
+    assert arrival == Arrival("van-7", last=number)
+    desk.take(arrival, now)
+
+
+def test_the_newest_events_lost_with_nothing_after_them_are_asked_for(tmp_path: Path) -> None:
+    """Events 4..5 lost with the bridge's queue and nothing made since: no later event shows
+    the gap, the van's retained ``events/last`` (5) does, once the van has been quiet long
+    enough for a backlog still on its way to have come."""
+    desk = AlarmDesk(tmp_path / "hq.db")
+    now = time.time()
+    for n in range(1, 4):
+        take(desk, n, n - 1, now)
+    last(desk, 5, now)
+    assert desk.overdue(now + ASK_AGAIN_S / 2) == Due([], [])
+    assert desk.overdue(now + ASK_AGAIN_S + 1) == Due([("van-7", (4, 5))], [])
+    assert desk.overdue(now + ASK_AGAIN_S + 2) == Due([], [])  # asked: once
+    # the answer lost too: asked again like any gap
+    assert desk.overdue(now + 2 * ASK_AGAIN_S + 2) == Due([("van-7", (4, 5))], [])
+    take(desk, 4, 3, now)
+    take(desk, 5, 4, now)
+    assert desk.overdue(now + 4 * ASK_AGAIN_S) == Due([], [])
+
+
+def test_a_newest_number_the_desk_has_or_gets_in_time_asks_for_nothing(
+        tmp_path: Path) -> None:
+    desk = AlarmDesk(tmp_path / "hq.db")
+    now = time.time()
+    take(desk, 1, 0)
+    last(desk, 1, now)  # had it already
+    last(desk, 3, now)  # told before the events (state is not paced): they come meanwhile
+    take(desk, 2, 1, now + ASK_AGAIN_S - 1)  # a backlog still coming in
+    assert desk.overdue(now + ASK_AGAIN_S + 1) == Due([], [])
+    take(desk, 3, 2)
+    assert desk.overdue(now + 3 * ASK_AGAIN_S) == Due([], [])
 
 
 def test_a_van_cannot_make_the_desk_track_more_than_a_few_gaps(tmp_path: Path) -> None:
@@ -160,13 +198,17 @@ def test_what_is_no_event_and_no_panic_is_ignored() -> None:
             ("mcw/v1/van-7/event", event(1) + b" " * MAX_PAYLOAD),
             ("mcw/v1/van-7/alarm/room/panic", b'{"active": false, "panic": "p"}'),
             ("mcw/v1/van-7/alarm/room/panic", b'{"active": true, "panic": 5}'),
-            ("mcw/v1/van-7/alarm/room/panic", b"")):
+            ("mcw/v1/van-7/alarm/room/panic", b""),
+            ("mcw/v1/van-7/events/last", b'{"id": 0}'), ("mcw/v1/van-7/events/last", b"7"),
+            ("mcw/v1/van-7/events/last", b'{"id": 2.5}'),
+            ("mcw/v1/van-7/events/last", b'{"id": 9007199254740992}')):
         assert read_arrival(topic, payload) is None, (topic, payload)
 
 
 @settings(FUZZ)
 @given(topic=st.text(max_size=80) | st.builds("mcw/v1/{}/{}".format, st.text(max_size=40),
-                                              st.sampled_from(["event", "alarm/room/panic"])),
+                                              st.sampled_from(["event", "alarm/room/panic",
+                                                               "events/last"])),
        payload=st.binary(max_size=300) | st.builds(
            lambda v: json.dumps(v).encode(),
            st.dictionaries(st.sampled_from(["id", "prev", "panic", "what", "active", "ts",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -57,7 +58,7 @@ def topic(suffix: str) -> str:
 class Rig:
     """The van's state (one point, one alarm, one crew action) and its MQTT bridge."""
 
-    def __init__(self, tmp_path: Path, mqtt_port: int) -> None:
+    def __init__(self, tmp_path: Path, mqtt_port: int, **mqtt: Any) -> None:
         self.now = 1_800_000_000.0
         self.storage = Storage(tmp_path / "db.sqlite")
         self.store = PointStore()
@@ -68,7 +69,7 @@ class Rig:
         cfg = SupervisorConfig(
             vehicle=VehicleConfig(id="demo", name="Demo"),
             mqtt=MqttConfig(host=HOST, port=mqtt_port, reconnect_min_s=0.05,
-                            reconnect_max_s=0.5),
+                            reconnect_max_s=0.5, **mqtt),
         )
         self.van = VanState(cfg, self.storage, self.store, self.alarms,
                             DevicePoints(self.store), self.router, lambda: self.now)
@@ -110,6 +111,7 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    at: float = field(default_factory=time.monotonic)  # when it reached the observer
 
 
 @dataclass
@@ -220,8 +222,9 @@ async def link(broker: Broker) -> AsyncIterator[TcpRelay]:
 
 
 @asynccontextmanager
-async def make_rig(tmp_path: Path, port: int) -> AsyncIterator[Rig]:
-    r = Rig(tmp_path, port)
+async def make_rig(tmp_path: Path, port: int, **mqtt: Any) -> AsyncIterator[Rig]:
+    """A rig (``mqtt``: more of its MqttConfig), stopped and its storage closed after."""
+    r = Rig(tmp_path, port, **mqtt)
     try:
         yield r
     finally:

@@ -156,10 +156,11 @@ def test_event_ids_are_never_given_twice_across_a_power_cut(tmp_path: Path) -> N
     assert again[0] > max(sent), (sent, again)
 
 
-async def test_events_chain_across_a_restart_and_are_sent_again_from_disk(
+async def test_events_chain_across_a_restart_and_are_read_back_by_number(
         tmp_path: Path) -> None:
     """Each event names the one before it (``prev``), also across a restart, where numbers
-    jump; what HQ asks for again comes from disk, the newest of the range, oldest first."""
+    jump; the log gives them back by number (what HQ asks for again, what the uplink sends
+    next), oldest first."""
     db = Storage(tmp_path / "db.sqlite")
     van, sent = _van(db), list[dict[str, Any]]()
     van.event_added.add(sent.append)
@@ -175,11 +176,9 @@ async def test_events_chain_across_a_restart_and_are_sent_again_from_disk(
     assert chain[:3] == [(1, 0), (2, 1), (3, 2)]
     assert chain[3][1] == 3 and chain[3][0] > 3  # the jump of the restart, no gap in the chain
     assert await db.durable()
-    sent.clear()
-    assert after.resend_events(2, chain[3][0]) == 3
-    assert [(e["id"], e.get("resent")) for e in sent] == [(2, True), (3, True), (chain[3][0], True)]
-    sent.clear()
-    assert after.resend_events(1, chain[3][0]) == 4 and sent[0]["id"] == 1
-    assert db.events_numbered(1, 10**6, 2) == [{k: v for k, v in e.items() if k != "resent"}
-                                               for e in sent[-2:]]
-    assert after.resend_events(50, 60) == 0
+    assert db.events_numbered(2, chain[3][0], 500) == sent[1:]
+    assert db.events_numbered(1, 10**6, 2) == sent[-2:]  # the newest of the range
+    assert db.events_numbered(50, 60, 500) == []
+    assert db.events_after(1, 2) == sent[1:3]  # the oldest above the number
+    assert db.events_after(3, 500) == sent[3:]  # across the jump
+    assert db.events_after(chain[3][0], 500) == []

@@ -745,7 +745,8 @@ def test_a_login_cannot_take_over_the_supervisors_session(tmp_path: Path) -> Non
 
 
 def test_mosquitto_bridge_section(tmp_path: Path) -> None:
-    """The commented bridge, enabled, sends the van's topics to HQ and takes only its commands."""
+    """The commented bridge, enabled, sends the van's topics to HQ and takes only its commands;
+    of the events only the supervisor's paced uplink goes out (as HQ's ``event``)."""
     hq_port = free_port()
     hq_dir = tmp_path / "hq"
     hq_dir.mkdir()
@@ -793,6 +794,16 @@ def test_mosquitto_bridge_section(tmp_path: Path) -> None:
             # The supervisor's own state, once: neither HQ's forged value nor an echo came back.
             states = [m.payload for m in seen if m.topic == "mcw/v1/van1/state/power/battery/soc"]
             assert states == [b'{"v":80}']
+            # Events: the local stream and the crew's commands stay in the van; the uplink's
+            # copy is HQ's event stream.
+            sup.publish("mcw/v1/van1/event", b'{"id":1}')
+            sup.publish("mcw/v1/van1/cmd/crew/lighting/scene", b'{"id":"c1"}')
+            sup.publish("mcw/v1/van1/result/crew/lighting/scene", b'{"id":"c1"}')
+            sup.publish("mcw/v1/van1/uplink/event", b'{"id":2}')
+            seen = hq.receive_until("mcw/v1/van1/event")
+            from_van = [(m.topic, m.payload) for m in seen if m.payload in (
+                b'{"id":1}', b'{"id":"c1"}', b'{"id":2}')]  # not HQ's own publishes above
+            assert from_van == [("mcw/v1/van1/event", b'{"id":2}')]
         finally:
             hq.close()
 

@@ -71,6 +71,12 @@ class MqttConfig(Strict):
     # the broker is local: a restarted one is noticed within ~1.5 s (the delay gets a jitter)
     reconnect_min_s: float = Field(default=0.2, gt=0, le=60)
     reconnect_max_s: float = Field(default=1.0, gt=0, le=600)
+    # The van's broker's bridge to HQ (its `connection` name): while its notification says it
+    # is connected, the van's events go to HQ (uplink/event) oldest first, paced: at most
+    # uplink_burst at once, then uplink_rate per second. None: no events for HQ.
+    uplink_bridge: str | None = Field(default="hq", pattern=r"^[a-z0-9_]{1,32}$")
+    uplink_rate: float = Field(default=50.0, gt=0, le=1000)
+    uplink_burst: int = Field(default=200, ge=1, le=10000)
 
 
 class StorageConfig(Strict):

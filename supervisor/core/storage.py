@@ -256,6 +256,14 @@ class Storage:
             "ORDER BY json_extract(data, '$.id') DESC LIMIT ?", (first, last, limit)).fetchall()
         return [json.loads(data) for (data,) in reversed(rows)]
 
+    def events_after(self, number: int, limit: int) -> list[dict[str, Any]]:
+        """The first ``limit`` events numbered above ``number``, in number order; only those
+        committed."""
+        rows = self.db.execute(
+            "SELECT data FROM event WHERE json_extract(data, '$.id') > ? "
+            "ORDER BY json_extract(data, '$.id') LIMIT ?", (number, limit)).fetchall()
+        return [json.loads(data) for (data,) in rows]
+
     def last_event_number(self) -> int:
         """The highest event number on disk (0: none)."""
         row = self.db.execute("SELECT max(json_extract(data, '$.id')) FROM event").fetchone()

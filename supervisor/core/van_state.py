@@ -51,7 +51,6 @@ STORAGE_ALARM = AlarmDef(
 
 
 EVENT_ID_KEY = "event_ids_reserved"  # event numbers below it may have been used
-RESEND_MAX = 500  # events sent again for one request of HQ's: it asks for the rest after
 EVENT_ID_BLOCK = 1000
 
 @dataclass
@@ -67,12 +66,15 @@ class VanState:
     wall: Callable[[], float]
     state: str = "ready"  # ready | degraded | offline (at shutdown)
     session: Callable[[], int] = lambda: 0  # the MQTT session counter
+    # stored events numbered first..last sent to HQ again (how many); set by the MQTT
+    # interface's uplink, None without one
+    resend: Callable[[int, int], int] | None = None
     status_changed: Listeners[str] = field(default_factory=lambda: Listeners[str]("status"))
     event_added: Listeners[dict[str, Any]] = field(
         default_factory=lambda: Listeners[dict[str, Any]]("event"))
     _next_event_id: int = field(default=0, init=False)
     _event_ids_reserved: int = field(default=0, init=False)
-    _prev_event_id: int = field(default=-1, init=False)  # -1: not read from disk yet
+    _prev_event_id: int = field(default=0, init=False)  # the newest event's number
 
     def __post_init__(self) -> None:
         self.alarms.define(STORAGE_ALARM)
@@ -80,6 +82,7 @@ class VanState:
                                     "the start (in the writer thread: nothing waits for it "
                                     "but a command's answer)", deadband=0.001,
                                     precision=3))
+        self._prev_event_id = self.storage.last_event_number()
         self.devices.health_changed.add(lambda _device, _status: self.update_state())
         self.alarms.changed.add(self._alarm_event)
         self.router.audited.add(self._audit_event)
@@ -95,21 +98,10 @@ class VanState:
         knows it lost something (the bridge's queue overflowed, the broker lost its last
         minute in a power cut) and asks for it again (``system/events_resend``)."""
         now = self.wall()
-        if self._prev_event_id < 0:
-            self._prev_event_id = self.storage.last_event_number()
         event = {**data, "id": self._event_id(), "prev": self._prev_event_id, "ts": iso(now)}
         self._prev_event_id = event["id"]
         self.storage.add_event(now, str(data.get("kind", "event")), event)
         self.event_added(event)
-
-    def resend_events(self, first: int, last: int) -> int:
-        """Publish again the stored events numbered ``first`` to ``last``, marked ``resent``
-        (the newest RESEND_MAX of them: the oldest one's ``prev`` tells HQ what to ask for
-        next); how many there were."""
-        events = self.storage.events_numbered(first, last, RESEND_MAX)
-        for event in events:
-            self.event_added({**event, "resent": True})
-        return len(events)
 
     def _event_id(self) -> int:
         """The next event number. Numbers are handed out only from a block already on disk:
@@ -196,7 +188,16 @@ class VanState:
             out[f"device/{dev}/status"] = device_payload(status)
         for aid, state in self.alarms.states.items():
             out[f"alarm/{aid}"] = alarm_payload(self.alarms.defs[aid], state)
+        if self._prev_event_id:
+            out["events/last"] = last_event_payload(self._prev_event_id)
         return out
+
+
+def last_event_payload(number: int) -> bytes:
+    """``events/last``, retained: the number of the van's newest event. HQ's bridge sends it
+    at every connection, so HQ's desk sees newest events missing there (lost with the
+    bridge's queue) even when no event follows them."""
+    return dumps({"id": number})
 
 
 def state_payload(pv: PointValue) -> bytes:

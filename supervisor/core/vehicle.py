@@ -89,8 +89,11 @@ class VehicleCore:
         first, last = int(args["first"]), int(args["last"])
         if last < first:
             raise CommandFailed("bad_range", "last is before first", "rejected")
-        sent = self.van.resend_events(first, last)
-        return f"{sent} events sent again"
+        if self.van.resend is None:
+            raise CommandFailed("no_uplink", "this van sends no events to HQ "
+                                "(mqtt.uplink_bridge is not set)", "rejected")
+        sent = self.van.resend(first, last)
+        return f"{sent} events to be sent again"
 
     async def _ack(self, args: dict[str, Any]) -> str:
         if not self.van.alarms.ack(args["alarm"]):

@@ -19,6 +19,11 @@ the first time (its first event names one before it: its bridge never reached HQ
 dropped its first messages) is asked for up to FIRST_BACKLOG events before that one, never
 for its whole history.
 
+The newest events can be lost with nothing after them to show it: each van's retained
+``events/last`` (the number of its newest event, sent by its bridge at every connection) is
+checked too, once the van has been quiet for ASK_AGAIN_S; being retained, it also tells a
+desk that restarted.
+
 Every panic the desk learns of (the panic event or the retained ``room/panic`` alarm,
 whichever comes first) is answered with the van's ``room/panic_received`` receipt, once per
 panic: the crew's panel then shows "received".
@@ -41,6 +46,7 @@ from supervisor.core.config import VEHICLE_ID
 
 EVENT_FILTER = "mcw/v1/+/event"
 PANIC_FILTER = "mcw/v1/+/alarm/room/panic"
+LAST_FILTER = "mcw/v1/+/events/last"
 MAX_PAYLOAD = 64 * 1024  # an event is a few hundred bytes
 MAX_PANIC_ID = 64
 FIRST_BACKLOG = 1000  # events before the first one a van's log at HQ starts with
@@ -66,6 +72,7 @@ class Arrival:
     vehicle: str
     event: dict[str, Any] | None = None
     panic: str | None = None
+    last: int | None = None  # the number of the van's newest event (``events/last``)
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,9 @@ def read_arrival(topic: str, payload: bytes) -> Arrival | None:
             return None
         panic = body.get("panic") if body.get("what") == "panic" else None
         return Arrival(vehicle, body, _panic_id(panic))
+    if rest == ["events", "last"]:
+        last = body.get("id")
+        return Arrival(vehicle, last=last) if type(last) is int and 0 < last < 2**53 else None
     if rest == ["alarm", "room", "panic"] and body.get("active") is True:
         panic = _panic_id(body.get("panic"))
         return None if panic is None else Arrival(vehicle, panic=panic)
@@ -138,6 +148,7 @@ class AlarmDesk:
         self.copies = 0  # events dropped as copies of one logged already
         self._gaps: dict[str, dict[int, Gap]] = {}  # van -> prev -> its gap
         self._heard: dict[str, float] = {}  # van -> when its last event came
+        self._tails: dict[str, tuple[int, float]] = {}  # van -> its newest number, when told
 
     def close(self) -> None:
         self.db.close()
@@ -156,6 +167,8 @@ class AlarmDesk:
             self._heard[arrival.vehicle] = now
             if new:  # a copy's gap was looked at when it first came
                 resend = self._missing(arrival.vehicle, int(ev.get("prev", 0)), now)
+        if arrival.last is not None:
+            self._tails[arrival.vehicle] = (arrival.last, now)
         receipt = None
         if arrival.panic is not None and self.db.execute(
                 "SELECT 1 FROM receipt WHERE vehicle = ? AND panic = ?",
@@ -207,6 +220,15 @@ class AlarmDesk:
                     gaps[prev] = Gap(now, gap.tries + 1)
                     due.ask.append((vehicle, self._range(vehicle, prev, self._floor(vehicle,
                                                                                      prev))))
+        for vehicle, (last, told) in list(self._tails.items()):
+            # the van's newest events, missing with nothing after them to show it: asked for
+            # once the van has been quiet as long as for a gap (a backlog still on its way
+            # brings them by itself)
+            if now - max(told, self._heard.get(vehicle, 0.0)) < ASK_AGAIN_S:
+                continue
+            del self._tails[vehicle]
+            if (missing := self._missing(vehicle, last, now)) is not None:
+                due.ask.append((vehicle, missing))
         return due
 
     def _logged(self, vehicle: str, eid: int) -> bool:

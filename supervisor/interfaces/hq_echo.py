@@ -30,6 +30,7 @@ import aiomqtt
 
 from supervisor.interfaces.hq_desk import (
     EVENT_FILTER,
+    LAST_FILTER,
     PANIC_FILTER,
     AlarmDesk,
     read_arrival,
@@ -145,6 +146,7 @@ async def run(args: argparse.Namespace, password: str | None) -> None:
                     if desk is not None:
                         await client.subscribe(EVENT_FILTER, qos=1)
                         await client.subscribe(PANIC_FILTER, qos=1)
+                        await client.subscribe(LAST_FILTER, qos=1)
                     print(json.dumps({"echo": "ready", "broker": f"{args.host}:{args.port}"}),
                           flush=True)
                     async with asyncio.TaskGroup() as tg:

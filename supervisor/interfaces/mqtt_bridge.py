@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from drivers.lost_cancel import reraise_lost_cancel
 from supervisor.core.alarms import AlarmDef, AlarmState
 from supervisor.core.commands import ROLE_NAMES, Result
 from supervisor.core.points import PointDef, PointValue
@@ -30,8 +31,10 @@ from supervisor.core.van_state import (
     alarm_payload,
     device_payload,
     dumps,
+    last_event_payload,
     state_payload,
 )
+from supervisor.interfaces.uplink import Uplink
 
 log = structlog.get_logger("supervisor.mqtt")
 
@@ -93,6 +96,11 @@ class MqttBridge:
             lambda device, status: self.retain(f"device/{device}/status", device_payload(status)))
         van.status_changed.add(lambda _state: self.retain("status", van.status_payload()))
         van.event_added.add(self.event)
+        # the van's events for HQ, paced, while the HQ bridge is connected
+        self.uplink = (None if cfg.uplink_bridge is None else
+                       Uplink(self.storage, self.prefix, cfg.uplink_rate, cfg.uplink_burst))
+        if self.uplink is not None:
+            van.resend = self.uplink.resend
 
     def _point(self, pdef: PointDef, pv: PointValue) -> None:
         if not pdef.local:
@@ -112,7 +120,9 @@ class MqttBridge:
 
     def event(self, payload: dict[str, Any]) -> None:
         self._events.append((f"{self.prefix}/event", dumps(payload)))
-        self._wake.set()
+        self.retain("events/last", last_event_payload(int(payload["id"])))
+        if self.uplink is not None:
+            self.uplink.added()
 
     def request_republish(self) -> None:
         self._republish.set()
@@ -180,10 +190,14 @@ class MqttBridge:
             # retained copies are sent when the subscription is new, not at every reconnect
             await client.subscribe(f"{self.prefix}/cmd/#", options=SubscribeOptions(
                 qos=QOS, noLocal=True, retainAsPublished=True, retainHandling=1))
+            if self.uplink is not None:
+                self.uplink.bridge_changed(False)  # until its retained notification comes
             await client.subscribe(f"{self.prefix}/bridge/+", qos=QOS)
             self.request_republish()  # everything again, whatever the broker kept
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._sender(client), name="mqtt-sender")
+                if self.uplink is not None:
+                    tg.create_task(self.uplink.run(client), name="mqtt-uplink")
                 async for message in client.messages:
                     if message.topic.value.startswith(f"{self.prefix}/bridge/"):
                         self._bridge_note(message)
@@ -191,11 +205,26 @@ class MqttBridge:
                     tg.create_task(self._command(message, client), name="mqtt-command")
 
     def _bridge_note(self, message: aiomqtt.Message) -> None:
-        """A Mosquitto bridge's notification: its point, if the van has one; else nothing."""
+        """A Mosquitto bridge's notification: its point, if the van has one, and the uplink's
+        gate for the HQ bridge."""
         payload = message.payload if isinstance(message.payload, bytes) else b""
-        note = bridge_note(message.topic.value.removeprefix(f"{self.prefix}/"), payload)
+        suffix = message.topic.value.removeprefix(f"{self.prefix}/")
+        note = bridge_note(suffix, payload)
+        if self.uplink is not None and suffix == f"bridge/{self.cfg.uplink_bridge}":
+            up = note is not None and note[1] is True
+            if up and not self.uplink.up:
+                self._clear_at_hq()
+            self.uplink.bridge_changed(up)
         if note is not None and note[0] in self.van.points.defs:
             self.van.points.update(note[0], note[1], time.time())
+    def _clear_at_hq(self) -> None:
+        """The HQ bridge has just connected: clear again every alarm that is not shown here.
+        It sends the van's retained topics once each (alarms at QoS 0, not queued while it
+        was down), and a retained topic cleared meanwhile is not among them, so HQ would
+        keep showing it; a clear of a topic with nothing retained changes nothing here."""
+        for aid in self.van.alarms.defs.keys() - self.van.alarms.states.keys():
+            self.retain(f"alarm/{aid}", b"")
+
     async def _sender(self, client: aiomqtt.Client) -> None:
         while True:
             await self._wake.wait()
@@ -211,6 +240,7 @@ class MqttBridge:
                 queue = self._alarms or self._retained
                 suffix, payload = next(iter(queue.items()))
                 await client.publish(f"{self.prefix}/{suffix}", payload, qos=QOS, retain=True)
+                reraise_lost_cancel()
                 if queue.get(suffix) is payload:  # not replaced meanwhile
                     del queue[suffix]
                 self.published += 1
@@ -298,6 +328,7 @@ async def _publish_batch(client: aiomqtt.Client, queue: deque[tuple[str, bytes]]
     order), and remove them only once the broker has them all."""
     batch = [queue[i] for i in range(min(PUBLISH_BATCH, len(queue)))]
     await asyncio.gather(*(client.publish(topic, payload, qos=QOS) for topic, payload in batch))
+    reraise_lost_cancel()
     for _ in batch:
         queue.popleft()
 
