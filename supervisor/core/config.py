@@ -150,6 +150,15 @@ class PanelConfig(Strict):
         return value
 
 
+class HomeAssistantConfig(Strict):
+    """Optional Home Assistant MQTT discovery (off unless the section says enabled)."""
+
+    enabled: bool = False
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[a-z0-9_]{1,32}$")
+    # Home Assistant's birth message: discovery is published again when HA announces itself
+    status_topic: str = Field(default="homeassistant/status", min_length=1, max_length=128)
+
+
 class SupervisorConfig(Strict):
     """The core sections; :func:`config_model` adds one optional field per subsystem."""
 
@@ -162,6 +171,7 @@ class SupervisorConfig(Strict):
     device: tuple[DeviceConfig, ...] = ()
     access: AccessConfig = AccessConfig()
     panel: PanelConfig | None = None
+    home_assistant: HomeAssistantConfig = HomeAssistantConfig()
 
     def section(self, name: str) -> BaseModel | None:
         """A subsystem's section, or None when the file has none."""
