@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from drivers.bus_worker import BusWorker, DeviceSpec, ReadingSink
 from drivers.modbus_link import LinkSettings, ModbusLink
-from drivers.profile import load_profile
+from drivers.profile import Profile, load_profile, load_profile_file
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 
@@ -58,12 +58,41 @@ Bus = Annotated[TcpBus | RtuBus, Field(discriminator="type")]
 
 class DeviceConfig(Strict):
     id: Name
-    profile: str = Field(pattern=r"^[a-z0-9_]+$", max_length=64)
+    # a shipped profile by name, or a van builder's profile file (relative paths: from the
+    # vehicle config file's folder); exactly one of them
+    profile: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$", max_length=64)
+    profile_file: Path | None = None
+    # its registers as points device/{id}/{register}, and its writable ones as the technician
+    # action device/{id}/write; by default for a profile file (nothing else uses its
+    # registers), not for a shipped profile (the subsystems publish those in their terms)
+    expose: bool | None = None
     bus: Name
     unit: int = Field(ge=0, le=247)
     label: str = Field(default="", max_length=80)
     poll_fast_s: float = Field(default=1.0, ge=0.05, le=3600)
     poll_slow_s: float = Field(default=5.0, ge=0.05, le=3600)
+
+    @model_validator(mode="after")
+    def _one_profile(self) -> DeviceConfig:
+        if (self.profile is None) == (self.profile_file is None):
+            raise ValueError("give either profile (a shipped one) or profile_file, not both")
+        return self
+
+    def load_profile(self) -> Profile:
+        """The device's profile (ProfileError if it cannot be loaded)."""
+        if self.profile_file is not None:
+            return load_profile_file(self.profile_file)
+        assert self.profile is not None
+        return load_profile(self.profile)
+
+    @property
+    def exposed(self) -> bool:
+        """Whether its registers are points and its writable ones a technician action."""
+        return self.expose if self.expose is not None else self.profile_file is not None
+
+    @property
+    def profile_name(self) -> str:
+        return self.profile or str(self.profile_file)
 
 
 def rtu_frame_gap(bus: RtuBus) -> float:
@@ -81,7 +110,7 @@ def link_for(bus: TcpBus | RtuBus) -> ModbusLink:
 
 def device_spec(dev: DeviceConfig) -> DeviceSpec:
     """What a bus worker needs to know of one configured device."""
-    return DeviceSpec(dev.id, dev.unit, load_profile(dev.profile), dev.poll_fast_s, dev.poll_slow_s)
+    return DeviceSpec(dev.id, dev.unit, dev.load_profile(), dev.poll_fast_s, dev.poll_slow_s)
 
 
 def build_workers(buses: Sequence[TcpBus | RtuBus], devices: Sequence[DeviceConfig],

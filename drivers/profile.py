@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,6 +23,8 @@ PollClass = Literal["fast", "slow", "never"]
 # FC01/FC02 read bits, FC03/FC04 read 16-bit registers; the protocol's limits per request.
 MAX_REGISTERS_PER_READ = 125
 MAX_BITS_PER_READ = 2000
+MAX_PROFILE_BYTES = 1 << 20  # a register map is a few kB; a profile file beyond this is wrong
+MAX_REGISTERS = 2000
 
 
 class ProfileError(ValueError):
@@ -112,7 +115,7 @@ class Profile(BaseModel):
 
     name: str
     device: DeviceInfo
-    registers: tuple[Register, ...] = Field(alias="register")
+    registers: tuple[Register, ...] = Field(alias="register", max_length=MAX_REGISTERS)
     # code -> meaning, per table name; registers refer to a table with ``enum``
     enums: dict[str, dict[int, str]] = Field(default_factory=dict, alias="enum")
     # supervisor role -> registers a device in that role must have (e.g. battery_monitor)
@@ -179,7 +182,28 @@ def load_profile(name: str) -> Profile:
     if name not in available_profiles():
         raise ProfileError(f"unknown profile {name!r}; known: {', '.join(available_profiles())}")
     text = resources.files("drivers.profiles").joinpath(f"{name}.toml").read_text("utf-8")
+    return _parse(name, text, f"profile {name}")
+
+
+@cache
+def load_profile_file(path: Path) -> Profile:
+    """Load and validate a van builder's profile file (the shipped profiles' format): a device
+    the product does not know, added without code. Errors name the file, the key and why."""
+    try:
+        if path.stat().st_size > MAX_PROFILE_BYTES:
+            raise ProfileError(f"{path}: larger than {MAX_PROFILE_BYTES} bytes")
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot be read ({exc})") from exc
+    return _parse(path.stem, text, str(path))
+
+
+def _parse(name: str, text: str, origin: str) -> Profile:
     try:
         return Profile.model_validate({"name": name, **tomllib.loads(text)})
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise ProfileError(f"profile {name}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{origin}: not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(part) for part in err["loc"]) or "(file)"
+        raise ProfileError(f"{origin}: {key}: {err['msg']}") from exc

@@ -37,7 +37,6 @@ from pathlib import Path
 from types import TracebackType
 
 from drivers.buses import DeviceConfig, RtuBus, TcpBus
-from drivers.profile import load_profile
 from drivers.register_codec import Value
 from supervisor.climate import climate_config
 from supervisor.climate.config import ClimateConfig
@@ -131,7 +130,7 @@ class SimulatedVan:
                 self.room_nodes[dev.id] = RoomNodeHost(dev, baudrate=_rtu_bus(config, dev).baudrate)
                 continue
             wired = [c for c in circuits if c.device == dev.id]
-            served = ServedDevice(dev, load_profile(dev.profile), wired)
+            served = ServedDevice(dev, dev.load_profile(), wired)
             served.on_write = self._on_write
             self.devices[dev.id] = served
         self.lines: dict[str, RtuLine] = {

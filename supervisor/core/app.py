@@ -23,10 +23,12 @@ import structlog
 
 from drivers.buses import build_workers
 from drivers.gpio import GpioBridge, LineSpec
+from drivers.register_codec import Value
 from supervisor.core.alarms import AlarmManager
 from supervisor.core.commands import CommandRouter
 from supervisor.core.config import ConfigError, SupervisorConfig, check_on_target
 from supervisor.core.device_points import DevicePoints
+from supervisor.core.exposed_devices import expose_devices
 from supervisor.core.history import History
 from supervisor.core.logs import setup_logging
 from supervisor.core.outputs import OutputPort
@@ -76,8 +78,11 @@ class Supervisor:
         self.gpio = GpioBridge(lines, cfg.gpio.backend, lambda n, a: self.io.on_input(n, a),
                                cfg.gpio.sim_socket)
         self.io = GpioPoints(self.van, self.gpio)
-        self.port = OutputPort(lambda d, r, v: worker_of[d].write(d, r, v), self.io,
-                               self.devices, points)
+        def bus_write(device: str, register: str, value: Value) -> Awaitable[Value | None]:
+            return worker_of[device].write(device, register, value)
+
+        self.port = OutputPort(bus_write, self.io, self.devices, points)
+        expose_devices(self.van, bus_write)
         self.mqtt = MqttBridge(self.van)
         self.core = VehicleCore(self.van, self.port, self.mqtt.request_republish)
         self.heartbeats: list[Heartbeat] = []

@@ -24,7 +24,8 @@ from supervisor.core.storage import Storage
 log = structlog.get_logger("supervisor.commands")
 
 Status = Literal["done", "rejected", "failed", "expired", "duplicate"]
-ArgType = Literal["number", "integer", "bool", "string", "enum"]
+# scalar: a number or true/false (a register of either type, checked by its profile)
+ArgType = Literal["number", "integer", "bool", "string", "enum", "scalar"]
 ROLE_NAMES = ("hq", "crew", "technician")
 # Who may run what, by default: the crew on board and a technician run the van; headquarters
 # watches, acknowledges alarms and runs what a subsystem opens to it (e.g. pre-heating), and
@@ -279,6 +280,8 @@ def _validate_args(spec: ActionSpec, raw: object) -> dict[str, Any]:
 
 
 def _check_arg(name: str, arg: ArgSpec, value: object) -> object:
+    if arg.type == "scalar" and isinstance(value, bool):
+        return value
     if arg.type == "bool":
         if not isinstance(value, bool):
             raise _Reject("wrong_type", f"{name} must be true or false")
@@ -290,7 +293,8 @@ def _check_arg(name: str, arg: ArgSpec, value: object) -> object:
             raise _Reject("out_of_range", f"{name} must be one of {', '.join(arg.enum)}")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Reject("wrong_type", f"{name} must be a number")
+        raise _Reject("wrong_type", f"{name} must be a number"
+                      + (" or true/false" if arg.type == "scalar" else ""))
     if arg.type == "integer" and not float(value).is_integer():
         raise _Reject("wrong_type", f"{name} must be a whole number")
     if not math.isfinite(value):

@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from drivers.buses import Bus, DeviceConfig, Name, RtuBus, Strict, TcpBus
-from drivers.profile import Profile, ProfileError, Register, load_profile
+from drivers.profile import Profile, ProfileError, Register
 
 if TYPE_CHECKING:
     from supervisor.core.subsystem import SubsystemSpec
@@ -215,7 +215,7 @@ class Checker:
         return self._devices[device_id]
 
     def profile(self, key: str, device_id: str) -> Profile:
-        return load_profile(self.device(key, device_id).profile)
+        return self.device(key, device_id).load_profile()
 
     def register(self, key: str, device_id: str, name: str, switch: bool = False) -> Register:
         """A register of a device's profile; ``switch``: it must be a writable bool."""
@@ -319,6 +319,7 @@ def load_config(path: Path | str, subsystems: Sequence[SubsystemSpec[Any]]) -> S
     except RecursionError as exc:
         raise ConfigError(path, "", "not valid TOML: arrays or tables nested too deeply") \
             from exc
+    _profile_files_from(path.parent, data)
     try:
         config = config_model(subsystems).model_validate(data)
     except ValidationError as exc:
@@ -338,6 +339,16 @@ def load_config(path: Path | str, subsystems: Sequence[SubsystemSpec[Any]]) -> S
         if section is not None:
             spec.check(section, checker.within(spec.name))
     return config
+
+
+def _profile_files_from(folder: Path, data: dict[str, Any]) -> None:
+    """A device's relative profile_file is read from the config file's folder (a van
+    builder keeps the two side by side)."""
+    devices = data.get("device")
+    for dev in devices if isinstance(devices, list) else ():
+        file = dev.get("profile_file") if isinstance(dev, dict) else None
+        if isinstance(file, str) and "\0" not in file and not Path(file).is_absolute():
+            dev["profile_file"] = str(folder / file)
 
 
 def check_on_target(cfg: SupervisorConfig, path: Path | str) -> None:
@@ -382,13 +393,13 @@ def _cross_check(cfg: SupervisorConfig, chk: Checker) -> None:
         if dev.bus not in buses:
             chk.fail(f"{key}.bus", f"no bus named {dev.bus!r}")
         try:
-            profile = load_profile(dev.profile)
+            profile = dev.load_profile()
         except ProfileError as exc:
-            chk.fail(f"{key}.profile", str(exc))
+            chk.fail(f"{key}.{'profile' if dev.profile else 'profile_file'}", str(exc))
         bus = buses[dev.bus]
         if profile.device.transport != bus.type:
-            chk.fail(f"{key}.bus", f"profile {dev.profile} speaks {profile.device.transport}, "
-                                   f"bus {bus.name} is {bus.type}")
+            chk.fail(f"{key}.bus", f"profile {dev.profile_name} speaks "
+                                   f"{profile.device.transport}, bus {bus.name} is {bus.type}")
         if (dev.bus, dev.unit) in units:
             chk.fail(f"{key}.unit", f"unit id {dev.unit} is used twice on bus {dev.bus!r} "
                                     f"(also device[{units[(dev.bus, dev.unit)]}])")

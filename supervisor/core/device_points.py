@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from drivers.buses import DeviceConfig
-from drivers.profile import Profile, Register, load_profile
+from drivers.profile import Profile, Register
 from drivers.register_codec import Value
 from supervisor.core.listeners import Listeners
 from supervisor.core.points import PointDef, PointStore, PointType, Quality, Scalar
@@ -48,13 +48,13 @@ class DevicePoints:
         self.health_changed = Listeners[str, dict[str, Any]]("device health")
 
     def profile(self, device: str) -> Profile:
-        return load_profile(self.devices[device].profile)
+        return self.devices[device].load_profile()
 
     def bind(self, device: str, register: str, point_id: str, *, deadband: float = 0.0,
              precision: int | None = None, description: str = "") -> PointDef:
         """Define ``point_id`` from a device register and feed it from every reading."""
         cfg = self.devices[device]
-        reg = load_profile(cfg.profile).get(register)
+        reg = cfg.load_profile().get(register)
         period = cfg.poll_fast_s if reg.poll == "fast" else cfg.poll_slow_s
         table = self.profile(device).enum_of(register)
         pdef = PointDef(point_id, point_type(reg), reg.unit, description or cfg.label,

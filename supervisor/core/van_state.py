@@ -164,7 +164,7 @@ class VanState:
             "alarms": [{"id": a.id, "severity": a.severity, "text": a.text_en,
                         "text_pl": a.text_pl, "latching": a.latching}
                        for a in self.alarms.defs.values()],
-            "devices": [{"id": d.id, "profile": d.profile, "bus": d.bus, "unit": d.unit,
+            "devices": [{"id": d.id, "profile": d.profile_name, "bus": d.bus, "unit": d.unit,
                          "label": d.label} for d in self.cfg.device],
         }
 

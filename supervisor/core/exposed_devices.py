@@ -1,0 +1,70 @@
+"""A van builder's devices, without code: a ``[[device]]`` whose registers are exposed.
+
+Every readable, polled register becomes the point ``device/{id}/{register}`` (on MQTT, the
+panel and ``mcwctl`` like any point, stale when the device stops answering); the writable
+ones are written with the technician action ``device/{id}/write`` (``register``, ``value``),
+checked against the profile (access, type, write range, enum codes) before anything goes on
+the bus, and confirmed by the device's read-back. Every write is audited like any command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from drivers.buses import DeviceConfig
+from drivers.errors import WriteError
+from drivers.profile import Profile
+from drivers.register_codec import Value
+from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed
+from supervisor.core.van_state import VanState
+
+BusWrite = Callable[[str, str, Value], Awaitable[Value | None]]
+
+
+def expose_devices(van: VanState, write: BusWrite) -> None:
+    """Define the points and register the write action of every exposed device."""
+    for dev in van.cfg.device:
+        if not dev.exposed:
+            continue
+        profile = dev.load_profile()
+        for reg in profile.registers:
+            if reg.readable and reg.poll != "never":
+                van.devices.bind(dev.id, reg.name, f"device/{dev.id}/{reg.name}",
+                                 description=reg.note or dev.label or dev.id)
+        writable = tuple(r.name for r in profile.registers if r.writable)
+        if writable:
+            van.router.register(ActionSpec(
+                f"device/{dev.id}/write", _writer(dev, profile, write), frozenset({"technician"}),
+                {"register": ArgSpec("enum", enum=writable),
+                 "value": ArgSpec("scalar", description="true/false for a bool register")},
+                f"Write a register of {dev.label or dev.id} (technician; the profile's limits)"))
+
+
+def _writer(dev: DeviceConfig, profile: Profile,
+            write: BusWrite) -> Callable[[dict[str, Any]], Awaitable[str]]:
+    async def handler(args: dict[str, Any]) -> str:
+        register, value = str(args["register"]), args["value"]
+        reg = profile.get(register)
+        if isinstance(value, float) and value.is_integer() and reg.scale == 1:
+            value = int(value)  # JSON 5.0 for an integer register
+        refused = profile.check_write(register, value)
+        if refused is not None:
+            raise CommandFailed("out_of_range", f"{dev.id}: {refused}", "rejected")
+        try:
+            back = await write(dev.id, register, value)
+        except WriteError as exc:
+            raise CommandFailed(exc.code, f"{dev.id}: {exc}") from exc
+        if not _same(back, value, reg.scale):
+            raise CommandFailed("not_confirmed", f"{dev.id}.{register} reads {back} after "
+                                                 f"writing {value}")
+        return f"{dev.id}.{register} = {back}"
+    return handler
+
+
+def _same(back: Value | None, value: Value, scale: float) -> bool:
+    """The read-back equals the written value within the register's resolution."""
+    if isinstance(back, bool) or isinstance(value, bool) or not isinstance(back, int | float) \
+            or not isinstance(value, int | float):
+        return back == value
+    return abs(back - value) <= 0.5 / abs(scale)
