@@ -33,6 +33,7 @@ STARVING_S = 0.25  # a poll this late goes before a second write in a row
 # offline after two timeouts, not three per unit)
 BUS_DOWN_AFTER = 2
 RETRY_UNSUPPORTED_S = 300.0
+IDENTIFY_AGAIN_S = 30.0  # a unit of the wrong model is asked again this often (swapped?)
 MAX_RTU_FRAME = 256  # characters: the longest Modbus RTU frame
 
 
@@ -99,6 +100,7 @@ class _Device:
     due: dict[Block, float] = field(default_factory=dict)
     unsupported: set[str] = field(default_factory=set)
     retry_unsupported_at: float = float("inf")
+    identified: bool = False  # its identity register matched since it last came online
 
     def replan(self, now: float) -> None:
         regs = [
@@ -111,6 +113,12 @@ class _Device:
 
     def interval(self, block: Block) -> float:
         return min(self.spec.max_age(r) for r in block.registers)
+
+    def status(self) -> dict[str, object]:
+        """Its health, and the requests it is read with (table, start, count): what a
+        technician compares with the device's manual."""
+        return {**self.health.snapshot(),
+                "blocks": [[b.table, b.start, b.count] for b in self.blocks]}
 
 
 @dataclass
@@ -177,6 +185,9 @@ class BusWorker:
         reg = dev.spec.profile.get(register)
         if not reg.writable:
             raise WriteError("read_only", f"{device}.{register} is not writable")
+        if dev.health.wrong_identity:  # its addresses may mean anything on that unit
+            raise WriteError("wrong_device", f"{device} is not a {dev.spec.profile.device.model}:"
+                                             f" {dev.health.wrong_identity}")
         fut: asyncio.Future[Value | None] = asyncio.get_running_loop().create_future()
         self._writes.put_nowait(_WriteRequest(device, reg, value, fut))
         self._wake.set()
@@ -281,10 +292,11 @@ class BusWorker:
         """Log a health transition once and show it; a failure shows its new error counts."""
         if transition is None:
             if failed:
-                self.sink.health(dev.spec.id, dev.health.snapshot())
+                self.sink.health(dev.spec.id, dev.status())
             return
         h = dev.health
         if transition == "offline":
+            dev.identified = False  # the unit may be swapped while it is away
             self.log.warning("device_offline", device=dev.spec.id, error=h.last_error)
             names = [r.name for r in dev.spec.profile.registers if r.readable]
             self.sink.unavailable(dev.spec.id, names, "stale")
@@ -295,10 +307,12 @@ class BusWorker:
             now = self._mono()
             # refresh everything after a recovery, but not the block just read
             dev.due = {b: min(due, now) for b, due in dev.due.items()}
-        self.sink.health(dev.spec.id, h.snapshot())
+        self.sink.health(dev.spec.id, dev.status())
 
     async def _poll(self, dev: _Device, block: Block) -> None:
         dev.due[block] = self._mono() + dev.interval(block)
+        if not dev.identified and not await self._identify(dev):
+            return
         try:
             words = await self._transact(
                 dev, lambda: self.link.read(block.table, block.start, block.count, dev.spec.unit)
@@ -308,6 +322,37 @@ class BusWorker:
                 self._refused(dev, block)
             return
         self.sink.values(dev.spec.id, self._decode(dev, block, words), self._wall())
+
+    async def _identify(self, dev: _Device) -> bool:
+        """Ask a unit what it is before its readings are used, where its profile says how
+        (a relay board answering in a sensor's place would otherwise be read as garbage).
+        True when it is its profile's model (or the profile cannot tell)."""
+        ident = dev.spec.profile.device.identity
+        if ident is None:
+            dev.identified = True
+            return True
+        reg = dev.spec.profile.get(ident.name)
+        try:
+            words = await self._transact(
+                dev, lambda: self.link.read(reg.table, reg.address, reg.count, dev.spec.unit))
+            value = decode(words, reg.type, reg.scale, dev.spec.profile.device.word_order,
+                           reg.invalid)
+        except (ModbusError, CodecError):
+            return False  # asked again at its next poll
+        if ident.accepts(value):
+            dev.identified = True
+            self._record(dev, dev.health.identified(""))
+            return True
+        wrong = (f"{reg.name} reads {value!r}, a {dev.spec.profile.device.model} answers "
+                 f"{ident.expected()}")
+        if dev.health.wrong_identity != wrong[:200]:
+            self.log.warning("device_wrong_identity", device=dev.spec.id, detail=wrong)
+        self._record(dev, dev.health.identified(wrong), failed=True)
+        self.sink.unavailable(dev.spec.id, [r.name for r in dev.spec.profile.registers
+                                            if r.readable], "invalid")
+        again = self._mono() + IDENTIFY_AGAIN_S
+        dev.due = {b: max(due, again) for b, due in dev.due.items()}
+        return False
 
     def _refused(self, dev: _Device, block: Block) -> None:
         """The device refused a block's addresses: split it, or give up on the register."""

@@ -34,6 +34,9 @@ class DeviceHealth:
     last_ok: float | None = None  # wall-clock time of the last good answer
     latency_ms: float | None = None  # smoothed
     last_error: str = ""
+    # what the unit said it is when that was not its profile's model (its readings are not
+    # used meanwhile); "" when it is, or was not asked yet
+    wrong_identity: str = ""
     probe_backoff_s: float = PROBE_BACKOFF_MIN_S
     next_probe: float = 0.0  # monotonic time of the next probe while offline
 
@@ -49,7 +52,15 @@ class DeviceHealth:
             else (self.latency_ms + LATENCY_SMOOTHING * (ms - self.latency_ms))
         )
         self.probe_backoff_s = PROBE_BACKOFF_MIN_S
-        return self._move("online")
+        return self._move("degraded" if self.wrong_identity else "online")
+
+    def identified(self, wrong: str) -> HealthState | None:
+        """The unit's answer to the identity check: ``wrong`` says how it differs from its
+        profile ("" when it is the right model); return the new state if it changed."""
+        self.wrong_identity = wrong[:200]
+        if wrong:
+            self.last_error = f"identity: {wrong}"[:200]
+        return self._move("degraded" if wrong else "online")
 
     def failure(self, kind: str, message: str, mono_now: float) -> HealthState | None:
         """Record a failed request of ``kind``; return the new state if it changed."""
@@ -89,4 +100,5 @@ class DeviceHealth:
             "last_ok": self.last_ok,
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
             "last_error": self.last_error,
+            "wrong_identity": self.wrong_identity,
         }

@@ -96,6 +96,41 @@ class Register(BaseModel):
         return self.access in ("rw", "w")
 
 
+class Identity(BaseModel):
+    """How a device says what it is: a register the bus worker reads at first contact (and
+    after every time it was offline), and the values a unit of this model answers (scaled
+    like any reading): one of ``equals``, or within ``min``..``max``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(alias="register")  # the register's name
+    equals: tuple[int | float | str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> Identity:
+        if not self.equals and self.min is None and self.max is None:
+            raise ValueError("give equals, or min and/or max")
+        return self
+
+    def accepts(self, value: object) -> bool:
+        """Whether ``value`` (a decoded reading) is what this model answers."""
+        if self.equals and value not in self.equals:
+            return False
+        if self.min is not None or self.max is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return False
+            return (self.min is None or value >= self.min) and \
+                (self.max is None or value <= self.max)
+        return True
+
+    def expected(self) -> str:
+        if self.equals:
+            return " or ".join(f"{v!r}" for v in self.equals)
+        return "..".join("" if v is None else f"{v:g}" for v in (self.min, self.max))
+
+
 class DeviceInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -106,6 +141,7 @@ class DeviceInfo(BaseModel):
     max_block: int = Field(default=MAX_REGISTERS_PER_READ, ge=1, le=MAX_BITS_PER_READ)
     # Requests must start on a multiple of this and span a multiple of it (Eastron meters: 2).
     align: int = Field(default=1, ge=1, le=4)
+    identity: Identity | None = None
 
 
 class Profile(BaseModel):
@@ -130,6 +166,9 @@ class Profile(BaseModel):
             seen.add(reg.name)
             if reg.enum is not None and reg.enum not in self.enums:
                 raise ValueError(f"register {reg.name!r}: no enum table {reg.enum!r}")
+        ident = self.device.identity
+        if ident is not None and (ident.name not in seen or not self.get(ident.name).readable):
+            raise ValueError(f"device.identity: no readable register {ident.name!r}")
         for role, needed in self.roles.items():
             missing = set(needed) - seen
             if missing:

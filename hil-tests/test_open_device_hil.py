@@ -86,3 +86,32 @@ async def test_a_builders_device_is_polled_published_and_written_without_code(
     await wait_until(lambda: mon.quality("device/tank/level") == "stale",
                      what="the level stale", timeout=30)
     assert (mon.latest.get("device/room_climate/status") or {}).get("state") == "online"
+
+
+async def test_a_board_of_another_model_on_a_units_address_is_reported_not_read(
+        van: Van) -> None:
+    """The relay board is swapped, while it is off the bus, for one of the old protocol
+    (software version 0.50): back on the bus it is reported as the wrong device, its relays
+    invalid, no command switches anything on it; the rest of the bus goes on."""
+    mon, sim = van.monitor, van.sim
+
+    def relays() -> dict[str, object]:
+        return mon.latest.get("device/relays/status") or {}
+
+    await wait_until(lambda: relays().get("state") == "online", what="relays online")
+    sim.set_silent("relays", True)
+    await wait_until(lambda: relays().get("state") == "offline", what="relays gone",
+                     timeout=30)
+    sim.override("relays", "software_version", 0.5)
+    sim.set_silent("relays", False)
+    await wait_until(lambda: "software_version reads 0.5" in str(relays().get("wrong_identity")),
+                     what="the wrong board reported", timeout=30)
+    assert relays()["state"] == "degraded"
+    assert "identity" in str(relays()["last_error"])
+    await wait_until(lambda: mon.quality("power/circuit/exterior_lights") == "invalid",
+                     what="its relay not trusted")
+    result = await mon.command("power/circuit", {
+        "id": "on-wrong-board", "args": {"circuit": "exterior_lights", "on": True}})
+    assert result["status"] == "failed" and "wrong_device" in str(result["code"]), result
+    assert sim.relay("relays", "relay_1") is False
+    assert (mon.latest.get("device/room_climate/status") or {}).get("state") == "online"

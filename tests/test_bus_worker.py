@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
@@ -18,7 +18,7 @@ import pytest
 from pymodbus.pdu.register_message import ReadHoldingRegistersResponse
 from testsupport import wait_until
 
-from drivers.bus_worker import BusWorker, DeviceSpec
+from drivers.bus_worker import IDENTIFY_AGAIN_S, BusWorker, DeviceSpec
 from drivers.errors import WriteError
 from drivers.modbus_link import LinkSettings, ModbusError, ModbusLink
 from drivers.profile import Table, load_profile
@@ -41,6 +41,8 @@ class Call(NamedTuple):
 # the two poll blocks: the sensor's two input registers, the board's eight coils
 CLIMATE_POLL = Call("read", "input", 1, 2, CLIMATE_UNIT)
 RELAY_POLL = Call("read", "coil", 0, 8, RELAY_UNIT)
+# the board says what it is (software version 2.00: protocol V2) at first contact
+RELAY_IDENTITY = Call("read", "holding", 0x8000, 1, RELAY_UNIT)
 
 
 @dataclass
@@ -134,11 +136,12 @@ class Bus:
         return self.new_calls(before)
 
 
-@pytest.fixture
-async def bus() -> AsyncIterator[Bus]:
-    """A worker on an RTU bus with the sensor (listed first, slow) and the relay board (fast),
-    started at t=0 and left idle once both devices are online."""
+@asynccontextmanager
+async def running_bus(relay_version: int = 200) -> AsyncIterator[Bus]:
+    """A worker on an RTU bus with the sensor (listed first, slow) and the relay board (fast,
+    answering ``relay_version`` (x 0.01) as its software version), started at t=0."""
     link, sink, clock = FakeLink(), RecordingSink(), Clock()
+    link.memory[(RELAY_UNIT, "holding", 0x8000)] = relay_version
     devices = [
         DeviceSpec(id="climate", unit=CLIMATE_UNIT, profile=load_profile("xy_md02"),
                    poll_fast_s=FAST_S, poll_slow_s=SLOW_S),
@@ -151,15 +154,46 @@ async def bus() -> AsyncIterator[Bus]:
     task = asyncio.create_task(worker.run())
     try:
         whole = Bus(worker, link, sink, clock)
-        await wait_until(lambda: {"climate", "relays"} <= sink.states.keys(), WAIT_S, "online")
+        await wait_until(lambda: {"climate", "relays"} <= sink.states.keys(), WAIT_S, "seen")
         await whole.settled()
-        assert set(link.calls) == {CLIMATE_POLL, RELAY_POLL}
         yield whole
     finally:
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
     assert link.closed, "the worker did not close its link when stopped"
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[Bus]:
+    """The bus left idle once both devices are online."""
+    async with running_bus() as whole:
+        assert set(whole.link.calls) == {CLIMATE_POLL, RELAY_IDENTITY, RELAY_POLL}
+        yield whole
+
+
+async def test_a_unit_of_another_model_is_reported_not_read_until_it_is_swapped() -> None:
+    """A protocol V1 relay board (software version 0.50) on the relay board's unit: reported
+    as the wrong device, nothing it answers is used or written; swapped for a V2 board, it is
+    found at the next check and read as usual. The sensor on the same bus never notices."""
+    async with running_bus(relay_version=50) as bus:
+        status = bus.sink.status["relays"]
+        assert status["state"] == "degraded"
+        assert "software_version reads 0.5" in str(status["wrong_identity"]), status
+        assert RELAY_POLL not in bus.link.calls
+        assert not [key for key in bus.sink.last if key[0] == "relays"]
+        with pytest.raises(WriteError) as refused:
+            await write_at(bus, 0.0, "relays", "relay_1", True)
+        assert refused.value.code == "wrong_device"
+        assert not [c for c in bus.link.calls if c.op == "write"]
+        assert await bus.advance_to(5.0, 1) == [CLIMATE_POLL]  # not asked again before 30 s
+        bus.link.memory[(RELAY_UNIT, "holding", 0x8000)] = 200  # the right board now
+        calls = await bus.advance_to(5.0 + IDENTIFY_AGAIN_S, 3)
+        assert calls[:2] == [RELAY_IDENTITY, RELAY_POLL] or calls[1:3] == [RELAY_IDENTITY,
+                                                                           RELAY_POLL], calls
+        assert bus.sink.status["relays"]["state"] == "online"
+        assert bus.sink.status["relays"]["wrong_identity"] == ""
+        assert ("relays", "relay_1") in bus.sink.last
 
 
 async def write_at(bus: Bus, t: float, device: str, register: str, value: Value) -> Value | None:

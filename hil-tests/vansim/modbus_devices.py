@@ -103,6 +103,10 @@ class ServedDevice:
             self._spans[reg.table] = (min(lo, reg.address), max(hi, reg.end))
             if reg.writable:
                 self._writable[reg.table].update(range(reg.address, reg.end))
+        ident = profile.device.identity
+        if ident is not None:  # a unit of the right model says so
+            answer = ident.equals[0] if ident.equals else ident.min
+            self.set_value(ident.name, answer if answer is not None else ident.max or 0)
         for name, value in self.model.defaults.items():
             if self.has(name):
                 self.set_value(name, value)
