@@ -5,7 +5,7 @@ confidence): request/response at 9600 8N1 over a 5 V TTL UART, frames
 ``AA dev len 00 cmd payload CRC`` with CRC-16/MODBUS sent high byte first. The controller
 (``dev`` 0x03) asks, the heater (``dev`` 0x04) answers with the same ``cmd``.
 
-This module holds the frame codec (:func:`crc16`, :func:`encode`, :class:`FrameReader`), the
+This module holds the frame codec (:func:`encode`, :class:`FrameReader`), the
 status and settings payloads (:func:`parse_status`, :func:`encode_status`,
 :func:`parse_settings`), the state and error tables, and :class:`AutotermHeater`, the driver:
 one per serial port, it polls the status and reconciles the heater with the wanted state.
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
 
+from drivers.modbus_frame import crc16  # the heater frames use the Modbus CRC
 from drivers.serial_link import SerialLink
 from drivers.wakeup import woken
 
@@ -64,27 +65,6 @@ class Cmd(IntEnum):
     PANEL_TEMPERATURE = 0x11
     HANDSHAKE = 0x1C
     VENTILATION = 0x23
-
-
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/MODBUS (reflected polynomial 0xA001, initial value 0xFFFF) of ``data``."""
-    crc = 0xFFFF
-    for byte in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
-    return crc
 
 
 def encode(dev: int, cmd: int, payload: bytes = b"") -> bytes:

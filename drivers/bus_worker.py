@@ -20,7 +20,13 @@ from drivers.block_planner import Block, BlockPlanner
 from drivers.device_health import DeviceHealth, HealthState
 from drivers.errors import WriteError
 from drivers.modbus_link import ILLEGAL_DATA_ADDRESS, ModbusError, ModbusLink
-from drivers.profile import Profile, Register
+from drivers.profile import (
+    MAX_BITS_PER_READ,
+    MAX_REGISTERS_PER_READ,
+    Profile,
+    Register,
+    Table,
+)
 from drivers.register_codec import CodecError, Value, decode, encode
 from drivers.wakeup import woken
 
@@ -129,6 +135,17 @@ class _WriteRequest:
     done: asyncio.Future[Value | None]
 
 
+@dataclass
+class _ReadRequest:
+    """A technician's read of any registers, between the polls."""
+
+    device: str
+    table: Table
+    address: int
+    count: int
+    done: asyncio.Future[list[int]]
+
+
 class BusWorker:
     """Drives one bus. ``run()`` is the task; ``write()`` may be called from any task."""
 
@@ -163,7 +180,8 @@ class BusWorker:
             )
             for d in devices
         }
-        self._writes: asyncio.Queue[_WriteRequest] = asyncio.Queue()
+        # writes and a technician's reads, in the order asked, ahead of the polls
+        self._writes: asyncio.Queue[_WriteRequest | _ReadRequest] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._last_frame_end = 0.0
         self._last_was_write = False
@@ -190,6 +208,19 @@ class BusWorker:
                                              f" {dev.health.wrong_identity}")
         fut: asyncio.Future[Value | None] = asyncio.get_running_loop().create_future()
         self._writes.put_nowait(_WriteRequest(device, reg, value, fut))
+        self._wake.set()
+        return await fut
+
+    async def read_raw(self, device: str, table: Table, address: int, count: int) -> list[int]:
+        """Read ``count`` registers (or bits) of ``table`` from ``address`` of a device, as a
+        technician's diagnostic: queued like a write, so the worker stays the bus's only
+        master. ModbusError if the device does not answer it."""
+        limit = MAX_BITS_PER_READ if table in ("coil", "discrete") else MAX_REGISTERS_PER_READ
+        if not 1 <= count <= limit or not 0 <= address <= 0xFFFF - count + 1:
+            raise ModbusError("exception", f"{count} at {address} is outside the protocol's "
+                                           f"limits (1..{limit} from 0..65535)", 3)
+        fut: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._writes.put_nowait(_ReadRequest(device, table, address, count, fut))
         self._wake.set()
         return await fut
 
@@ -224,6 +255,7 @@ class BusWorker:
                 req = self._writes.get_nowait()
                 if not req.done.done():
                     req.done.set_exception(WriteError("shutdown", "bus worker stopped"))
+                    req.done.exception()  # nobody may be waiting any more: not an error
 
     # ---- scheduling -------------------------------------------------------------
 
@@ -389,16 +421,31 @@ class BusWorker:
     def _encode(self, dev: _Device, reg: Register, value: Value) -> list[int]:
         return encode(value, reg.type, reg.scale, dev.spec.profile.device.word_order, reg.words)
 
-    async def _do_write(self, req: _WriteRequest) -> None:
-        """One write with its read-back; the caller is answered whatever happens, also when
-        the worker is cancelled or fails in the middle (it is restarted, the caller is not
-        left waiting)."""
+    async def _do_write(self, req: _WriteRequest | _ReadRequest) -> None:
+        """One write with its read-back (or a technician's read); the caller is answered
+        whatever happens, also when the worker is cancelled or fails in the middle (it is
+        restarted, the caller is not left waiting)."""
         try:
-            await self._write_and_read_back(req)
+            if isinstance(req, _ReadRequest):
+                await self._read_for(req)
+            else:
+                await self._write_and_read_back(req)
         except BaseException as exc:
             if not req.done.done():
                 req.done.set_exception(WriteError("bus_error", f"write interrupted: {exc!r}"))
             raise
+
+    async def _read_for(self, req: _ReadRequest) -> None:
+        dev = self._devices[req.device]
+        try:
+            words = await self._transact(
+                dev, lambda: self.link.read(req.table, req.address, req.count, dev.spec.unit))
+        except ModbusError as exc:
+            if not req.done.done():
+                req.done.set_exception(exc)
+            return
+        if not req.done.done():
+            req.done.set_result(words)
 
     async def _write_and_read_back(self, req: _WriteRequest) -> None:
         dev = self._devices[req.device]

@@ -28,6 +28,7 @@ from supervisor.core.alarms import AlarmManager
 from supervisor.core.commands import CommandRouter
 from supervisor.core.config import ConfigError, SupervisorConfig, check_on_target
 from supervisor.core.device_points import DevicePoints
+from supervisor.core.diagnostics import register_diagnostics
 from supervisor.core.exposed_devices import expose_devices
 from supervisor.core.history import History
 from supervisor.core.logs import setup_logging
@@ -83,6 +84,7 @@ class Supervisor:
 
         self.port = OutputPort(bus_write, self.io, self.devices, points)
         expose_devices(self.van, bus_write)
+        register_diagnostics(self.van, self.workers)
         self.mqtt = MqttBridge(self.van)
         self.core = VehicleCore(self.van, self.port, self.mqtt.request_republish)
         self.heartbeats: list[Heartbeat] = []
