@@ -84,6 +84,7 @@ bench: system-deps $(STAMP) $(HQ_NODE)
 	PYTHONPATH=hil-tests $(PY) bench/panic.py
 	PYTHONPATH=hil-tests $(PY) bench/hq_link.py
 	PYTHONPATH=hil-tests $(PY) bench/fleet.py
+	PYTHONPATH=hil-tests $(PY) bench/peer_job.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/mpy_port/node_modules \
