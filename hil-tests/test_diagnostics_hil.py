@@ -53,3 +53,34 @@ async def test_a_technician_reads_and_writes_registers_and_sees_the_frame_first(
     audited = {v.get("command") for t, v, _ in mon.messages if t == "event"
                and isinstance(v, dict) and v.get("kind") == "command"}
     assert {"r1", "w1", "w2"} <= audited
+
+
+async def test_the_self_test_switches_each_output_and_back_and_reports_a_failing_board(
+        van: Van) -> None:
+    mon, sim = van.monitor, van.sim
+    await wait_until(lambda: (mon.latest.get("device/relays/status") or {}).get("state")
+                     == "online", what="relays online")
+    before = {n: sim.relay("relays", f"relay_{n}") for n in range(1, 9)}
+    seen = len(mon.messages)
+    done = await diag(van, "self_test", "st1", {"only": "power/circuit/*"})
+    steps = [v for t, v, _ in mon.messages[seen:] if t == "event"
+             and isinstance(v, dict) and v.get("kind") == "self_test"]
+    assert done["status"] == "done", [s for s in steps if s["result"] == "failed"]
+    assert steps and {s["output"] for s in steps} >= {"power/circuit/exterior_lights"}
+    assert all(s["result"] in ("ok", "skipped") for s in steps), steps
+    assert any(s["result"] == "ok" for s in steps)
+    assert {n: sim.relay("relays", f"relay_{n}") for n in range(1, 9)} == before, "restored"
+    # every write to the board now refused: the self-test says which outputs failed
+    sim.set_exception("relays", 4)
+    failed = await diag(van, "self_test", "st2", {"only": "power/circuit/exterior_lights"})
+    assert (failed["status"], failed["code"]) == ("failed", "self_test_failed"), failed
+    assert "power/circuit/exterior_lights" in str(failed["message"])
+    sim.set_exception("relays", None)
+    crew = await diag(van, "self_test", "st3", {}, role="crew")
+    assert crew["code"] == "forbidden", crew
+    # never while a victim is in the consultation room
+    started = await mon.command("room/session", {"id": "s1", "args": {"on": True}})
+    assert started["status"] == "done", started
+    await wait_until(lambda: mon.value("room/session/active") is True, what="session on")
+    refused = await diag(van, "self_test", "st4", {})
+    assert (refused["status"], refused["code"]) == ("rejected", "session"), refused

@@ -152,7 +152,9 @@ class CommsSubsystem:
                            "HQ's echo of a ping", event=False))
         dog = self.cfg.router.watchdog if self.cfg.router is not None else None
         if dog is not None:
-            self.ctx.outputs.declare(OutputDef(ROUTER_POWER, True, line=dog.power_line))
+            # not in the self-test: switching it off reboots the router (the link HQ may use)
+            self.ctx.outputs.declare(OutputDef(ROUTER_POWER, True, line=dog.power_line,
+                                               self_test=False))
             define(PointDef("comms/watchdog/enabled", "bool", "",
                             "The router watchdog may power-cycle it"))
             define(PointDef("comms/watchdog/cycles_last_hour", "integer", "",

@@ -34,6 +34,7 @@ from supervisor.core.history import History
 from supervisor.core.logs import setup_logging
 from supervisor.core.outputs import OutputPort
 from supervisor.core.points import PointStore
+from supervisor.core.self_test import register_self_test
 from supervisor.core.storage import Storage
 from supervisor.core.subsystem import (
     Clock,
@@ -95,6 +96,7 @@ class Supervisor:
                 ctx = self._context(spec.name, clock)
                 self.subsystems[spec.name] = spec.build(ctx, section)
                 self.heartbeats.extend(ctx.loop_heartbeats)
+        register_self_test(self.van, self.port)  # once every subsystem declared its outputs
         problem = router.grant(cfg.access.grant)
         if problem is not None:
             raise ConfigError(config_path, f"access.grant.{problem}", "not a registered action")

@@ -40,6 +40,9 @@ class OutputDef:
     register: str | None = None
     line: str | None = None
     lock: str | None = None  # point id; while it reads true the safe state waits
+    # switched on and off by the technician's self-test (False where a quick toggle does
+    # harm: a compressor's minimum off time, the LTE router's supply, a node's handshake)
+    self_test: bool = True
 
     @property
     def target(self) -> str:

@@ -138,8 +138,11 @@ class RoomSubsystem:
             declare(OutputDef("room/recording_light", 0, device=node,
                               register="recording_light"))
             declare(OutputDef("room/buzzer", 0, device=node, register="buzzer"))
-            declare(OutputDef("room/node_lease", None, device=node, register="lease"))
-            declare(OutputDef("room/panic_ack", None, device=node, register="panic_ack"))
+            # the node's handshakes, not outputs a technician can check by switching them
+            declare(OutputDef("room/node_lease", None, device=node, register="lease",
+                              self_test=False))
+            declare(OutputDef("room/panic_ack", None, device=node, register="panic_ack",
+                              self_test=False))
         for oid, relay in self._relays().items():
             # masking and the doorbell's visual mode are held through a restart (a session
             # goes on); the recording and the beacon stop with us
