@@ -1,9 +1,11 @@
-"""``mcwctl status`` against the broker as shipped: systemd/mosquitto-mcw.conf and its ACL.
+"""``mcwctl`` against the broker as shipped: systemd/mosquitto-mcw.conf and its ACL.
 
 A real Mosquitto runs the shipped fragment (laid out by tests/test_systemd_units.py's
 ``build_broker``: listeners on free ports, a temporary password file with one password per
 login, the shipped ACL). The real supervisor logs in as ``supervisor`` and serves the simulated
-van; ``mcwctl status`` runs as its own process and logs in as ``technician``, the default.
+van; ``mcwctl`` runs as its own process and logs in as ``technician``, the default: ``status``,
+and the technician's views (``devices``, ``points``, ``watch``, ``version`` from the broker,
+``events`` and ``alarms`` from the supervisor's SQLite).
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,15 @@ import aiomqtt
 import pytest
 from testsupport import needs_tool, running_mosquitto
 
-from harness import BIN, DEMO_CONFIG, SupervisorProcess, free_port, van_env, wait_until
+from harness import (
+    BIN,
+    DEADLINE_S,
+    DEMO_CONFIG,
+    SupervisorProcess,
+    free_port,
+    van_env,
+    wait_until,
+)
 from supervisor.interfaces.mcwctl import PASSWORD_ENV
 from supervisor.registry import load_config
 from vansim.van import SimulatedVan
@@ -66,12 +78,37 @@ def mcwctl_status(broker: ShippedBroker, *args: str,
     ``password`` goes in ``MCW_MQTT_PASSWORD``; otherwise that variable is unset, whatever the
     environment of the test run.
     """
+    return mcwctl(broker, "status", *args, password=password)
+
+
+def mcwctl(broker: ShippedBroker, command: str, *args: str,
+           password: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``mcwctl COMMAND`` on the demo van's config (its storage path from the test's
+    MCW_RUN_DIR), pointed at ``broker``, the password as ``mcwctl_status`` gives it."""
     env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
     if password is not None:
         env[PASSWORD_ENV] = password
-    cmd = [str(BIN / "mcwctl"), "status", "--config", str(DEMO_CONFIG),
-           "--host", "127.0.0.1", "--port", str(broker.port), *args]
+    cmd = [str(BIN / "mcwctl"), command, "--config", str(DEMO_CONFIG), *args]
+    if command not in ("events", "alarms"):  # those read SQLite, not the broker
+        cmd += ["--host", "127.0.0.1", "--port", str(broker.port)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+
+
+async def technician_until(broker: ShippedBroker, args: tuple[str, ...],
+                           check: Callable[[subprocess.CompletedProcess[str]], bool],
+                           what: str) -> subprocess.CompletedProcess[str]:
+    """Run ``mcwctl ARGS`` as the technician (in a thread: the simulated van runs on this
+    event loop) until ``check`` holds; each run takes the broker's retained burst, so this
+    polls at that pace. Fails with the last output at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    while True:
+        proc = await asyncio.to_thread(mcwctl, broker, *args, password=USERS["technician"])
+        if check(proc):
+            return proc
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: exit {proc.returncode}\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, text: str) -> None:
@@ -171,6 +208,126 @@ async def test_status_with_the_technician_login(van_on_shipped_broker: dict[str,
                                   password=USERS["technician"])
     assert raw.returncode == 0, raw.stderr
     assert json.loads(raw.stdout)["status"]["state"] == "ready"
+
+
+# ---- the technician's views ------------------------------------------------------------------
+
+DEVICE_IDS = sorted(d.id for d in load_config(DEMO_CONFIG).device)
+WATCH_LINE = re.compile(r"\d\d:\d\d:\d\d\.\d{3} (state|alarm|device|event|status) +\S")
+
+
+def all_online(proc: subprocess.CompletedProcess[str]) -> bool:
+    """``devices``: exit 0 (every device online) and a table line ``online`` for each."""
+    lines = proc.stdout.splitlines()
+    return proc.returncode == 0 and all(
+        any(line.split()[:1] == [d] and " online " in line for line in lines)
+        for d in DEVICE_IDS)
+
+
+async def test_devices_points_and_version(van_on_shipped_broker: dict[str, Any],
+                                          broker: ShippedBroker) -> None:
+    """The simulated devices all online, the battery's points, the versions: as the
+    technician, from the retained topics the shipped ACL lets that login read."""
+    latest = van_on_shipped_broker
+    table = await technician_until(broker, ("devices",), all_online, "every device online")
+    assert table.stderr == ""
+    assert f"{len(DEVICE_IDS)} devices, 0 not online" in table.stdout
+    assert all(len(line) <= 80 for line in table.stdout.splitlines()), table.stdout
+    as_json = await technician_until(broker, ("devices", "--json"),
+                                     lambda p: p.returncode == 0, "devices --json")
+    rows = json.loads(as_json.stdout)["devices"]
+    assert sorted(r["id"] for r in rows) == DEVICE_IDS
+    relays = next(r for r in rows if r["id"] == "relays")
+    assert (relays["state"], relays["profile"], relays["bus"], relays["unit"]) == \
+        ("online", "waveshare_relay_8ch", "rs485", 2)
+    assert relays["requests"] > 0 and relays["last_ok"] is not None
+    detail = await asyncio.to_thread(mcwctl, broker, "devices", "relays",
+                                     password=USERS["technician"])
+    assert detail.returncode in (0, 3), detail.stderr  # 3 should a poll just have failed
+    assert "waveshare_relay_8ch" in detail.stdout and "rs485, unit 2" in detail.stdout
+
+    points = await asyncio.to_thread(mcwctl, broker, "points", "power/battery/*",
+                                     password=USERS["technician"])
+    assert points.returncode == 0 and points.stderr == "", points.stderr
+    rows_by_id = {line.split()[0]: line for line in points.stdout.splitlines()
+                  if line.startswith("power/")}
+    assert all(key.startswith("power/battery/") for key in rows_by_id), points.stdout
+    published = {k.removeprefix("state/") for k in latest if k.startswith("state/power/battery/")}
+    assert published and published <= rows_by_id.keys(), (published, points.stdout)
+    soc = rows_by_id["power/battery/soc"].split()
+    assert soc[2] == "%" and soc[3] == "good"
+    assert float(soc[1]) == pytest.approx(latest["state/power/battery/soc"]["v"], abs=1)
+
+    versions = await asyncio.to_thread(mcwctl, broker, "version", "--json",
+                                       password=USERS["technician"])
+    assert versions.returncode == 0, versions.stderr
+    found = json.loads(versions.stdout)
+    assert found["supervisor"] == latest["status"]["version"]
+    assert found["mcwctl"] == version("mcw-controller")
+    assert found["supervisor_state"] == "ready"
+    text = await asyncio.to_thread(mcwctl, broker, "version", password=USERS["technician"])
+    assert re.search(rf"supervisor +{re.escape(found['supervisor'])} +status ready",
+                     text.stdout), text.stdout
+
+
+async def test_watch_then_events_from_sqlite(van_on_shipped_broker: dict[str, Any],
+                                             broker: ShippedBroker) -> None:
+    """``watch --count 3`` prints the changes a crew command makes; ``events --since 1h``
+    then lists that command from the supervisor's SQLite (opened read-only, beside it)."""
+    env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
+    env[PASSWORD_ENV] = USERS["technician"]
+    watch = await asyncio.create_subprocess_exec(
+        str(BIN / "mcwctl"), "watch", "--count", "3", "--duration", str(RUN_TIMEOUT_S),
+        "--config", str(DEMO_CONFIG), "--host", "127.0.0.1", "--port", str(broker.port),
+        "power/circuit/exterior_lights*", "command", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with aiomqtt.Client("127.0.0.1", broker.port, username="crew",
+                                  password=USERS["crew"]) as crew:
+            await crew.subscribe(f"{PREFIX}/result/crew/power/circuit", qos=1)
+            on, sent = True, 0
+            # the watch shows what comes after it subscribed, which the test cannot see: the
+            # crew switches the light until the watch has had its three lines (each command
+            # answered before the next)
+            while watch.returncode is None and sent < 20:
+                sent += 1
+                body = {"id": f"watch-{sent}", "args": {"circuit": "exterior_lights", "on": on}}
+                await crew.publish(f"{PREFIX}/cmd/crew/power/circuit", json.dumps(body), qos=1)
+                async with asyncio.timeout(DEADLINE_S):
+                    async for msg in crew.messages:
+                        if json.loads(msg.payload if isinstance(msg.payload, bytes)
+                                      else b"{}").get("id") == body["id"]:
+                            break
+                on = not on
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(watch.wait(), 0.5)  # ended, or switch again
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            out, err = await watch.communicate()
+    finally:
+        if watch.returncode is None:
+            watch.kill()
+            await watch.wait()
+    assert watch.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert len(lines) == 3, lines
+    assert all(WATCH_LINE.match(line) for line in lines), lines
+    assert all("exterior_lights" in line or "command" in line for line in lines), lines
+
+    events = await technician_until(
+        broker, ("events", "--since", "1h", "--json"),
+        lambda p: p.returncode == 0 and any(
+            e["data"].get("command", "").startswith("watch-")
+            for e in json.loads(p.stdout)["events"]), "the crew's commands in SQLite")
+    logged = [e for e in json.loads(events.stdout)["events"] if e["kind"] == "command"]
+    assert {e["data"]["action"] for e in logged} == {"power/circuit"}
+    assert all(e["data"]["role"] == "crew" for e in logged)
+    table = await asyncio.to_thread(mcwctl, broker, "events", "--since", "1h", "--kind",
+                                    "command")
+    assert table.returncode == 0 and table.stderr == "", table.stderr
+    assert "power/circuit circuit=exterior_lights" in table.stdout
+    assert re.search(r"\d+ events?", table.stdout.splitlines()[-1]), table.stdout
+    alarms = await asyncio.to_thread(mcwctl, broker, "alarms", "--since", "1h")
+    assert alarms.returncode == 0 and alarms.stderr == "", alarms.stderr
 
 
 # ---- refused: one line on stderr, no traceback, a non-zero exit ----------------------------------

@@ -7,10 +7,17 @@ whether the supervisor runs, which device is failing and why, the active alarms 
 (fleet_view.py); ``mcwctl fleet ack VAN`` acknowledges the van's panic, as the ``hq`` role,
 and prints the van's answer.
 
-``status`` logs in to the broker, which refuses anonymous clients (systemd/mosquitto-mcw.conf),
-as ``--user`` (the ``technician`` login of systemd/mosquitto-mcw.acl by default, which reads
-every ``mcw/v1/...`` topic) with the password read from ``--password-file`` or the environment
-variable ``MCW_MQTT_PASSWORD``; never from an argument, which ``ps`` would show to every user.
+The technician's views, each in its own module (this one parses the arguments, reads the
+broker and dispatches): ``devices`` (device_table.py), ``points`` and ``version``
+(point_table.py), ``watch`` (live_watch.py), and ``events`` and ``alarms`` from the
+supervisor's SQLite, read-only (history_query.py). Tables through rich; ``--json`` for
+scripts, its shape in each command's help.
+
+Every command that reads the van's broker logs in to it (it refuses anonymous clients:
+systemd/mosquitto-mcw.conf) as ``--user`` (the ``technician`` login of
+systemd/mosquitto-mcw.acl by default, which reads every ``mcw/v1/...`` topic) with the
+password read from ``--password-file`` or the environment variable ``MCW_MQTT_PASSWORD``;
+never from an argument, which ``ps`` would show to every user.
 """
 
 from __future__ import annotations
@@ -18,12 +25,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import io
 import json
 import os
 import sys
 import time
 import uuid
 from collections.abc import Coroutine
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,7 +42,16 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
 from supervisor.core.config import ConfigError
+from supervisor.interfaces import device_table, history_query, live_watch, point_table
+from supervisor.interfaces.cli_output import (
+    Report,
+    decode,
+    dump_json,
+    stdout_console,
+    write_line,
+)
 from supervisor.interfaces.fleet_view import FILTERS, VEHICLE, as_json, fleet, format_fleet
+from supervisor.interfaces.history_query import HistoryError
 from supervisor.interfaces.pin import hash_pin
 from supervisor.registry import SUBSYSTEMS, load_config
 
@@ -46,6 +65,8 @@ PASSWORD_ENV = "MCW_MQTT_PASSWORD"
 LOGIN_REFUSED = frozenset({4, 5, 0x86, 0x87})
 EXIT_UNREACHABLE, EXIT_USAGE, EXIT_NOT_READY, EXIT_LOGIN_REFUSED = 1, 2, 3, 4
 EXIT_NO_ANSWER, EXIT_REFUSED = 5, 6  # fleet ack: the van did not answer / did not apply it
+DEFAULT_CONFIG = Path("/etc/mcw/vehicle.toml")
+MAX_TOPICS = 20_000  # retained topics one van's view reads at most: a flood must end
 T = TypeVar("T")
 
 
@@ -58,10 +79,11 @@ class StatusError(Exception):
 
 
 async def collect_retained(host: str, port: int, filters: tuple[str, ...],
-                           username: str | None = None,
-                           password: str | None = None) -> dict[str, Any]:
+                           username: str | None = None, password: str | None = None,
+                           limit: int | None = None) -> dict[str, Any]:
     """All retained topics matching ``filters`` (topic -> decoded JSON; the raw text when it
-    is not JSON; None when empty)."""
+    is not JSON; None when empty); at most ``limit`` topics when given, and what arrives
+    within MAX_WAIT_S."""
     out: dict[str, Any] = {}
     loop = asyncio.get_running_loop()
     async with aiomqtt.Client(host, port, username=username, password=password,
@@ -69,7 +91,7 @@ async def collect_retained(host: str, port: int, filters: tuple[str, ...],
         for topic_filter in filters:
             await client.subscribe(topic_filter, qos=1)
         deadline = loop.time() + MAX_WAIT_S
-        while loop.time() < deadline:
+        while loop.time() < deadline and (limit is None or len(out) < limit):
             try:
                 async with asyncio.timeout(QUIET_S):
                     msg = await anext(client.messages)
@@ -78,12 +100,7 @@ async def collect_retained(host: str, port: int, filters: tuple[str, ...],
             if not msg.retain:
                 continue
             raw = msg.payload if isinstance(msg.payload, bytes | str) else b""
-            try:
-                out[msg.topic.value] = json.loads(raw) if raw else None
-            except (ValueError, RecursionError):  # shown as text, never as JSON it is not
-                text = raw[:MAX_RAW]
-                out[msg.topic.value] = text.decode(errors="replace") \
-                    if isinstance(text, bytes) else text
+            out[msg.topic.value] = decode(raw, MAX_RAW)
     return out
 
 
@@ -146,16 +163,34 @@ def format_status(found: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a text the terminal cannot show: replaced
+        sys.stdout.reconfigure(errors="replace")
+    if args.command == "hash-pin":
+        return _hash_pin()
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"mcwctl: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StatusError as exc:
+        print(f"mcwctl: {exc}", file=sys.stderr)
+        return exc.code
+    except HistoryError as exc:
+        print(f"mcwctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `mcwctl watch | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcwctl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-config", help="validate a vehicle config file")
     check.add_argument("file", type=Path)
     status = sub.add_parser("status", help="show supervisor, device and alarm status")
-    status.add_argument("--config", "-c", type=Path, default=Path("/etc/mcw/vehicle.toml"))
-    status.add_argument("--host", help="broker host (default: from the config)")
-    status.add_argument("--port", type=int, help="broker port (default: from the config)")
-    status.add_argument("--json", action="store_true", help="print the raw retained state")
-    _login_options(status, DEFAULT_USER)
+    _van_options(status, "print the raw retained state")
     fleet_cmd = sub.add_parser("fleet", help="HQ: every van's status from HQ's broker; "
                                              "'fleet ack VAN' acknowledges its panic")
     fleet_cmd.add_argument("action", nargs="?", choices=("list", "ack"), default="list")
@@ -171,39 +206,102 @@ def main(argv: list[str] | None = None) -> int:
                                 "(default 600)")
     _login_options(fleet_cmd, None)
     sub.add_parser("hash-pin", help="hash a panel PIN (read from stdin) for the config file")
-    args = parser.parse_args(argv)
-    if args.command == "hash-pin":
-        return _hash_pin()
-    try:
-        if args.command == "fleet":
-            return _fleet(args)
-        cfg = load_config(args.file if args.command == "check-config" else args.config)
-    except ConfigError as exc:
-        print(f"mcwctl: config error: {exc}", file=sys.stderr)
-        return 2
-    except StatusError as exc:
-        print(f"mcwctl: {exc}", file=sys.stderr)
-        return exc.code
+    technician_commands(sub)
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "fleet":
+        return _fleet(args)
     if args.command == "check-config":
+        cfg = load_config(args.file)
         sections = [s.name for s in SUBSYSTEMS if cfg.section(s.name) is not None]
         print(f"{args.file}: OK ({len(cfg.bus)} buses, {len(cfg.device)} devices, "
               f"{len(cfg.gpio.line)} GPIO lines; subsystems: {', '.join(sections) or 'none'})")
         return 0
-    host, port = args.host or cfg.mqtt.host, args.port or cfg.mqtt.port
-    prefix = f"mcw/v1/{cfg.vehicle.id}"
-    user = args.user or None
-    try:
-        password = _password(args.password_file)
-        found = _at_broker(collect_retained(host, port, (f"{prefix}/#",), user, password),
-                           host, port, user, password)
-    except StatusError as exc:
-        print(f"mcwctl: {exc}", file=sys.stderr)
-        return exc.code
-    retained = {topic.removeprefix(prefix + "/"): value for topic, value in found.items()}
-    print(json.dumps(retained, indent=2) if args.json else format_status(retained))
-    supervisor = retained.get("status")
-    status_state = supervisor.get("state") if isinstance(supervisor, dict) else None
-    return 0 if status_state == "ready" else EXIT_NOT_READY
+    if args.command == "status":
+        retained = _retained(_van(args), ("#",), None)
+        print(json.dumps(retained, indent=2) if args.json else format_status(retained))
+        supervisor = retained.get("status")
+        status_state = supervisor.get("state") if isinstance(supervisor, dict) else None
+        return 0 if status_state == "ready" else EXIT_NOT_READY
+    if args.command == "watch":
+        return _watch(args)
+    if args.command in ("events", "alarms"):
+        report = history_query.report(_database(args), args.command == "alarms", args.since,
+                                      args.until, getattr(args, "kind", None), args.limit)
+    else:
+        report = _view(args)
+    if args.json:
+        print(dump_json(report.data))
+    else:
+        stdout_console().print(report.view)
+    return 0 if report.ok else EXIT_NOT_READY
+
+
+@dataclass(frozen=True)
+class Van:
+    """Where a van's retained state is read: its broker, its topics' prefix and the login."""
+
+    host: str
+    port: int
+    prefix: str
+    user: str | None
+    password: str | None
+
+
+def _van(args: argparse.Namespace) -> Van:
+    """The van of the command line: the vehicle config gives what the options do not (it is
+    not read when --vehicle, --host and --port are all given: a technician's laptop)."""
+    cfg = None
+    if args.vehicle is None or args.host is None or args.port is None:
+        cfg = load_config(args.config)
+    vehicle = args.vehicle or (cfg.vehicle.id if cfg is not None else "")
+    host = args.host or (cfg.mqtt.host if cfg is not None else "")
+    port = args.port or (cfg.mqtt.port if cfg is not None else 0)
+    return Van(host, port, f"mcw/v1/{vehicle}", args.user or None, _password(args.password_file))
+
+
+def _retained(van: Van, suffixes: tuple[str, ...], limit: int | None) -> dict[str, Any]:
+    """The van's retained topics below ``suffixes`` (topic below the prefix -> payload)."""
+    found = _at_broker(collect_retained(van.host, van.port,
+                                        tuple(f"{van.prefix}/{s}" for s in suffixes),
+                                        van.user, van.password, limit),
+                       van.host, van.port, van.user, van.password)
+    if limit is not None and len(found) >= limit:
+        print(f"mcwctl: stopped reading after {limit} retained topics (a flood on the "
+              "broker?): what follows may be incomplete", file=sys.stderr)
+    return {topic.removeprefix(van.prefix + "/"): value for topic, value in found.items()}
+
+
+def _view(args: argparse.Namespace) -> Report:
+    """``devices``, ``points`` or ``version``: read from the broker, built as a report."""
+    van = _van(args)
+    now = time.time()
+    if args.command == "devices":
+        return device_table.report(_retained(van, device_table.TOPICS, MAX_TOPICS),
+                                   args.device, now)
+    if args.command == "points":
+        return point_table.report(_retained(van, point_table.POINT_TOPICS, MAX_TOPICS),
+                                  args.globs, now)
+    return point_table.version_report(_retained(van, point_table.VERSION_TOPICS, MAX_TOPICS))
+
+
+def _watch(args: argparse.Namespace) -> int:
+    van = _van(args)
+    with suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
+        _at_broker(live_watch.watch(van.host, van.port, van.prefix, args.globs, write_line,
+                                    args.json, args.count, args.duration, van.user,
+                                    van.password),
+                   van.host, van.port, van.user, van.password)
+    return 0
+
+
+def _database(args: argparse.Namespace) -> Path:
+    """The supervisor's SQLite: --db, else the vehicle config's [storage] path."""
+    if args.db is not None:
+        return Path(args.db)
+    return Path(load_config(args.config).storage.path)
 
 
 def _seconds(text: str) -> float:
@@ -215,6 +313,90 @@ def _seconds(text: str) -> float:
     if not 0 < value <= 86_400:  # also refuses nan and inf
         raise argparse.ArgumentTypeError(f"seconds must be above 0 and at most 86400: {text}")
     return value
+
+
+def technician_commands(sub: Any) -> None:
+    """The technician's read-side commands (``sub``: the parser's subparsers). Each help ends
+    with the shape of the command's --json output, kept beside the rows it describes."""
+    def command(name: str, summary: str, json_shape: str,
+                broker: bool = True) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            name, help=summary.replace("\n", " "), description=summary,
+            epilog=f"--json prints:\n{json_shape}",
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        if broker:
+            _van_options(parser, "print JSON (below)")
+        return parser
+
+    devices = command("devices", "every device's health, the failing first (exit 3 when one "
+                      "is not online);\nwith DEVICE: its detail and block plan",
+                      device_table.JSON_SHAPE)
+    devices.add_argument("device", nargs="?", help="one device's id: its detail")
+    points = command("points", "the points' values, quality and age, as MQTT carries them "
+                     "(scaled, SI units):\nno raw register values", point_table.JSON_SHAPE)
+    points.add_argument("globs", nargs="*", metavar="GLOB", help="point ids to show, "
+                        "shell-style ('power/battery/*'; * also matches /)")
+    watch = command("watch", "live changes (points, alarms, devices, status, events), one "
+                    "line each,\nuntil Ctrl-C, --count or --duration", live_watch.JSON_SHAPE)
+    watch.add_argument("globs", nargs="*", metavar="GLOB", help="show only these: a point, "
+                       "alarm or device id, an event kind, or the topic below mcw/v1/ID/ "
+                       "(shell-style)")
+    watch.add_argument("--count", type=_positive, metavar="N", help="stop after N lines")
+    watch.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
+    events = command("events", "the event log from the supervisor's SQLite (read-only), "
+                     "oldest first", history_query.EVENTS_JSON_SHAPE, broker=False)
+    events.add_argument("--kind", help="only events of this kind (alarm, command, power, ...)")
+    alarms = command("alarms", "alarms raised, cleared and acknowledged, from the "
+                     "supervisor's SQLite", history_query.ALARMS_JSON_SHAPE, broker=False)
+    for parser in (events, alarms):
+        parser.add_argument("--since", type=_when, metavar="T", help="from T: ISO 8601 (local "
+                            "time without a zone) or a time before now: 30m, 2h, 1d")
+        parser.add_argument("--until", type=_when, metavar="T", help="up to T (as --since)")
+        parser.add_argument("--limit", type=_positive, default=history_query.DEFAULT_LIMIT,
+                            metavar="N", help="the newest N at most (default "
+                                              f"{history_query.DEFAULT_LIMIT})")
+        parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG,
+                            help=f"the vehicle config, for [storage] path (default: "
+                                 f"{DEFAULT_CONFIG})")
+        parser.add_argument("--db", type=Path, help="the SQLite file (default: from the config)")
+        parser.add_argument("--json", action="store_true", help="print JSON (below)")
+    command("version", "the versions of mcwctl, of the supervisor and of the nodes that "
+            "publish one", point_table.VERSION_JSON_SHAPE)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 < value <= history_query.MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be 1 to {history_query.MAX_LIMIT}: {text}")
+    return value
+
+
+def _when(text: str) -> float:
+    try:
+        return history_query.parse_time(text, time.time())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _van_options(parser: argparse.ArgumentParser, json_help: str) -> None:
+    """Where the van's broker is, and the login: the options of every command that reads it."""
+    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG,
+                        help=f"the vehicle config (default: {DEFAULT_CONFIG})")
+    parser.add_argument("--vehicle", type=_vehicle,
+                        help="the vehicle id, topics mcw/v1/ID/... (default: from the config)")
+    parser.add_argument("--host", help="broker host (default: from the config)")
+    parser.add_argument("--port", type=int, help="broker port (default: from the config)")
+    parser.add_argument("--json", action="store_true", help=json_help)
+    _login_options(parser, DEFAULT_USER)
+
+
+def _vehicle(text: str) -> str:
+    if not VEHICLE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a vehicle id: {text!r}")
+    return text
 
 
 def _login_options(parser: argparse.ArgumentParser, user: str | None) -> None:
