@@ -34,6 +34,7 @@ from supervisor.core.van_state import (
     last_event_payload,
     state_payload,
 )
+from supervisor.interfaces.ha_discovery import HaDiscovery
 from supervisor.interfaces.uplink import Uplink
 
 log = structlog.get_logger("supervisor.mqtt")
@@ -101,6 +102,8 @@ class MqttBridge:
                        Uplink(self.storage, self.prefix, cfg.uplink_rate, cfg.uplink_burst))
         if self.uplink is not None:
             van.resend = self.uplink.resend
+        ha = van.cfg.home_assistant
+        self.ha = HaDiscovery(van, ha) if ha.enabled else None  # kept across sessions
 
     def _point(self, pdef: PointDef, pv: PointValue) -> None:
         if not pdef.local:
@@ -198,11 +201,18 @@ class MqttBridge:
                 tg.create_task(self._sender(client), name="mqtt-sender")
                 if self.uplink is not None:
                     tg.create_task(self.uplink.run(client), name="mqtt-uplink")
+                if self.ha is not None:
+                    tg.create_task(self.ha.run(client), name="ha-discovery")
                 async for message in client.messages:
-                    if message.topic.value.startswith(f"{self.prefix}/bridge/"):
+                    topic = message.topic.value
+                    if topic.startswith(f"{self.prefix}/bridge/"):
                         self._bridge_note(message)
-                        continue
-                    tg.create_task(self._command(message, client), name="mqtt-command")
+                    elif topic.startswith(f"{self.prefix}/cmd/"):
+                        tg.create_task(self._command(message, client), name="mqtt-command")
+                    elif self.ha is not None:
+                        # the persistent session keeps a subscription of an earlier run
+                        # (Home Assistant disabled since): anything else is not a command
+                        self.ha.route(message)
 
     def _bridge_note(self, message: aiomqtt.Message) -> None:
         """A Mosquitto bridge's notification: its point, if the van has one, and the uplink's
