@@ -197,6 +197,10 @@ class BusWorker:
     def health(self, device: str) -> DeviceHealth:
         return self._devices[device].health
 
+    def status(self, device: str) -> dict[str, object]:
+        """What the device's status topic shows: its health and its block plan."""
+        return self._devices[device].status()
+
     async def write(self, device: str, register: str, value: Value) -> Value | None:
         """Write ``value`` to a register and return the value read back from the device."""
         dev = self._devices[device]

@@ -82,7 +82,7 @@ def _refresh_device_status(van: VanState, workers: Mapping[str, BusWorker]) -> N
     """Publish health counts and last_ok between transitions (transitions go at once)."""
     for worker in workers.values():
         for device in worker.device_ids:
-            snapshot = worker.health(device).snapshot()
+            snapshot = worker.status(device)
             if device in van.devices.status and snapshot != van.devices.status[device]:
                 van.devices.health(device, snapshot)
 

@@ -124,6 +124,8 @@ class RoomSubsystem:
             bind(node, "panic_latched", "room/node/panic_latched")
             bind(node, "panic_presses", "room/node/panic_presses")
             bind(node, "session_presses", "room/node/session_presses")
+            bind(node, "fw_version", "room/node/fw_version",
+                 description="Room node firmware (major * 256 + minor)")
             bind(node, "door", "room/door", description="Consultation room door")
             bind(node, "occupancy", "room/occupancy", description="Someone in the room")
             for button in cfg.panic:
