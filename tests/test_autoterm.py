@@ -17,7 +17,6 @@ from drivers.autoterm import (
     FrameReader,
     HeaterStatus,
     Wanted,
-    crc16,
     describe_error,
     encode,
     encode_status,
@@ -25,6 +24,7 @@ from drivers.autoterm import (
     parse_status,
     state_of,
 )
+from drivers.modbus_frame import crc16
 
 # (frame as captured, dev, cmd, payload) — every one from ../shared/devices/README.md §6
 CAPTURED = [
