@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, suppress
@@ -89,7 +90,7 @@ def mcwctl(broker: ShippedBroker, command: str, *args: str,
     if password is not None:
         env[PASSWORD_ENV] = password
     cmd = [str(BIN / "mcwctl"), command, "--config", str(DEMO_CONFIG), *args]
-    if command not in ("events", "alarms"):  # those read SQLite, not the broker
+    if command not in ("events", "alarms", "bundle"):  # those read the config's broker or none
         cmd += ["--host", "127.0.0.1", "--port", str(broker.port)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
 
@@ -368,3 +369,22 @@ def test_unreachable_broker(tmp_path: Path) -> None:
     nowhere = ShippedBroker(free_port(), tmp_path)
     proc = mcwctl_status(nowhere, password=USERS["technician"])
     assert_one_line_error(proc, 1, f"cannot reach the broker at 127.0.0.1:{nowhere.port}")
+
+
+async def test_bundle_for_a_support_ticket(van_on_shipped_broker: dict[str, Any],
+                                           broker: ShippedBroker, tmp_path: Path) -> None:
+    """``mcwctl bundle``: one file with the redacted config, versions, device health, state
+    and the supervisor's recent events from SQLite; no PIN hash in it."""
+    out = tmp_path / "ticket.tar.gz"
+    made = await asyncio.to_thread(mcwctl, broker, "bundle", "--out", str(out),
+                                   password=USERS["technician"])
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == str(out)
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        assert {"manifest.json", "config/vehicle.toml", "versions.json", "devices.json",
+                "state.json", "events.jsonl"} <= names, names
+        config = tar.extractfile("config/vehicle.toml")
+        assert config is not None and b"pbkdf2" not in config.read()
+        devices = tar.extractfile("devices.json")
+        assert devices is not None and b"relays" in devices.read()

@@ -182,3 +182,17 @@ async def test_events_chain_across_a_restart_and_are_read_back_by_number(
     assert db.events_after(1, 2) == sent[1:3]  # the oldest above the number
     assert db.events_after(3, 500) == sent[3:]  # across the jump
     assert db.events_after(chain[3][0], 500) == []
+
+
+def test_closing_right_after_a_write_commits_it_and_stops_the_writer(tmp_path: Path) -> None:
+    """The stop request can be taken along with a batch: the writer must still stop (else a
+    supervisor's shutdown waits out CLOSE_WAIT_S with the writer thread left behind)."""
+    for _ in range(20):  # the race: the stop picked up inside a batch, or on its own
+        db = Storage(tmp_path / "db.sqlite")
+        for n in range(3):
+            db.put(f"k{n}", n)
+        db.close()
+        assert not db._writer.is_alive()
+        again = Storage(tmp_path / "db.sqlite")
+        assert again.get("k2") == 2
+        again.close()

@@ -136,8 +136,9 @@ class Storage:
         db = sqlite3.connect(str(self.path), isolation_level=None)
         db.execute("PRAGMA synchronous=FULL")
         carry: _Write | None = None
+        stop = False  # close() asked, after what is queued before it
         try:
-            while True:
+            while not stop:
                 first = carry if carry is not None else self._queue.get()
                 carry = None
                 if first is None:
@@ -149,7 +150,10 @@ class Storage:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if item is None or item.alone:
+                    if item is None:
+                        stop = True
+                        break
+                    if item.alone:
                         carry = item
                         break
                     batch.append(item)

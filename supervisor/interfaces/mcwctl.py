@@ -42,7 +42,13 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
 from supervisor.core.config import ConfigError
-from supervisor.interfaces import device_table, history_query, live_watch, point_table
+from supervisor.interfaces import (
+    device_table,
+    history_query,
+    live_watch,
+    point_table,
+    support_bundle,
+)
 from supervisor.interfaces.cli_output import (
     Report,
     decode,
@@ -206,11 +212,28 @@ def _parser() -> argparse.ArgumentParser:
                                 "(default 600)")
     _login_options(fleet_cmd, None)
     sub.add_parser("hash-pin", help="hash a panel PIN (read from stdin) for the config file")
+    bundle = sub.add_parser("bundle", help="write the technician's log bundle (tar.gz) for a "
+                                           "support ticket")
+    bundle.add_argument("--out", type=Path, metavar="PATH",
+                        help="the file, or a folder for it (default: "
+                             "mcw-bundle-VEHICLE-UTCTIME.tar.gz in the current folder)")
+    bundle.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG,
+                        help=f"the vehicle config (default: {DEFAULT_CONFIG})")
+    bundle.add_argument("--events", type=support_bundle.event_count,
+                        default=support_bundle.DEFAULT_EVENTS, metavar="N",
+                        help="the newest N events and N commands (default "
+                             f"{support_bundle.DEFAULT_EVENTS})")
+    bundle.add_argument("--log", type=Path, metavar="FILE",
+                        help="the supervisor's log file, taken when the journal has none")
+    _login_options(bundle, DEFAULT_USER)
     technician_commands(sub)
     return parser
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "bundle":
+        return support_bundle.bundle_command(args.config, args.out, args.events, args.log,
+                                             args.user or None, _password(args.password_file))
     if args.command == "fleet":
         return _fleet(args)
     if args.command == "check-config":
