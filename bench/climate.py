@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import shutil
@@ -81,9 +80,9 @@ from vansim.van import SimulatedVan
 # The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
 # folder's modules bench.*.
 if TYPE_CHECKING:
-    from bench.run import Figures, TimedMonitor, finding_lines, report_head
+    from bench.run import Figures, TimedMonitor, finding_lines, report_head, save_figures
 else:
-    from run import Figures, TimedMonitor, finding_lines, report_head
+    from run import Figures, TimedMonitor, finding_lines, report_head, save_figures
 
 COMFORT_C = 21.0
 REACHED_K = 0.3  # "at the set point": within the thermostat's cold tolerance
@@ -708,9 +707,7 @@ def cli() -> int:
         os.environ.pop(key, None)
     res = asyncio.run(main())
     report(res)
-    if args.json is not None:
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-        print(f"\nfigures written to {args.json}")
+    save_figures(args.json, res)
     return 1 if any("error" in res.get(n, {}) for n in ("cold_night", "hot_day", "co")) else 0
 
 

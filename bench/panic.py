@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import random
@@ -65,9 +64,25 @@ from vansim.room_node_host import SAFE_STATES, RoomNodeHost
 # The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
 # folder's modules bench.*.
 if TYPE_CHECKING:
-    from bench.run import Figures, TimedMonitor, finding_lines, report_head, start_demo_van, summary
+    from bench.run import (
+        Figures,
+        TimedMonitor,
+        finding_lines,
+        report_head,
+        save_figures,
+        start_demo_van,
+        summary,
+    )
 else:
-    from run import Figures, TimedMonitor, finding_lines, report_head, start_demo_van, summary
+    from run import (
+        Figures,
+        TimedMonitor,
+        finding_lines,
+        report_head,
+        save_figures,
+        start_demo_van,
+        summary,
+    )
 
 NODE = "room_node"
 BUS = "rs485"
@@ -476,9 +491,7 @@ def cli() -> int:
     args = parse_args()
     res = asyncio.run(main(args))
     report(res)
-    if args.json is not None:
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-        print(f"\nfigures written to {args.json}")
+    save_figures(args.json, res)
     return 1 if res.get("errors") else 0
 
 

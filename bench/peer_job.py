@@ -80,9 +80,9 @@ from testsupport import Broker, stop_process, wait_until
 # The scripts run with bench/ as sys.path[0]; mypy (mypy_path hil-tests:tests) names this
 # folder's modules bench.*.
 if TYPE_CHECKING:
-    from bench.run import Figures, cpu_seconds, finding_lines, memory, report_head
+    from bench.run import Figures, cpu_seconds, finding_lines, memory, report_head, save_figures
 else:
-    from run import Figures, cpu_seconds, finding_lines, memory, report_head
+    from run import Figures, cpu_seconds, finding_lines, memory, report_head, save_figures
 
 PEER = Path(__file__).resolve().parent / "peer"
 VEHICLE_CONFIG = PEER / "vehicle.toml"
@@ -758,9 +758,7 @@ def cli() -> int:
     versions = ensure_node_red()
     res = asyncio.run(main(args, versions))
     report(res)
-    if args.json is not None:
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-        print(f"\nfigures written to {args.json}")
+    save_figures(args.json, res)
     return 0
 
 

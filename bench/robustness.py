@@ -72,10 +72,10 @@ from vansim.van import SimulatedVan
 # folder's modules bench.*.
 if TYPE_CHECKING:
     from bench.arrivals import Arrivals, Match
-    from bench.run import figure_table, finding_lines, start_demo_van
+    from bench.run import figure_table, finding_lines, save_figures, start_demo_van
 else:
     from arrivals import Arrivals, Match
-    from run import figure_table, finding_lines, start_demo_van
+    from run import figure_table, finding_lines, save_figures, start_demo_van
 
 
 def env_int(name: str, default: int) -> int:
@@ -1243,9 +1243,7 @@ def cli() -> int:
     args = p.parse_args()
     res = asyncio.run(main(args.log))
     report(res)
-    if args.json is not None:
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-        print(f"\nfigures written to {args.json}")
+    save_figures(args.json, res)
     return 0
 
 

@@ -200,6 +200,13 @@ class Figures:
         return "\n".join(out)
 
 
+def save_figures(path: Path | None, res: dict[str, Any]) -> None:
+    """Write a bench's figures as JSON when ``--json PATH`` was given."""
+    if path is not None:
+        path.write_text(json.dumps(res, indent=2, default=str) + "\n")
+        print(f"\nfigures written to {path}")
+
+
 def report_head(title: str, host: dict[str, Any]) -> str:
     """The report's first line: what ran, on which host, how long it took."""
     return (f"\n{title} - python {host['python']}, "
@@ -574,9 +581,7 @@ def cli() -> int:
     args = parse_args()
     res = asyncio.run(main(args))
     report(res, args)
-    if args.json is not None:
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-        print(f"\nfigures written to {args.json}")
+    save_figures(args.json, res)
     return 0
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 from supervisor.core.config import VEHICLE_ID
+from supervisor.interfaces.cli_output import epoch
 
 # what `mcwctl fleet` subscribes to on HQ's broker: the few retained topics the view needs
 FILTERS = ("mcw/v1/+/status", "mcw/v1/+/alarm/#", "mcw/v1/+/bridge/hq",
@@ -112,13 +112,7 @@ def _epoch(ts: Any) -> float | None:
     """An ISO 8601 timestamp (or epoch seconds) as epoch seconds; None when it is neither."""
     if isinstance(ts, int | float) and not isinstance(ts, bool):
         return float(ts) if 0 <= ts < 1e11 else None
-    if not isinstance(ts, str) or len(ts) > 40:
-        return None
-    try:
-        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.timestamp() if parsed.tzinfo is not None else None
+    return epoch(ts)
 
 
 def format_fleet(rows: list[VanRow], now: float) -> str:
