@@ -87,3 +87,21 @@ async def test_the_self_test_switches_each_output_and_back_and_reports_a_failing
     await wait_until(lambda: mon.value("room/session/active") is True, what="session on")
     refused = await diag(van, "self_test", "st4", {})
     assert (refused["status"], refused["code"]) == ("rejected", "session"), refused
+
+
+async def test_a_technician_at_hq_has_a_bundle_made_on_the_van(van: Van) -> None:
+    """``diag/bundle``: the support bundle made on the van's disk (the supervisor's own state,
+    no second login on its broker), answered with what is in it."""
+    mon = van.monitor
+    await wait_until(lambda: (mon.latest.get("device/relays/status") or {}).get("state")
+                     == "online", what="relays online")
+    made = await mon.command("diag/bundle", {"id": "b1", "args": {"events": 50}},
+                             role="technician", timeout=60)
+    assert made["status"] == "done", made
+    message = str(made["message"])
+    assert message.startswith("mcw-bundle-demo-") and "online" in message, message
+    bundles = list((van.run_dir / "bundles").glob("mcw-bundle-*.tar.gz"))
+    assert len(bundles) == 1 and message.startswith(bundles[0].name), (bundles, message)
+    assert (mon.latest.get("status") or {}).get("state") == "ready", "the session kept"
+    crew = await mon.command("diag/bundle", {"id": "b2"}, role="crew")
+    assert crew["code"] == "forbidden", crew

@@ -50,6 +50,7 @@ from supervisor.core.van_state import VERSION, VanState
 from supervisor.core.vehicle import GpioPoints, VehicleCore
 from supervisor.interfaces.mqtt_bridge import MqttBridge
 from supervisor.interfaces.panel import Panel
+from supervisor.interfaces.support_bundle import register_bundle_action
 
 log = structlog.get_logger("supervisor")
 
@@ -97,6 +98,7 @@ class Supervisor:
                 self.subsystems[spec.name] = spec.build(ctx, section)
                 self.heartbeats.extend(ctx.loop_heartbeats)
         register_self_test(self.van, self.port)  # once every subsystem declared its outputs
+        register_bundle_action(self.van, Path(config_path))
         problem = router.grant(cfg.access.grant)
         if problem is not None:
             raise ConfigError(config_path, f"access.grant.{problem}", "not a registered action")

@@ -51,6 +51,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
 from drivers.profile import MAX_PROFILE_BYTES
+from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed
 from supervisor.core.config import (
     VEHICLE_ID,
     MqttConfig,
@@ -58,6 +59,7 @@ from supervisor.core.config import (
     _expand_env,  # the supervisor's own reading: the bundle shows what it sees
     _read,
 )
+from supervisor.core.van_state import VanState
 from supervisor.registry import load_config
 
 PACKAGE = "mcw-controller"
@@ -677,7 +679,8 @@ async def make_bundle(config: Path, out: Path | None = None, *, events: int = DE
                       port: int | None = None, read_broker: bool = True,
                       journal_cmd: Sequence[str] = JOURNAL_CMD,
                       log_cap: int = MAX_LOG_BYTES, journal_timeout: float = JOURNAL_TIMEOUT_S,
-                      now: float | None = None) -> Path:
+                      now: float | None = None,
+                      own_state: Mapping[str, bytes] | None = None) -> Path:
     """Write the support bundle of the van ``config`` describes and return its path.
 
     ``out``: the file (a folder: the default name inside it); default
@@ -685,7 +688,9 @@ async def make_bundle(config: Path, out: Path | None = None, *, events: int = DE
     rows of the event and command tables. ``log_file``: the log to take when the journal has
     none. ``user``/``password``: the broker login (the broker is the config's unless
     ``host``/``port`` say; ``read_broker=False`` skips it). ``journal_cmd``, ``log_cap`` and
-    ``journal_timeout``: how the log is read. Every part is bounded and one that fails is
+    ``journal_timeout``: how the log is read. ``own_state``: the retained topics (suffix ->
+    payload) from the supervisor itself instead of the broker (it must not log in with its
+    own login: the broker would end its session). Every part is bounded and one that fails is
     noted in the manifest; BundleError only when the file cannot be written (ValueError for
     ``events`` out of 1..MAX_EVENTS).
     """
@@ -703,6 +708,9 @@ async def make_bundle(config: Path, out: Path | None = None, *, events: int = DE
     prefix = f"mcw/v1/{facts.vehicle}"
 
     async def broker() -> tuple[_Retained | None, str | None]:
+        if own_state is not None:
+            return _Retained({k: _decode(v) for k, v in own_state.items()},
+                             _iso(time.time()), None), None
         if not read_broker:
             return None, "not asked (read_broker=False)"
         try:
@@ -918,3 +926,35 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+# ---- the same for a technician at HQ, over MQTT ------------------------------------------------
+
+BUNDLES_KEPT = 3  # on the van's card, the newest; older ones are removed
+
+
+def register_bundle_action(van: VanState, config: Path) -> None:
+    """``diag/bundle`` (technician): make a bundle on the van's disk, beside its database
+    (``bundles/``, the newest BUNDLES_KEPT kept), and answer with its summary, for a
+    technician at HQ who cannot run ``mcwctl`` in the van."""
+    folder = van.cfg.storage.path.parent / "bundles"
+
+    async def make(args: dict[str, Any]) -> str:
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            path = await make_bundle(config, folder, events=int(args.get("events", 1000)),
+                                     own_state=van.retained())
+            found = await asyncio.to_thread(summary, path)
+        except (OSError, BundleError) as exc:
+            raise CommandFailed("bundle_failed", str(exc)[:300]) from exc
+        for old in sorted(folder.glob("mcw-bundle-*.tar.gz"))[:-BUNDLES_KEPT]:
+            old.unlink(missing_ok=True)
+        devices = ", ".join(f"{n} {s}" for s, n in sorted((found["devices"] or {}).items()))
+        return (f"{path.name}: {found['bytes']} bytes; devices: {devices or 'not read'}; "
+                f"active alarms: {found['alarms_active']}; events: {found['events']}"
+                + (f"; left out: {', '.join(found['left_out'])}" if found["left_out"] else ""))
+
+    van.router.register(ActionSpec(
+        "diag/bundle", make, frozenset({"technician"}),
+        {"events": ArgSpec("integer", required=False, min=1, max=MAX_EVENTS)},
+        "Technician: make a support bundle on the van's disk and tell what is in it"))
