@@ -160,6 +160,7 @@ class BusWorker:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         idle_wake_s: float = IDLE_WAKE_S,
+        timeout_min_s: float | None = None,
     ) -> None:
         self.name = name
         self.link = link
@@ -169,6 +170,10 @@ class BusWorker:
         self._silence_s = frame_gap_s  # before the next request (longer after a damaged answer)
         self.retry_unsupported_s = retry_unsupported_s
         self.idle_wake_s = idle_wake_s
+        # each device's answer timeout adapts to its latency between these (the link's own
+        # timeout is the longest; None: no adapting)
+        self.timeout_max_s = link.settings.timeout_s
+        self.timeout_min_s = self.timeout_max_s if timeout_min_s is None else timeout_min_s
         self._mono = monotonic
         self._wall = wall
         self._devices = {
@@ -297,6 +302,7 @@ class BusWorker:
                 await asyncio.sleep(wait)  # the RTU inter-frame silence, not a wait for state
         start = self._mono()
         self._silence_s = self.frame_gap_s
+        self.link.set_timeout(dev.health.answer_timeout(self.timeout_min_s, self.timeout_max_s))
         try:
             result = await call()
         except ModbusError as exc:

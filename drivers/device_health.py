@@ -19,6 +19,9 @@ OFFLINE_AFTER = 3
 PROBE_BACKOFF_MIN_S = 1.0
 PROBE_BACKOFF_MAX_S = 1.5
 LATENCY_SMOOTHING = 0.2
+# the answer timeout is this multiple of a device's smoothed latency (within the bus's bounds):
+# a device that stops answering is known sooner and costs the bus less than the full timeout
+ANSWER_TIMEOUT_FACTOR = 5.0
 
 
 @dataclass
@@ -53,6 +56,14 @@ class DeviceHealth:
         )
         self.probe_backoff_s = PROBE_BACKOFF_MIN_S
         return self._move("degraded" if self.wrong_identity else "online")
+
+    def answer_timeout(self, shortest_s: float, longest_s: float) -> float:
+        """How long to wait for this device's next answer: ANSWER_TIMEOUT_FACTOR times its
+        smoothed latency within the bounds; the longest until it has answered, and after a
+        failure (a device that slowed down is given time before it is taken for a dead one)."""
+        if self.latency_ms is None or self.consecutive_failures:
+            return longest_s
+        return min(longest_s, max(shortest_s, ANSWER_TIMEOUT_FACTOR * self.latency_ms / 1000))
 
     def identified(self, wrong: str) -> HealthState | None:
         """The unit's answer to the identity check: ``wrong`` says how it differs from its

@@ -100,6 +100,12 @@ class ModbusLink:
     def close(self) -> None:
         self._client.close()
 
+    def set_timeout(self, timeout_s: float) -> None:
+        """How long the next requests wait for their answer (the bus worker sets it per
+        device; the link is used by one request at a time). pymodbus 3.16 reads it from its
+        transaction manager's parameters at every request."""
+        self._client.ctx.comm_params.timeout_connect = timeout_s
+
     async def read(self, table: Table, address: int, count: int, unit: int) -> list[int]:
         """Read ``count`` registers (or bits, as 0/1) of ``table`` starting at ``address``."""
         calls = {

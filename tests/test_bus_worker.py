@@ -55,6 +55,10 @@ class FakeLink:
     fail: dict[str, ModbusError] = field(default_factory=dict)  # op -> error to raise
     stuck: set[tuple[int, Table, int]] = field(default_factory=set)  # writes change nothing
     closed: bool = False
+    timeouts: list[float] = field(default_factory=list)  # the answer timeout of each request
+
+    def set_timeout(self, timeout_s: float) -> None:
+        self.timeouts.append(timeout_s)
 
     async def read(self, table: Table, address: int, count: int, unit: int) -> list[int]:
         self.calls.append(Call("read", table, address, count, unit))
@@ -357,3 +361,30 @@ async def test_a_cancellation_lost_inside_pymodbus_still_stops_the_link(
     monkeypatch.setattr(ModbusLink, "connected", property(lambda _: True))
     with pytest.raises(asyncio.CancelledError):
         await link.read("holding", 0, 1, unit=1)
+
+
+async def test_the_answer_timeout_follows_each_devices_latency_within_the_bounds() -> None:
+    """Unknown (never answered): the longest; answering: 5x its latency, not under the
+    shortest; after a failure, the longest again (a slow device is not taken for dead)."""
+    link, sink, clock = FakeLink(settings=LinkSettings("rtu", 0.3)), RecordingSink(), Clock()
+    link.memory[(RELAY_UNIT, "holding", 0x8000)] = 200
+    worker = BusWorker(name="rs485", link=cast(ModbusLink, link), devices=[
+        DeviceSpec(id="relays", unit=RELAY_UNIT, profile=load_profile("waveshare_relay_8ch"),
+                   poll_fast_s=FAST_S, poll_slow_s=SLOW_S)], sink=sink, monotonic=clock,
+        wall=lambda: 1_700_000_000.0, idle_wake_s=0.01, timeout_min_s=0.1)
+    health = worker.health("relays")
+    assert health.answer_timeout(0.1, 0.3) == 0.3  # never answered
+    health.success(0.030, 1.0)  # 30 ms
+    assert health.answer_timeout(0.1, 0.3) == pytest.approx(0.15)
+    health.success(0.001, 2.0)
+    assert health.answer_timeout(0.1, 0.3) >= 0.1  # never under the shortest
+    health.failure("timeout", "no answer", 3.0)
+    assert health.answer_timeout(0.1, 0.3) == 0.3
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: len(link.timeouts) >= 2, WAIT_S, "requests")
+        assert link.timeouts[0] == 0.3 and all(0.1 <= t <= 0.3 for t in link.timeouts)
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

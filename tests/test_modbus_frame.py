@@ -85,3 +85,18 @@ async def test_a_dry_run_frame_is_what_the_link_sends(
     sent = tcp.sent[-1]
     expected = frame("tcp", 9, write_pdu(table, address, words))
     assert sent[2:] == expected[2:], "all but pymodbus's transaction id"
+
+
+async def test_the_answer_timeout_set_for_a_request_is_the_one_the_link_waits() -> None:
+    """The bus worker sets each device's answer timeout on the link before its request: the
+    link waits that long, not its bus's longest (30 s here, which the deadline would catch)."""
+    async with silent_tcp_device() as port:
+        link = ModbusLink(LinkSettings("tcp", 30.0, host="127.0.0.1", port=port))
+        link.set_timeout(0.05)
+        try:
+            async with asyncio.timeout(10):
+                with pytest.raises(ModbusError) as error:
+                    await link.read("holding", 0, 1, 1)
+        finally:
+            link.close()
+    assert error.value.kind == "timeout"
