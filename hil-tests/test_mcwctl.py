@@ -89,7 +89,8 @@ def mcwctl(broker: ShippedBroker, command: str, *args: str,
     env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
     if password is not None:
         env[PASSWORD_ENV] = password
-    cmd = [str(BIN / "mcwctl"), command, "--config", str(DEMO_CONFIG), *args]
+    # "modbus read": a command with its subcommand, the options after both
+    cmd = [str(BIN / "mcwctl"), *command.split(), "--config", str(DEMO_CONFIG), *args]
     if command not in ("events", "alarms", "bundle"):  # those read the config's broker or none
         cmd += ["--host", "127.0.0.1", "--port", str(broker.port)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
@@ -388,3 +389,31 @@ async def test_bundle_for_a_support_ticket(van_on_shipped_broker: dict[str, Any]
         assert config is not None and b"pbkdf2" not in config.read()
         devices = tar.extractfile("devices.json")
         assert devices is not None and b"relays" in devices.read()
+
+
+async def test_modbus_read_write_self_test_and_gpio_as_a_technician(
+        van_on_shipped_broker: dict[str, Any], broker: ShippedBroker) -> None:
+    """The technician's actions from mcwctl, through the supervisor on the shipped broker
+    (technician login): a register read by name, a write's dry run (the frame), the
+    self-test of the power circuits with its progress, and the GPIO lines."""
+    tech = USERS["technician"]
+
+    def run(command: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return mcwctl(broker, command, *args, password=tech)
+
+    read = await technician_until(broker, ("modbus read", "relays", "software_version"),
+                                  lambda p: p.returncode == 0, "the supervisor answering")
+    assert read.stdout.startswith("done (ok): ") and "= software_version 2.0" in read.stdout
+    dry = await asyncio.to_thread(run, "modbus write", "relays", "relay_8", "true",
+                                  "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert "02 05 00 07 ff 00" in json.loads(dry.stdout)["message"]
+    refused = await asyncio.to_thread(run, "modbus write", "relays", "relay_1", "7")
+    assert refused.returncode == 6 and refused.stdout.startswith("rejected"), refused.stdout
+    test = await asyncio.to_thread(run, "self-test", "--only", "power/circuit/*", "--yes")
+    assert test.returncode == 0, (test.stdout, test.stderr)
+    assert "ok: power/circuit/" in test.stdout and "done (ok)" in test.stdout, test.stdout
+    asked = await asyncio.to_thread(run, "self-test")  # no stdin: not confirmed
+    assert asked.returncode == 2 and "not started" in asked.stderr
+    lines = await asyncio.to_thread(run, "gpio", "--json")
+    assert lines.returncode == 0 and "ignition" in json.loads(lines.stdout), lines.stdout

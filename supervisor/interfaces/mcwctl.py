@@ -44,6 +44,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from supervisor.core.config import ConfigError
 from supervisor.interfaces import (
     device_table,
+    diag_cli,
     history_query,
     live_watch,
     point_table,
@@ -227,6 +228,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="the supervisor's log file, taken when the journal has none")
     _login_options(bundle, DEFAULT_USER)
     technician_commands(sub)
+    diag_cli.add_commands(sub, _van_options)
     return parser
 
 
@@ -236,6 +238,13 @@ def _dispatch(args: argparse.Namespace) -> int:
                                              args.user or None, _password(args.password_file))
     if args.command == "fleet":
         return _fleet(args)
+    if args.command in ("modbus", "self-test"):
+        return _diag(args)
+    if args.command == "gpio":
+        lines = diag_cli.gpio_lines(_retained(_van(args), ("state/io/#",), None))
+        print(dump_json(lines) if args.json else
+              "\n".join(f"{name:<20} {value}" for name, value in lines.items()) or "no lines")
+        return 0
     if args.command == "check-config":
         cfg = load_config(args.file)
         sections = [s.name for s in SUBSYSTEMS if cfg.section(s.name) is not None]
@@ -385,6 +394,28 @@ def technician_commands(sub: Any) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON (below)")
     command("version", "the versions of mcwctl, of the supervisor and of the nodes that "
             "publish one", point_table.VERSION_JSON_SHAPE)
+
+
+def _diag(args: argparse.Namespace) -> int:
+    """``modbus read|write`` and ``self-test``: the technician's action, and its answer."""
+    van = _van(args)
+    action, body = diag_cli.action_of(args)
+    if action == "diag/self_test" and not args.yes:
+        try:
+            answer = input("This switches every output off and on again, briefly; never while "
+                           "someone is in the consultation room. Go on? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes", "t", "tak"):
+            print("mcwctl: self-test not started", file=sys.stderr)
+            return EXIT_USAGE
+    result = _at_broker(diag_cli.run_action(van.host, van.port, van.prefix, van.user,
+                                            van.password, action, body, args.json),
+                        van.host, van.port, van.user, van.password)
+    if result is None:
+        print(f"mcwctl: no answer to {action} (is the supervisor running?)", file=sys.stderr)
+        return EXIT_NO_ANSWER
+    return diag_cli.show(result, args.json)
 
 
 def _positive(text: str) -> int:
