@@ -946,3 +946,150 @@ async def test_comms_screen_shows_the_link_the_position_and_switches_the_watchdo
     # the log when the watchdog's points change, and every 30 s)
     history = page.locator(".events")
     await history.get_by_text("Strażnik routera wyłączony").first.wait_for(timeout=45_000)
+
+
+# ---- the technician's diagnostics screen ---------------------------------------------------------
+
+async def diagnostics_screen(browser: Browser, van: Van) -> Page:
+    """Unlocked with the technician PIN on the diagnostics screen, the relay board online."""
+    page = await unlocked(browser, van, "4321")
+    await go_to(page, "diagnostics")
+    await wait_attr(page, "device-relays", "state", "online")
+    return page
+
+
+async def test_diagnostics_lists_a_silent_board_first_and_shows_its_blocks_and_changes(
+        browser: Browser, van: Van) -> None:
+    page = await diagnostics_screen(browser, van)
+    van.sim.set_silent("relays", True)
+    await page.wait_for_function(
+        "el => el.dataset.state === 'offline'",
+        arg=await page.get_by_test_id("device-relays").element_handle(), timeout=60_000)
+    # failing ones first: the silent board heads the list, with its errors and last error
+    first = await page.evaluate(
+        "() => document.querySelector('[data-testid=device-list]').firstElementChild"
+        ".dataset.testid")
+    assert first == "device-relays"
+    assert await page.get_by_test_id("device-relays-errors").locator(".bad").count() > 0
+    assert await page.get_by_test_id("device-relays-last-error").is_visible()
+    # its detail: the blocks the worker reads it with (as on MQTT) and the change this page saw
+    await page.get_by_test_id("device-relays").click()
+    await page.get_by_test_id("device-detail-relays").wait_for()
+    status = van.monitor.latest["device/relays/status"]
+    assert status["blocks"], status
+    for table, start, _count in status["blocks"]:
+        await page.get_by_test_id(f"block-{table}-{start}").wait_for()
+    history = page.get_by_test_id("device-health-history")
+    pl = texts("pl")
+    await history.get_by_text(pl["dev.offline"]).first.wait_for()
+    assert pl["dev.online"] in await history.inner_text()  # where it came from
+    await page.get_by_test_id("device-back").click()
+    await page.get_by_test_id("device-list").wait_for()
+
+
+async def test_diagnostics_reads_a_register_by_name_and_shows_words_and_value(
+        browser: Browser, van: Van) -> None:
+    page = await diagnostics_screen(browser, van)
+    await page.get_by_test_id("device-relays").click()
+    await page.get_by_test_id("diag-read-register").fill("software_version")
+    await page.get_by_test_id("diag-read-go").click()
+    await wait_attr(page, "diag-read-result", "status", "done")
+    assert (await page.get_by_test_id("diag-read-value").inner_text()).endswith(
+        "software_version = 2.0")
+    assert "0x00c8" in await page.get_by_test_id("diag-read-words").inner_text()
+    # by address: raw words only; the command went through the panel and was audited
+    await page.get_by_test_id("diag-read-mode-address").click()
+    await page.get_by_test_id("diag-read-table-holding").click()
+    await page.get_by_test_id("diag-read-address").fill("32768")
+    await page.get_by_test_id("diag-read-go").click()
+    await page.wait_for_function(
+        "el => el.dataset.status === 'done' && !el.querySelector('[data-testid=diag-read-value]')",
+        arg=await page.get_by_test_id("diag-read-result").element_handle())
+    assert "0x00c8" in await page.get_by_test_id("diag-read-words").inner_text()
+    reads = await wait_until(lambda: [
+        v for t, v, _ in van.monitor.messages if t == "event" and isinstance(v, dict)
+        and v.get("action") == "diag/read" and v.get("source") == "panel"], what="audited")
+    assert {r["role"] for r in reads} == {"technician"}
+
+
+async def test_diagnostics_self_test_of_the_circuits_shows_progress_and_ends_done(
+        browser: Browser, van: Van) -> None:
+    page = await diagnostics_screen(browser, van)
+    before = {n: van.sim.relay("relays", f"relay_{n}") for n in range(1, 9)}
+    await page.get_by_test_id("selftest-preset-power-circuit").click()
+    assert await page.get_by_test_id("selftest-only").input_value() == "power/circuit/*"
+    await page.get_by_test_id("selftest-start").click()
+    await page.get_by_test_id("confirm-no").click()  # the confirmation step: nothing runs
+    assert await page.get_by_test_id("selftest-progress").is_hidden()
+    await page.get_by_test_id("selftest-start").click()
+    dialog = await page.locator(".dialog").inner_text()
+    assert texts("pl")["confirm.self_test.body"] in dialog
+    await page.get_by_test_id("confirm-yes").click()
+    await page.wait_for_function(
+        "el => el.dataset.status === 'done'",
+        arg=await page.get_by_test_id("selftest-result").element_handle(), timeout=60_000)
+    steps = [v for t, v, _ in van.monitor.messages if t == "event" and isinstance(v, dict)
+             and v.get("kind") == "self_test"]
+    progress = page.get_by_test_id("selftest-progress")
+    await page.wait_for_function(  # the last outcomes come with the final look at the log
+        "([el, n]) => el.dataset.done === String(n)",
+        arg=[await progress.element_handle(), len(steps)])
+    circuits = [p["id"] for p in van.monitor.latest["meta"]["points"]
+                if re.fullmatch(r"power/circuit/[^/]+", p["id"])]
+    assert await progress.get_attribute("data-total") == str(len(circuits)) == str(len(steps))
+    assert await progress.inner_text() == f"Sprawdzono {len(steps)} z {len(steps)}"
+    for step in steps:
+        row = page.get_by_test_id("selftest-out-" + step["output"].replace("/", "-"))
+        assert await row.get_attribute("data-result") == step["result"]
+    assert (await page.get_by_test_id("selftest-result").inner_text()).startswith(
+        "Test zakończony")
+    assert {n: van.sim.relay("relays", f"relay_{n}") for n in range(1, 9)} == before
+
+
+async def test_diagnostics_self_test_refused_while_driving_says_why(
+        browser: Browser, van: Van) -> None:
+    van.sim.set_input("ignition", True)
+    page = await diagnostics_screen(browser, van)
+    await wait_until(lambda: van.monitor.value("vehicle/driving") is True, what="driving")
+    await page.get_by_test_id("selftest-start").click()
+    await page.get_by_test_id("confirm-yes").click()
+    result = page.get_by_test_id("selftest-result")
+    await wait_attr(page, "selftest-result", "code", "driving")
+    assert await result.get_attribute("data-status") == "rejected"
+    assert await result.inner_text() == texts("pl")["diag.st.code.driving"]
+    await page.get_by_test_id("lang-toggle").click()
+    await go_to(page, "diagnostics")  # the outcome stays with the page, in English now
+    assert await page.get_by_test_id("selftest-result").inner_text() == \
+        texts("en")["diag.st.code.driving"]
+
+
+SEND_AS_PAGE_JS = """async (commands) => {
+  const ws = new WebSocket(new URL('/api/ws', location.href).href.replace('http', 'ws'));
+  const results = {};
+  await new Promise((resolve, reject) => {
+    ws.onerror = reject;
+    ws.onmessage = (e) => {
+      const m = JSON.parse(e.data);
+      if (m.type === 'snapshot') for (const [id, action, args] of commands)
+        ws.send(JSON.stringify({ type: 'cmd', action, id, args }));
+      if (m.type === 'result') results[m.id] = m;
+      if (Object.keys(results).length === commands.length) resolve();
+    };
+  });
+  ws.close();
+  return results;
+}"""
+
+
+async def test_a_crew_session_cannot_see_or_use_the_diagnostics(
+        browser: Browser, van: Van) -> None:
+    page = await unlocked(browser, van, "1234")
+    assert await page.get_by_test_id("nav-diagnostics").count() == 0
+    assert await page.get_by_test_id("screen-diagnostics").count() == 0
+    # even a script on its own socket: the server refuses the crew's diagnostics
+    results = await page.evaluate(SEND_AS_PAGE_JS, [
+        ["c-read", "diag/read", {"device": "relays", "register": "software_version"}],
+        ["c-test", "diag/self_test", {"only": "power/circuit/*"}]])
+    assert {(r["status"], r["code"]) for r in results.values()} == {("rejected", "forbidden")}
+    assert not [v for t, v, _ in van.monitor.messages if t == "event" and isinstance(v, dict)
+                and v.get("kind") == "self_test"]
