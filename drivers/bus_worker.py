@@ -294,8 +294,10 @@ class BusWorker:
 
     # ---- transactions -------------------------------------------------------------
 
-    async def _transact(self, dev: _Device, call: Callable[[], Awaitable[T]]) -> T:
-        """Run one request with the RTU gap, time it and record health."""
+    async def _transact(self, dev: _Device, call: Callable[[], Awaitable[T]],
+                        settle: bool = True) -> T:
+        """Run one request with the RTU gap, time it and record health (``settle`` False:
+        an answer does not make the device online yet, its identity check decides)."""
         if self.frame_gap_s:
             wait = self._last_frame_end + self._silence_s - self._mono()
             if wait > 0:
@@ -316,7 +318,7 @@ class BusWorker:
             raise
         self._last_frame_end = self._mono()
         self._bus_failures.clear()
-        self._record(dev, dev.health.success(self._last_frame_end - start, self._wall()))
+        self._record(dev, dev.health.success(self._last_frame_end - start, self._wall(), settle))
         return result
 
     def _bus_failed(self, dev: _Device, exc: ModbusError) -> None:
@@ -376,7 +378,8 @@ class BusWorker:
         reg = dev.spec.profile.get(ident.name)
         try:
             words = await self._transact(
-                dev, lambda: self.link.read(reg.table, reg.address, reg.count, dev.spec.unit))
+                dev, lambda: self.link.read(reg.table, reg.address, reg.count, dev.spec.unit),
+                settle=False)
             value = decode(words, reg.type, reg.scale, dev.spec.profile.device.word_order,
                            reg.invalid)
         except (ModbusError, CodecError):

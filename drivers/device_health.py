@@ -43,8 +43,10 @@ class DeviceHealth:
     probe_backoff_s: float = PROBE_BACKOFF_MIN_S
     next_probe: float = 0.0  # monotonic time of the next probe while offline
 
-    def success(self, latency_s: float, wall_now: float) -> HealthState | None:
-        """Record a good answer; return the new state if it changed."""
+    def success(self, latency_s: float, wall_now: float,
+                settle: bool = True) -> HealthState | None:
+        """Record a good answer; return the new state if it changed (``settle`` False: the
+        state waits for the identity check's verdict)."""
         self.requests += 1
         self.consecutive_failures = 0
         self.last_ok = wall_now
@@ -55,6 +57,8 @@ class DeviceHealth:
             else (self.latency_ms + LATENCY_SMOOTHING * (ms - self.latency_ms))
         )
         self.probe_backoff_s = PROBE_BACKOFF_MIN_S
+        if not settle:
+            return None
         return self._move("degraded" if self.wrong_identity else "online")
 
     def answer_timeout(self, shortest_s: float, longest_s: float) -> float:

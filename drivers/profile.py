@@ -128,7 +128,11 @@ class Identity(BaseModel):
     def expected(self) -> str:
         if self.equals:
             return " or ".join(f"{v!r}" for v in self.equals)
-        return "..".join("" if v is None else f"{v:g}" for v in (self.min, self.max))
+        if self.max is None:
+            return f"{self.min:g} or more"
+        if self.min is None:
+            return f"{self.max:g} or less"
+        return f"{self.min:g} to {self.max:g}"
 
 
 class DeviceInfo(BaseModel):

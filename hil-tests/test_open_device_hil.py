@@ -108,6 +108,11 @@ async def test_a_board_of_another_model_on_a_units_address_is_reported_not_read(
                      what="the wrong board reported", timeout=30)
     assert relays()["state"] == "degraded"
     assert "identity" in str(relays()["last_error"])
+    # its history is in the event log: gone, then back as another model
+    told = [(v["state"], bool(v.get("wrong_identity"))) for t, v, _ in mon.messages
+            if t == "event" and isinstance(v, dict) and v.get("kind") == "device"
+            and v.get("device") == "relays"]
+    assert told[-2:] == [("offline", False), ("degraded", True)], told
     await wait_until(lambda: mon.quality("power/circuit/exterior_lights") == "invalid",
                      what="its relay not trusted")
     result = await mon.command("power/circuit", {

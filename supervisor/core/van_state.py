@@ -75,6 +75,8 @@ class VanState:
     _next_event_id: int = field(default=0, init=False)
     _event_ids_reserved: int = field(default=0, init=False)
     _prev_event_id: int = field(default=0, init=False)  # the newest event's number
+    # each device's (state, wrong identity) last told in an event
+    _device_seen: dict[str, tuple[object, str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.alarms.define(STORAGE_ALARM)
@@ -84,6 +86,7 @@ class VanState:
                                     precision=3))
         self._prev_event_id = self.storage.last_event_number()
         self.devices.health_changed.add(lambda _device, _status: self.update_state())
+        self.devices.health_changed.add(self._device_event)
         self.alarms.changed.add(self._alarm_event)
         self.router.audited.add(self._audit_event)
 
@@ -116,6 +119,17 @@ class VanState:
             self._next_event_id = start
         self._next_event_id += 1
         return self._next_event_id
+
+    def _device_event(self, device: str, status: dict[str, Any]) -> None:
+        """A device's health state (or what it says it is) changed: an event, so a device's
+        error history is in the log (the counts between changes are in its status topic)."""
+        seen = (status.get("state"), status.get("wrong_identity") or "")
+        if self._device_seen.get(device, ("online", "")) == seen:  # coming online at start: no news
+            return
+        self._device_seen[device] = seen
+        self.event({"kind": "device", "device": device, "state": seen[0],
+                    "error": str(status.get("last_error") or "")[:200],
+                    **({"wrong_identity": seen[1]} if seen[1] else {})})
 
     def _alarm_event(self, adef: AlarmDef, state: AlarmState | None, what: str) -> None:
         self.event({"kind": "alarm", "alarm": adef.id, "what": what, "severity": adef.severity,
