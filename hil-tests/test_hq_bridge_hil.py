@@ -263,3 +263,34 @@ async def test_a_bridge_that_never_connected_and_then_overflowed_its_queue_sends
                    and "missing" in r]
         assert missing, ("the queue dropped events: the desk must have asked for them",
                          hq.desk_log(), event_ids(van.monitor))
+
+
+async def test_a_slow_laggy_link_still_carries_the_panic_and_every_event(
+        bridged: tuple[Van, Hq]) -> None:
+    """A poor LTE link (250 ms each way, 3 kB/s each way) after an outage: the backlog of
+    events comes through it paced, none lost, in order; a panic pressed meanwhile reaches HQ
+    and HQ's receipt comes back; the path stays up."""
+    van, hq = bridged
+    mon = van.monitor
+    await wait_until(lambda: hq.monitor.value("comms/hq/state") == "up",
+                     what="the path up", timeout=BRIDGE_WAIT_S)
+    hq.relay.down = True
+    hq.relay.cut()
+    await wait_until(lambda: mon.value("comms/bridge/hq") is False, what="the bridge down")
+    for n in range(40):  # the crew works on out of coverage
+        result = await mon.command("room/walk_test",
+                                   {"id": f"slow-{n}", "args": {"on": n % 2 == 0}})
+        assert result["status"] == "done", result
+    hq.relay.delay_s, hq.relay.rate_bps = 0.25, 3000.0
+    hq.relay.down = False
+    await wait_until(lambda: mon.value("comms/bridge/hq") is True, what="the bridge back",
+                     timeout=BRIDGE_WAIT_S)
+    van.sim.room_node("room_node").press("desk")
+    await wait_until(lambda: alarm(hq.monitor, "room/panic").get("active") is True,
+                     what="the panic at HQ over the slow link", timeout=60)
+    await wait_until(lambda: mon.value("room/panic/delivery") == "received",
+                     what="HQ's receipt back at the van", timeout=60)
+    await wait_until(lambda: event_ids(hq.monitor)[-1:] == event_ids(mon)[-1:],
+                     what="HQ has the van's last event", timeout=120)
+    await assert_every_event_once_in_order(van, hq)
+    assert mon.value("comms/hq/state") == "up"

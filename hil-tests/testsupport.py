@@ -211,6 +211,7 @@ class Broker:
 class TcpRelay:
     """A TCP relay between a client (a bridge) and a broker, standing in for the network.
 
+    ``delay_s`` and ``rate_bps`` make it a slow radio link (latency each way, bandwidth);
     ``stall()`` makes it drop what the client sends (a dead radio link: the client's bytes
     leave, nothing arrives); ``cut()`` then closes the connection as a network failure would
     (no DISCONNECT, so the broker publishes the client's will). New connections work again,
@@ -221,6 +222,8 @@ class TcpRelay:
         self.broker_port = broker_port
         self.stalled = False
         self.down = False
+        self.delay_s = 0.0  # one way, each byte
+        self.rate_bps: float | None = None  # bytes a second each way (None: as fast as it goes)
         self.dropped_bytes = 0
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -264,12 +267,35 @@ class TcpRelay:
 
     async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
                     from_client: bool) -> None:
-        while data := await src.read(65536):
-            if from_client and self.stalled:
-                self.dropped_bytes += len(data)
-                continue
-            dst.write(data)
-            await dst.drain()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        deliver = asyncio.create_task(self._deliver(queue, dst))
+        try:
+            while data := await src.read(4096 if self.rate_bps else 65536):
+                if from_client and self.stalled:
+                    self.dropped_bytes += len(data)
+                    continue
+                queue.put_nowait((loop.time() + self.delay_s, data))
+            await queue.join()  # what is on its way still arrives
+        finally:
+            deliver.cancel()
+
+    async def _deliver(self, queue: asyncio.Queue[tuple[float, bytes]],
+                       dst: asyncio.StreamWriter) -> None:
+        """Bytes arrive ``delay_s`` after they were sent (the radio's latency), in order, at
+        most ``rate_bps`` bytes a second (its bandwidth)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due, data = await queue.get()
+            try:
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())  # the link's latency
+                dst.write(data)
+                await dst.drain()
+                if self.rate_bps:
+                    await asyncio.sleep(len(data) / self.rate_bps)  # the link's bandwidth
+            finally:
+                queue.task_done()
 
 
 def enable_bridge(fragment: str, vehicle: str, hq_port: int,
