@@ -1006,6 +1006,9 @@ async def test_diagnostics_reads_a_register_by_name_and_shows_words_and_value(
         "el => el.dataset.status === 'done' && !el.querySelector('[data-testid=diag-read-value]')",
         arg=await page.get_by_test_id("diag-read-result").element_handle())
     assert "0x00c8" in await page.get_by_test_id("diag-read-words").inner_text()
+    assert await page.evaluate(SMALL_TARGETS_JS) == []  # the detail is for fingers too
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENS / "diagnostics-device-1280x800.png"), full_page=True)
     reads = await wait_until(lambda: [
         v for t, v, _ in van.monitor.messages if t == "event" and isinstance(v, dict)
         and v.get("action") == "diag/read" and v.get("source") == "panel"], what="audited")
@@ -1044,6 +1047,10 @@ async def test_diagnostics_self_test_of_the_circuits_shows_progress_and_ends_don
     assert (await page.get_by_test_id("selftest-result").inner_text()).startswith(
         "Test zakończony")
     assert {n: van.sim.relay("relays", f"relay_{n}") for n in range(1, 9)} == before
+    assert await page.evaluate(SMALL_TARGETS_JS) == []
+    await page.get_by_test_id("selftest-result").scroll_into_view_if_needed()
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENS / "diagnostics-self-test-1280x800.png"))
 
 
 async def test_diagnostics_self_test_refused_while_driving_says_why(

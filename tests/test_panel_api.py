@@ -522,3 +522,38 @@ async def test_every_pin_costs_the_same_checks(
         await client.post("/api/unlock", json={"pin": entered})
     calls = [entered for entered, _ in checks]
     assert [calls.count(entered) for entered in (CREW, TECH, DURESS, "9999")] == [3, 3, 3, 3]
+
+
+async def test_what_the_diagnostics_screen_reads_reaches_a_technician_page(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    """The diagnostics screen builds on these: every device's status (its blocks and a wrong
+    identity included) in the snapshot and pushed as it changes, and the self-test's events
+    in ``/api/events`` (its progress) after the event that was newest before it started."""
+    r, client = rig
+    status: dict[str, object] = {"state": "online", "errors": {"timeout": 0}, "blocks": [["coil", 0, 8]],
+              "wrong_identity": []}
+    r.van.devices.health("relays", status)
+    await client.post("/api/unlock", json={"pin": TECH})
+    async with client.ws_connect("/api/ws") as ws:
+        assert (await ws.receive_json())["role"] == "technician"
+        snapshot = await ws.receive_json()
+        assert snapshot["devices"]["relays"]["blocks"] == [["coil", 0, 8]]
+        r.van.devices.health("relays", {**status, "state": "degraded",
+                                        "wrong_identity": ["software_version 0.5"]})
+        pushed = await ws.receive_json()
+        while pushed["type"] != "device":  # the supervisor's state (degraded) may come first
+            pushed = await ws.receive_json()
+        assert pushed["id"] == "relays"
+        assert pushed["status"]["state"] == "degraded"
+        assert pushed["status"]["wrong_identity"] == ["software_version 0.5"]
+    r.van.event({"kind": "power", "what": "shed", "circuits": []})
+    assert r.storage.flush()
+    newest = (await (await client.get("/api/events?limit=1")).json())[0]["id"]
+    for output, result in (("power/circuit/a", "ok"), ("power/circuit/b", "skipped")):
+        r.van.event({"kind": "self_test", "output": output, "result": result, "detail": ""})
+    assert r.storage.flush()
+    events = await (await client.get("/api/events?limit=200")).json()
+    steps = [(e["output"], e["result"]) for e in reversed(events)
+             if e["kind"] == "self_test" and e["id"] > newest]
+    assert steps == [("power/circuit/a", "ok"), ("power/circuit/b", "skipped")]

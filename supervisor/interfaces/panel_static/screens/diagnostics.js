@@ -344,7 +344,7 @@ function selfTestCard() {
   const only = h('input', { type: 'text', class: 'text-in', tid: 'selftest-only', autocomplete: 'off', spellcheck: 'false',
     placeholder: t('diag.st.only_hint'), 'aria-label': t('diag.st.only') });
   only.value = selfTest.only;
-  const preset = (glob, label) => h('button', { type: 'button', class: 'btn chip-btn', tid: 'selftest-preset-' + (glob === '' ? 'all' : glob.replace(/[^a-z]+/g, '-').replace(/-$/, '')),
+  const preset = (glob, label) => h('button', { type: 'button', class: 'btn', tid: 'selftest-preset-' + (glob === '' ? 'all' : glob.replace(/[^a-z]+/g, '-').replace(/-$/, '')),
     onclick: () => { only.value = glob; } }, label);
   const start = h('button', { type: 'button', class: 'btn danger big', tid: 'selftest-start' }, icon('test'), h('span', null, t('diag.st.start')));
   start.addEventListener('click', async () => {
