@@ -531,8 +531,8 @@ async def test_what_the_diagnostics_screen_reads_reaches_a_technician_page(
     identity included) in the snapshot and pushed as it changes, and the self-test's events
     in ``/api/events`` (its progress) after the event that was newest before it started."""
     r, client = rig
-    status: dict[str, object] = {"state": "online", "errors": {"timeout": 0}, "blocks": [["coil", 0, 8]],
-              "wrong_identity": []}
+    status: dict[str, object] = {"state": "online", "errors": {"timeout": 0},
+                                 "blocks": [["coil", 0, 8]], "wrong_identity": []}
     r.van.devices.health("relays", status)
     await client.post("/api/unlock", json={"pin": TECH})
     async with client.ws_connect("/api/ws") as ws:
