@@ -3,7 +3,7 @@ ticks' wrap; and whatever is written, the outputs stay within their ranges."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from room_node_rig import Rig, exception_code, write_multiple, write_single
 from testsupport import FUZZ
@@ -122,6 +122,9 @@ _WRITE = st.tuples(st.integers(95, 110),
 
 @FUZZ
 @given(st.lists(_WRITE, max_size=25))
+# the lease (2.4 s) running out during the read of the registers, found by hypothesis
+@example([(95, [0], 0), (103, [0, 24], 556), (95, [0], 0), (95, [0], 92), (95, [0], 737),
+          (95, [0], 961)])
 def test_no_write_leaves_an_output_outside_its_range(writes: list[tuple[int, list[int],
                                                                          int]]) -> None:
     rig = Rig()
@@ -134,6 +137,10 @@ def test_no_write_leaves_an_output_outside_its_range(writes: list[tuple[int, lis
         assert door_sign in (0, 1) and recording in (0, 1) and buzzer in (0, 1)
         assert 0 <= calm <= 1000
         assert 5 <= rig.node.lease <= 600
-        assert rig.read(3, 100, 5) == [door_sign, recording, buzzer, calm, rig.node.lease]
+        # the read takes wire time, in which the lease may run out: the registers say what
+        # the outputs were before it or are after it
+        before = [door_sign, recording, buzzer, calm, rig.node.lease]
+        read = rig.read(3, 100, 5)
+        assert read in (before, [*rig.node.outputs(), rig.node.lease]), (read, before)
         if not rig.node.lease_running():
             assert rig.node.outputs() == SAFE
