@@ -983,6 +983,9 @@ async def test_diagnostics_lists_a_silent_board_first_and_shows_its_blocks_and_c
     pl = texts("pl")
     await history.get_by_text(pl["dev.offline"]).first.wait_for()
     assert pl["dev.online"] in await history.inner_text()  # where it came from
+    # and the supervisor's event log has it (kept across pages and restarts, also at HQ)
+    logged = page.get_by_test_id("device-detail-relays").locator(".event.kind-device")
+    await logged.get_by_text(f"relays: {pl['dev.offline']}").first.wait_for()
     await page.get_by_test_id("device-back").click()
     await page.get_by_test_id("device-list").wait_for()
 

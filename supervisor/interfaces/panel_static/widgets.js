@@ -341,6 +341,9 @@ function eventText(e) {
     case 'power': return ['bolt', t('power_ev.' + (['shed', 'restore', 'override_started', 'override_ended'].includes(e.what) ? e.what : 'other'), { circuits, what: e.what }), e.reason];
     case 'generator': return ['gen', `${t('gen.title_short')}: ${tOr('gen_ev.' + e.what, e.what)}`, e.reason];
     case 'comms': return ['signal', tOr('comms_ev.' + e.what + (e.what === 'watchdog' ? (e.enabled ? '_on' : '_off') : ''), e.what), e.reason];
+    case 'device': return [e.state === 'online' && !e.wrong_identity ? 'check' : 'warn',
+      `${e.device}: ${tOr('dev.' + e.state, e.state)}${e.wrong_identity ? ' · ' + t('diag.wrong_device') : ''}`,
+      e.wrong_identity || (e.state !== 'online' ? e.error : '')];
     case 'command': return [e.status === 'done' ? 'check' : 'warn',
       `${tOr('action.' + e.action, e.action)}: ${tOr('result.' + e.status, e.status)}`,
       [e.code && e.code !== 'ok' ? e.code : '', e.message, e.source ? t('diag.source', { s: e.source }) : ''].filter(Boolean).join(' · ')];

@@ -66,7 +66,7 @@ export default {
       });
       empty.hidden = items.length > 0;
     });
-    sec.append(card('alarms.active', 'bell', empty, list), card('alarms.history', null, eventList((e) => e.kind !== 'command')));
+    sec.append(card('alarms.active', 'bell', empty, list), card('alarms.history', null, eventList((e) => !['command', 'device', 'self_test'].includes(e.kind))));
     // an alarm change is logged too: reload the log shortly after a burst of changes
     let timer = 0;
     sub('screen', ['alarms'], () => { clearTimeout(timer); timer = setTimeout(loadEvents, 800); });

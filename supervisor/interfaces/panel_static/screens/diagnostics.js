@@ -18,8 +18,8 @@ const wrongIdentity = (d) => (Array.isArray(d?.wrong_identity) ? d.wrong_identit
 const timeWithSeconds = (ts) => new Date(ts * 1000).toLocaleTimeString(language() === 'pl' ? 'pl-PL' : 'en-GB', { hourCycle: 'h23' });
 
 // ---- health changes seen since the page opened ---------------------------------------------------
-// The supervisor's event log keeps no device health changes, so the page keeps its own, from
-// the live device status it is pushed. A scope of its own that no screen change clears: the
+// The supervisor's event log has each device's health changes (kind device), read with the
+// device's log; the page also keeps the changes of its live device status, to the second. A scope of its own that no screen change clears: the
 // changes are recorded whichever screen is shown.
 const healthLog = new Map(); // device id -> [{ ts, state, wrong, error }], oldest first
 function recordHealth() {
@@ -239,9 +239,10 @@ function readForm(id, scope) {
   return h('div', { class: 'read-form', tid: 'diag-read-form' }, modes, byName, byAddress, go, result);
 }
 
-// The device's commands in the supervisor's event log (reads, writes): the log has no health
-// changes of devices, so this is the device's past as the log knows it.
-const aboutDevice = (id) => (e) => e.kind === 'command' && (e.args?.device === id || e.action === `device/${id}/write`);
+// The device's past in the supervisor's event log: its health changes and the commands that
+// went to it (reads, writes).
+const aboutDevice = (id) => (e) => (e.kind === 'device' && e.device === id)
+  || (e.kind === 'command' && (e.args?.device === id || e.action === `device/${id}/write`));
 
 function detail(id, back, scope) {
   const m = deviceMeta(id);
