@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from testsupport import FUZZ
 
-from drivers.profile import load_profile_file
+from drivers.profile import Identity, load_profile_file
 from supervisor.core.config import ConfigError
 from supervisor.registry import load_config
 
@@ -99,3 +99,15 @@ def test_any_profile_file_loads_or_is_refused_cleanly(tmp_path: Path, data: byte
         load_config(van(tmp_path, f'profile_file = "{path.name}"'))
     except ConfigError as error:
         assert error.key.startswith("device[0]"), error
+
+
+@given(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+       st.lists(st.integers(0, 0xFFFF), max_size=3), st.floats(allow_nan=False) | st.none())
+def test_an_identity_check_takes_whatever_a_unit_answers(value: object, equals: list[int],
+                                                         low: float | None) -> None:
+    """A unit's answer, decoded, may be anything: the check says yes or no, never raises."""
+    if not equals and low is None:
+        low = 1.0
+    ident = Identity.model_validate({"register": "id", "equals": equals, "min": low})
+    assert isinstance(ident.accepts(value), bool)
+    assert ident.expected()

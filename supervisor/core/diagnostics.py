@@ -18,6 +18,7 @@ from drivers.modbus_link import ModbusError
 from drivers.profile import Profile, Register, Table
 from drivers.register_codec import CodecError, decode, encode
 from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed
+from supervisor.core.exposed_devices import checked_value
 from supervisor.core.van_state import VanState
 
 TECHNICIAN = frozenset({"technician"})
@@ -68,11 +69,7 @@ def register_diagnostics(van: VanState, workers: Mapping[str, BusWorker]) -> Non
         device, name, value = str(args["device"]), str(args["register"]), args["value"]
         profile = profiles[device]
         reg = _register(profile, device, name)
-        if isinstance(value, float) and value.is_integer() and reg.scale == 1:
-            value = int(value)
-        refused = profile.check_write(name, value)
-        if refused is not None:
-            raise CommandFailed("out_of_range", f"{device}: {refused}", "rejected")
+        value = checked_value(profile, device, name, value)
         try:
             words = encode(value, reg.type, reg.scale, profile.device.word_order, reg.words)
         except CodecError as exc:

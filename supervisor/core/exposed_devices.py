@@ -17,6 +17,7 @@ from drivers.errors import WriteError
 from drivers.profile import Profile
 from drivers.register_codec import Value
 from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed
+from supervisor.core.outputs import same_value
 from supervisor.core.van_state import VanState
 
 BusWrite = Callable[[str, str, Value], Awaitable[Value | None]]
@@ -41,30 +42,30 @@ def expose_devices(van: VanState, write: BusWrite) -> None:
                 f"Write a register of {dev.label or dev.id} (technician; the profile's limits)"))
 
 
+def checked_value(profile: Profile, device: str, register: str,
+                  value: float | bool) -> float | bool:
+    """``value`` as it may be written to ``register`` (a JSON 5.0 for an integer register
+    becomes 5); CommandFailed ``out_of_range`` when the profile refuses it (access, type,
+    write range, enum codes)."""
+    if isinstance(value, float) and value.is_integer() and profile.get(register).scale == 1:
+        value = int(value)
+    refused = profile.check_write(register, value)
+    if refused is not None:
+        raise CommandFailed("out_of_range", f"{device}: {refused}", "rejected")
+    return value
+
+
 def _writer(dev: DeviceConfig, profile: Profile,
             write: BusWrite) -> Callable[[dict[str, Any]], Awaitable[str]]:
     async def handler(args: dict[str, Any]) -> str:
-        register, value = str(args["register"]), args["value"]
-        reg = profile.get(register)
-        if isinstance(value, float) and value.is_integer() and reg.scale == 1:
-            value = int(value)  # JSON 5.0 for an integer register
-        refused = profile.check_write(register, value)
-        if refused is not None:
-            raise CommandFailed("out_of_range", f"{dev.id}: {refused}", "rejected")
+        register = str(args["register"])
+        value = checked_value(profile, dev.id, register, args["value"])
         try:
             back = await write(dev.id, register, value)
         except WriteError as exc:
             raise CommandFailed(exc.code, f"{dev.id}: {exc}") from exc
-        if not _same(back, value, reg.scale):
+        if not same_value(back, value, profile.get(register).scale):
             raise CommandFailed("not_confirmed", f"{dev.id}.{register} reads {back} after "
                                                  f"writing {value}")
         return f"{dev.id}.{register} = {back}"
     return handler
-
-
-def _same(back: Value | None, value: Value, scale: float) -> bool:
-    """The read-back equals the written value within the register's resolution."""
-    if isinstance(back, bool) or isinstance(value, bool) or not isinstance(back, int | float) \
-            or not isinstance(value, int | float):
-        return back == value
-    return abs(back - value) <= 0.5 / abs(scale)

@@ -49,6 +49,14 @@ class OutputDef:
         return f"{self.device}.{self.register}" if self.line is None else f"gpio:{self.line}"
 
 
+def same_value(a: Value | None, b: Value | None, scale: float) -> bool:
+    """Whether two values of a register of ``scale`` are equal within its resolution."""
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, int | float) \
+            or not isinstance(b, int | float):
+        return a == b
+    return abs(a - b) <= 0.5 / abs(scale)
+
+
 class GpioOutputs(Protocol):
     def set_output(self, name: str, active: bool) -> None: ...
     def output(self, name: str) -> bool: ...
@@ -93,14 +101,11 @@ class OutputPort:
 
     def same(self, output_id: str, a: Value | None, b: Value | None) -> bool:
         """Whether two values of this output are equal within its register's resolution."""
-        if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, int | float) \
-                or not isinstance(b, int | float):
-            return a == b
         out = self.outputs[output_id]
         scale = 1.0
         if out.device is not None and out.register is not None:
             scale = self._devices.profile(out.device).get(out.register).scale
-        return abs(a - b) <= 0.5 / abs(scale)
+        return same_value(a, b, scale)
 
     # ---- writing ----------------------------------------------------------------------
 
