@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from drivers.bus_worker import BusWorker
-from drivers.errors import WriteError
 from drivers.modbus_frame import frame, write_pdu
 from drivers.modbus_link import ModbusError
 from drivers.profile import Profile, Register, Table
 from drivers.register_codec import CodecError, decode, encode
 from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed
-from supervisor.core.exposed_devices import checked_value
+from supervisor.core.exposed_devices import checked_value, write_confirmed
 from supervisor.core.van_state import VanState
 
 TECHNICIAN = frozenset({"technician"})
@@ -77,10 +76,7 @@ def register_diagnostics(van: VanState, workers: Mapping[str, BusWorker]) -> Non
         wire = frame(kinds[device], units[device], write_pdu(reg.table, reg.address, words))
         if args.get("dry_run"):
             return f"dry run, not sent: {device}.{name} = {value!r}: {wire.hex(' ')}"
-        try:
-            back = await worker_of[device].write(device, name, value)
-        except WriteError as exc:
-            raise CommandFailed(exc.code, f"{device}: {exc}") from exc
+        back = await write_confirmed(worker_of[device].write, profile, device, name, value)
         return f"{device}.{name} = {value!r} sent ({wire.hex(' ')}), reads back {back!r}"
 
     van.router.register(ActionSpec(

@@ -55,17 +55,25 @@ def checked_value(profile: Profile, device: str, register: str,
     return value
 
 
+async def write_confirmed(write: BusWrite, profile: Profile, device: str, register: str,
+                          value: float | bool) -> Value | None:
+    """Write ``value`` (checked by the profile first) and return the read-back; CommandFailed
+    when the write fails or the read-back says something else."""
+    value = checked_value(profile, device, register, value)
+    try:
+        back = await write(device, register, value)
+    except WriteError as exc:
+        raise CommandFailed(exc.code, f"{device}: {exc}") from exc
+    if not same_value(back, value, profile.get(register).scale):
+        raise CommandFailed("not_confirmed", f"{device}.{register} reads {back} after "
+                                             f"writing {value}")
+    return back
+
+
 def _writer(dev: DeviceConfig, profile: Profile,
             write: BusWrite) -> Callable[[dict[str, Any]], Awaitable[str]]:
     async def handler(args: dict[str, Any]) -> str:
         register = str(args["register"])
-        value = checked_value(profile, dev.id, register, args["value"])
-        try:
-            back = await write(dev.id, register, value)
-        except WriteError as exc:
-            raise CommandFailed(exc.code, f"{dev.id}: {exc}") from exc
-        if not same_value(back, value, profile.get(register).scale):
-            raise CommandFailed("not_confirmed", f"{dev.id}.{register} reads {back} after "
-                                                 f"writing {value}")
+        back = await write_confirmed(write, profile, dev.id, register, args["value"])
         return f"{dev.id}.{register} = {back}"
     return handler

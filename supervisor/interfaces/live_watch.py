@@ -30,6 +30,7 @@ from supervisor.interfaces.cli_output import (
     show,
     text_of,
 )
+from supervisor.interfaces.point_table import MAX_POINTS
 
 SUFFIXES = ("status", "meta", "state/#", "alarm/#", "device/+/status", "event")
 CONNECT_TIMEOUT_S = 5.0
@@ -125,11 +126,13 @@ def text_line(change: Change, units: dict[str, str]) -> str:
 
 
 def units_of(meta: Any) -> dict[str, str]:
-    """Point id -> unit, from a ``meta`` payload (empty when it is not one)."""
+    """Point id -> unit, from a ``meta`` payload (empty when it is not one); as bounded as
+    ``mcwctl points``: at most MAX_POINTS points, ids of at most MAX_ID characters."""
     listed = meta.get("points") if isinstance(meta, dict) else None
     out: dict[str, str] = {}
-    for entry in listed if isinstance(listed, list) else ():
+    for entry in listed[:MAX_POINTS] if isinstance(listed, list) else ():
         if isinstance(entry, dict) and isinstance(entry.get("id"), str) \
+                and len(entry["id"]) <= MAX_ID \
                 and isinstance(entry.get("unit"), str) and entry["unit"]:
             out[entry["id"]] = clean(entry["unit"], 16)
     return out

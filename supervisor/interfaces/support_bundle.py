@@ -60,6 +60,7 @@ from supervisor.core.config import (
     _read,
 )
 from supervisor.core.van_state import VanState
+from supervisor.interfaces.history_query import HistoryError, open_readonly
 from supervisor.registry import load_config
 
 PACKAGE = "mcw-controller"
@@ -528,14 +529,14 @@ def read_rows(db_path: Path, limit: int, max_bytes: int = MAX_ROWS_BYTES,
               ) -> dict[str, tuple[bytes, int, str | None]]:
     """The newest ``limit`` events and commands as JSON lines, oldest first, through a
     read-only connection: ``{"events.jsonl"|"commands.jsonl": (data, rows, cut)}``.
-    Raises BundleError when the file is missing or is not a database."""
+    Raises BundleError when the file is missing or is not a database. Opened as mcwctl's
+    history reads it: with the supervisor stopped, nothing is created beside it."""
     if not db_path.is_file():
         raise BundleError(f"no database at {db_path}")
-    uri = db_path.absolute().as_uri() + "?mode=ro"
     try:
-        db = sqlite3.connect(uri, uri=True, timeout=2.0)
-    except sqlite3.Error as exc:
-        raise BundleError(f"cannot open {db_path} read-only: {exc}") from exc
+        db = open_readonly(db_path)
+    except HistoryError as exc:
+        raise BundleError(str(exc)) from exc
     try:
         out = {}
         for member, sql in (

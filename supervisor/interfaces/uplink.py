@@ -68,7 +68,6 @@ class Uplink:
         self.topic = f"{prefix}/uplink/event"
         self.bucket = TokenBucket(rate, burst, clock)
         self.up = False
-        self.handed = 0  # events handed to the bridge since the start, resent ones included
         floor = storage.last_event_number() - BACKLOG_MAX
         self.sent = max(int(storage.get(SENT_KEY, 0)), floor)
         self._resends: deque[dict[str, Any]] = deque()
@@ -110,7 +109,6 @@ class Uplink:
                 await asyncio.gather(*(client.publish(self.topic, dumps(event), qos=QOS)
                                        for event in batch))
                 reraise_lost_cancel()
-                self.handed += len(batch)
                 if batch[0].get("resent"):
                     for _ in batch:
                         self._resends.popleft()
