@@ -29,7 +29,9 @@ class Block:
     table: Table
     start: int
     count: int
-    registers: tuple[Register, ...]
+    # left out of equality and hash: the request is its identity, and hashing the profile's
+    # models would cost more than the poll that looks the block up
+    registers: tuple[Register, ...] = field(compare=False)
 
     @property
     def has_holes(self) -> bool:

@@ -46,8 +46,10 @@ MAX_RTU_FRAME = 256  # characters: the longest Modbus RTU frame
 class ReadingSink(Protocol):
     """Where a bus worker delivers what it learns; implemented by the supervisor."""
 
-    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
-        """Fresh values (None = the device reports the value as invalid)."""
+    def values(self, device: str, values: dict[str, Value | None], ts: float,
+               same: Sequence[str] = ()) -> None:
+        """Fresh values (None = the device reports the value as invalid); ``same``: registers
+        read again with the words of their last reading (only their time is new)."""
 
     def unavailable(self, device: str, registers: Sequence[str], quality: str) -> None:
         """These registers can no longer be trusted ('stale') or are unsupported ('invalid')."""
@@ -65,8 +67,9 @@ class _ContainedSink:
         self._log = log
         self._failed: set[str] = set()
 
-    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
-        self._call("values", lambda: self._sink.values(device, values, ts))
+    def values(self, device: str, values: dict[str, Value | None], ts: float,
+               same: Sequence[str] = ()) -> None:
+        self._call("values", lambda: self._sink.values(device, values, ts, same))
 
     def unavailable(self, device: str, registers: Sequence[str], quality: str) -> None:
         self._call("unavailable", lambda: self._sink.unavailable(device, registers, quality))
@@ -107,6 +110,9 @@ class _Device:
     unsupported: set[str] = field(default_factory=set)
     retry_unsupported_at: float = float("inf")
     identified: bool = False  # its identity register matched since it last came online
+    # each block's words as last read: registers whose words did not change are not decoded
+    # again (most of a poll); forgotten whenever the points may no longer show them
+    words: dict[Block, list[int]] = field(default_factory=dict)
 
     def replan(self, now: float) -> None:
         regs = [
@@ -116,6 +122,7 @@ class _Device:
         ]
         self.blocks = self.planner.plan(regs)
         self.due = {b: now for b in self.blocks}
+        self.words.clear()
 
     def interval(self, block: Block) -> float:
         return min(self.spec.max_age(r) for r in block.registers)
@@ -341,6 +348,7 @@ class BusWorker:
         h = dev.health
         if transition == "offline":
             dev.identified = False  # the unit may be swapped while it is away
+            dev.words.clear()
             self.log.warning("device_offline", device=dev.spec.id, error=h.last_error)
             names = [r.name for r in dev.spec.profile.registers if r.readable]
             self.sink.unavailable(dev.spec.id, names, "stale")
@@ -365,7 +373,10 @@ class BusWorker:
             if exc.exception_code == ILLEGAL_DATA_ADDRESS:
                 self._refused(dev, block)
             return
-        self.sink.values(dev.spec.id, self._decode(dev, block, words), self._wall())
+        previous = dev.words.get(block)
+        dev.words[block] = words
+        changed, same = self._decode(dev, block, words, previous)
+        self.sink.values(dev.spec.id, changed, self._wall(), same)
 
     async def _identify(self, dev: _Device) -> bool:
         """Ask a unit what it is before its readings are used, where its profile says how
@@ -395,6 +406,7 @@ class BusWorker:
         self._record(dev, dev.health.identified(wrong), failed=True)
         self.sink.unavailable(dev.spec.id, [r.name for r in dev.spec.profile.registers
                                             if r.readable], "invalid")
+        dev.words.clear()
         again = self._mono() + IDENTIFY_AGAIN_S
         dev.due = {b: max(due, again) for b, due in dev.due.items()}
         return False
@@ -418,18 +430,24 @@ class BusWorker:
             self.sink.unavailable(dev.spec.id, names, "invalid")
         dev.replan(self._mono())
 
-    def _decode(self, dev: _Device, block: Block, words: list[int]) -> dict[str, Value | None]:
+    def _decode(self, dev: _Device, block: Block, words: list[int], previous: list[int] | None
+                ) -> tuple[dict[str, Value | None], list[str]]:
+        """The block's registers decoded, except those whose words are as ``previous`` (the
+        block's last reading): their names come second."""
         order = dev.spec.profile.device.word_order
         out: dict[str, Value | None] = {}
+        same: list[str] = []
         for reg in block.registers:
             offset = reg.address - block.start
+            mine = words[offset : offset + reg.count]
+            if previous is not None and previous[offset : offset + reg.count] == mine:
+                same.append(reg.name)
+                continue
             try:
-                out[reg.name] = decode(
-                    words[offset : offset + reg.count], reg.type, reg.scale, order, reg.invalid
-                )
+                out[reg.name] = decode(mine, reg.type, reg.scale, order, reg.invalid)
             except CodecError:
                 out[reg.name] = None
-        return out
+        return out, same
 
     def _encode(self, dev: _Device, reg: Register, value: Value) -> list[int]:
         return encode(value, reg.type, reg.scale, dev.spec.profile.device.word_order, reg.words)
@@ -468,6 +486,7 @@ class BusWorker:
         except CodecError as exc:
             req.done.set_exception(WriteError("out_of_range", str(exc)))
             return
+        dev.words.clear()  # the read-back sets its point: the next poll decodes it all again
         try:
             await self._transact(
                 dev, lambda: self.link.write(reg.table, reg.address, words, dev.spec.unit)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
 log = structlog.get_logger("drivers.gpio")
 
@@ -56,7 +55,7 @@ class GpioBridge:
         self._backend = backend
         self._loop: asyncio.AbstractEventLoop | None = None
         self._factory: Any = None
-        if backend in ("mock", "sim"):
+        if backend in ("mock", "sim") and lines:
             from gpiozero.pins.mock import MockFactory
 
             self._factory = MockFactory()
@@ -70,6 +69,11 @@ class GpioBridge:
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Claim the pins: outputs start in their safe state, inputs report their level."""
         self._loop = loop
+        if not self._specs:
+            return
+        # loaded only for a van with GPIO lines (a Modbus-only controller does without it)
+        from gpiozero import DigitalInputDevice, DigitalOutputDevice
+
         for spec in self._specs.values():
             if spec.direction == "output":
                 self._outputs[spec.name] = DigitalOutputDevice(

@@ -27,7 +27,8 @@ ON: dict[str, Value] = {"door_sign": 1, "recording_light": 1, "buzzer": 1, "calm
 class _Quiet:
     """The master keeps no readings: it only writes."""
 
-    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
+    def values(self, device: str, values: dict[str, Value | None], ts: float,
+               same: Sequence[str] = ()) -> None:
         pass
 
     def unavailable(self, device: str, registers: Sequence[str], quality: str) -> None:

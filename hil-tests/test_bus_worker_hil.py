@@ -27,8 +27,12 @@ class Recorder:
         self.states: dict[str, list[object]] = {}
         self.batches: dict[str, list[int]] = {}  # how many registers each delivery carried
 
-    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
-        self.batches.setdefault(device, []).append(len(values))
+    def values(self, device: str, values: dict[str, Value | None], ts: float,
+               same: Sequence[str] = ()) -> None:
+        self.batches.setdefault(device, []).append(len(values) + len(same))
+        for reg in same:
+            self.quality[(device, reg)] = ("good" if self.last[(device, reg)] is not None
+                                           else "invalid")
         for reg, value in values.items():
             self.last[(device, reg)] = value
             self.quality[(device, reg)] = "good" if value is not None else "invalid"

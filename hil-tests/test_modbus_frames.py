@@ -103,7 +103,8 @@ class Sink:
         self.seen_states: dict[str, set[str]] = {}
         self.status: dict[str, dict[str, object]] = {}
 
-    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
+    def values(self, device: str, values: dict[str, Value | None], ts: float,
+               same: Sequence[str] = ()) -> None:
         self.fresh[device] = self.fresh.get(device, 0) + 1
         self.readings.update(values.items())
 

@@ -51,7 +51,8 @@ class Recorder:
     changed_at: dict[tuple[str, str], float] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
 
-    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
+    def values(self, device: str, values: dict[str, Value | None], ts: float,
+               same: Sequence[str] = ()) -> None:
         now = asyncio.get_running_loop().time()
         for reg, value in values.items():
             if self.last.get((device, reg)) != value:

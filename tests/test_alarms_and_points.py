@@ -21,6 +21,26 @@ def test_deadband_suppresses_noise_but_not_quality_changes() -> None:
     assert store.good("power/battery/voltage") is None
 
 
+def test_a_value_read_again_only_moves_its_time_and_is_fresh_again_when_stale() -> None:
+    store = PointStore()
+    store.define(PointDef("device/tank/level", "integer", max_age_s=3))
+    seen: list[PointValue] = []
+    store.changed.add(lambda d, v: seen.append(v))
+    store.reread("device/tank/level", ts=99)  # never read: nothing to read again
+    assert store.get("device/tank/level") is None
+    store.update("device/tank/level", 40, ts=100)
+    store.reread("device/tank/level", ts=102)
+    store.sweep(now=104)  # read again at 102: still fresh
+    assert store.get("device/tank/level") == PointValue(40, "good", 102)
+    store.sweep(now=106)
+    store.reread("device/tank/level", ts=107)  # the device answers again, the same
+    store.update("device/tank/level", None, ts=108)
+    store.reread("device/tank/level", ts=109)
+    assert [(v.value, v.quality) for v in seen] == [
+        (40, "good"), (40, "stale"), (40, "good"), (None, "invalid")]
+    assert store.get("device/tank/level") == PointValue(None, "invalid", 109)
+
+
 def alarms() -> tuple[AlarmManager, list[tuple[str, AlarmState | None, str]]]:
     mgr = AlarmManager()
     mgr.define(AlarmDef("a/plain", "warning", "pl", "en"))

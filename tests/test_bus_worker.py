@@ -85,10 +85,16 @@ class RecordingSink:
 
     def __init__(self) -> None:
         self.last: dict[tuple[str, str], Value | None] = {}
+        # per delivery of a device: the registers decoded, and those read the same again
+        self.deliveries: list[tuple[str, set[str], set[str]]] = []
         self.states: dict[str, list[object]] = {}
         self.status: dict[str, dict[str, object]] = {}
 
-    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
+    def values(self, device: str, values: dict[str, Value | None], ts: float,
+               same: Sequence[str] = ()) -> None:
+        for name in same:
+            assert (device, name) in self.last, f"{device}.{name} read the same as never before"
+        self.deliveries.append((device, set(values), set(same)))
         for name, value in values.items():
             self.last[(device, name)] = value
 
@@ -228,6 +234,39 @@ async def test_write_returns_what_the_device_reads_back(bus: Bus) -> None:
     bus.link.stuck.add((RELAY_UNIT, "coil", 6))
     assert await write_at(bus, 0.0, "relays", "relay_7", True) is False
     assert bus.sink.last[("relays", "relay_7")] is False
+
+
+async def test_only_registers_whose_words_changed_are_decoded_again(bus: Bus) -> None:
+    """A poll reading what the last one read decodes nothing: its registers are delivered
+    as read the same (their points only get a new time). A changed word is decoded; a write
+    to the device, or the device coming back from offline, makes the next poll decode all."""
+    relays = {f"relay_{i}" for i in range(1, 9)}
+
+    def last_relay_delivery() -> tuple[set[str], set[str]]:
+        return next((v, s) for d, v, s in reversed(bus.sink.deliveries) if d == "relays")
+
+    await bus.advance_to(0.15, 1)
+    assert last_relay_delivery() == (set(), relays)
+    bus.link.memory[(RELAY_UNIT, "coil", 2)] = 1  # relay_3 switched by hand
+    await bus.advance_to(0.27, 1)
+    assert last_relay_delivery() == ({"relay_3"}, relays - {"relay_3"})
+    assert bus.sink.last[("relays", "relay_3")] is True
+    await write_at(bus, 0.39, "relays", "relay_5", True)
+    await wait_until(lambda: bus.link.calls[-1] == RELAY_POLL, WAIT_S, "the poll after it")
+    await bus.settled()
+    assert last_relay_delivery() == (relays, set())
+    bus.link.fail["read"] = ModbusError("timeout", "no answer")
+    t = 0.39
+    while bus.sink.state("relays") != "offline":
+        t += 0.5
+        await bus.advance_to(t, 0)
+    offline_at = len(bus.sink.deliveries)
+    del bus.link.fail["read"]
+    while bus.sink.state("relays") != "online":
+        t += 0.5
+        await bus.advance_to(t, 0)
+    back = [(v, s) for d, v, s in bus.sink.deliveries[offline_at:] if d == "relays"]
+    assert back[0] == (relays, set())
 
 
 async def test_the_most_overdue_block_is_polled_first(bus: Bus) -> None:

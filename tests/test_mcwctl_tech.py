@@ -25,7 +25,7 @@ from rich.cells import cell_len
 from testsupport import FUZZ, Broker, free_port, require_tool
 
 from supervisor.core.storage import Storage
-from supervisor.interfaces import device_table, history_query, live_watch, point_table
+from supervisor.interfaces import device_table, history_query, live_watch, point_table, readonly_db
 from supervisor.interfaces.cli_output import clean, decode, dump_json, json_safe, render
 from supervisor.interfaces.mcwctl import collect_retained, main
 
@@ -309,7 +309,7 @@ def test_time_specs() -> None:
 
 
 def test_events_between_times_by_kind_and_limit(history_db: Path) -> None:
-    db = history_query.open_readonly(history_db)
+    db = readonly_db.open_readonly(history_db)
     base = NOW - 7200
     assert [r.seq for r in history_query.query(db, None, None, None, 100)] == [1, 2, 3, 4]
     assert [r.seq for r in history_query.query(db, base + 1, None, None, 100)] == [2, 3, 4]
@@ -350,13 +350,13 @@ def test_alarms_are_the_alarm_events(history_db: Path) -> None:
 
 def test_the_database_is_never_created_nor_changed(history_db: Path, tmp_path: Path) -> None:
     missing = tmp_path / "nothing.sqlite"
-    with pytest.raises(history_query.HistoryError, match="no database at"):
-        history_query.open_readonly(missing)
+    with pytest.raises(readonly_db.HistoryError, match="no database at"):
+        readonly_db.open_readonly(missing)
     assert not missing.exists()
     other = tmp_path / "other.sqlite"
     sqlite3.connect(other).execute("CREATE TABLE x (y)").connection.close()
-    with pytest.raises(history_query.HistoryError, match="no such table: event"):
-        history_query.open_readonly(other)
+    with pytest.raises(readonly_db.HistoryError, match="no such table: event"):
+        readonly_db.open_readonly(other)
     before = history_db.read_bytes()
     history_query.report(history_db, False, None, None, None, 100)
     assert history_db.read_bytes() == before
@@ -382,8 +382,8 @@ def test_reading_beside_a_running_supervisor(tmp_path: Path) -> None:
 
 def test_a_wal_without_its_shm_is_left_alone(history_db: Path) -> None:
     Path(f"{history_db}-wal").write_bytes(b"")
-    with pytest.raises(history_query.HistoryError, match="-shm file is missing"):
-        history_query.open_readonly(history_db)
+    with pytest.raises(readonly_db.HistoryError, match="-shm file is missing"):
+        readonly_db.open_readonly(history_db)
     assert not Path(f"{history_db}-shm").exists()
 
 

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from testsupport import FUZZ, Broker, free_port, require_tool
 
 from supervisor.core.config import _expand_env
+from supervisor.core.diagnostics import MAX_BUNDLE_EVENTS
 from supervisor.core.storage import Storage
 from supervisor.interfaces import support_bundle as sb
 from supervisor.interfaces.pin import hash_pin
@@ -433,7 +434,7 @@ def test_bundle_command_prints_the_path_and_fails_cleanly_when_it_cannot_write(
     assert "cannot write in" in capsys.readouterr().err
     assert not list((van.folder).glob(".mcw-bundle-*"))  # no half-written file left
     assert sb.event_count("5000") == 5000
-    for bad in ("0", "x", str(sb.MAX_EVENTS + 1)):
+    for bad in ("0", "x", str(MAX_BUNDLE_EVENTS + 1)):
         with pytest.raises(argparse.ArgumentTypeError, match=r"must be|not a whole"):
             sb.event_count(bad)
 

@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -28,7 +28,7 @@ from supervisor.core.alarms import AlarmManager
 from supervisor.core.commands import CommandRouter
 from supervisor.core.config import ConfigError, SupervisorConfig, check_on_target
 from supervisor.core.device_points import DevicePoints
-from supervisor.core.diagnostics import register_diagnostics
+from supervisor.core.diagnostics import register_bundle_action, register_diagnostics
 from supervisor.core.exposed_devices import expose_devices
 from supervisor.core.history import History
 from supervisor.core.logs import setup_logging
@@ -49,8 +49,9 @@ from supervisor.core.ticker import Watchdog, progress_counter, supervised, tick
 from supervisor.core.van_state import VERSION, VanState
 from supervisor.core.vehicle import GpioPoints, VehicleCore
 from supervisor.interfaces.mqtt_bridge import MqttBridge
-from supervisor.interfaces.panel import Panel
-from supervisor.interfaces.support_bundle import register_bundle_action
+
+if TYPE_CHECKING:
+    from supervisor.interfaces.panel import Panel
 
 log = structlog.get_logger("supervisor")
 
@@ -104,6 +105,8 @@ class Supervisor:
             raise ConfigError(config_path, f"access.grant.{problem}", "not a registered action")
         self.panel: Panel | None = None
         if cfg.panel is not None and cfg.panel.enabled:
+            # its web server (aiohttp, ~7 MB) is loaded only for a van that has the panel
+            from supervisor.interfaces.panel import Panel
             history = History(self.storage, points, cfg.panel.history_days * 86400, clock.wall)
             self.panel = Panel(cfg.panel, self.van, history)
         counters = {f"bus:{n}": progress_counter(w) for n, w in self.workers.items()}

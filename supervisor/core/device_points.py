@@ -73,7 +73,11 @@ class DevicePoints:
 
     # ---- ReadingSink ----------------------------------------------------------------
 
-    def values(self, device: str, values: dict[str, Value | None], ts: float) -> None:
+    def values(self, device: str, values: dict[str, Value | None], ts: float,
+               same: Sequence[str] = ()) -> None:
+        for reg in same:
+            for point_id, _ in self._bindings.get((device, reg), ()):
+                self.store.reread(point_id, ts)
         for reg, value in values.items():
             if value is None:
                 self.raw.pop((device, reg), None)

@@ -1,14 +1,16 @@
-"""A technician's diagnostic actions on the Modbus devices, over MQTT (so a technician at HQ
-can use them too) and from ``mcwctl modbus``: ``diag/read`` reads a register by name or any
-registers by address; ``diag/write`` writes a register of the device's profile, within the
-profile's limits, or with ``dry_run`` only shows the frame it would send. Both go through the
-bus worker, between its polls (it stays the bus's only master), and both are technician
-only and audited like every command.
+"""A technician's diagnostic actions, over MQTT (so a technician at HQ can use them too) and
+from ``mcwctl``: ``diag/read`` reads a register by name or any registers by address;
+``diag/write`` writes a register of the device's profile, within the profile's limits, or
+with ``dry_run`` only shows the frame it would send. Both go through the bus worker, between
+its polls (it stays the bus's only master). ``diag/bundle`` makes a support bundle on the
+van's disk. All are technician only and audited like every command.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
 from drivers.bus_worker import BusWorker
@@ -23,6 +25,8 @@ from supervisor.core.van_state import VanState
 TECHNICIAN = frozenset({"technician"})
 TABLES = ("holding", "input", "coil", "discrete")
 MAX_SHOWN = 64  # words or bits listed in a result
+MAX_BUNDLE_EVENTS = 100_000  # events a bundle may hold
+BUNDLES_KEPT = 3  # on the van's card, the newest; older ones are removed
 
 
 def register_diagnostics(van: VanState, workers: Mapping[str, BusWorker]) -> None:
@@ -95,6 +99,37 @@ def register_diagnostics(van: VanState, workers: Mapping[str, BusWorker]) -> Non
          "dry_run": ArgSpec("bool", required=False,
                             description="only show the frame that would be sent")},
         "Technician: write a register of a device within its profile's limits"))
+
+
+def register_bundle_action(van: VanState, config: Path) -> None:
+    """``diag/bundle`` (technician): make a bundle on the van's disk, beside its database
+    (``bundles/``, the newest BUNDLES_KEPT kept), and answer with its summary, for a
+    technician at HQ who cannot run ``mcwctl`` in the van."""
+    folder = van.cfg.storage.path.parent / "bundles"
+
+    async def make(args: dict[str, Any]) -> str:
+        # loaded when a bundle is asked for: the bundle's code (an archive writer, mcwctl's
+        # history reader and its terminal tables) is not held in the daemon's memory
+        from supervisor.interfaces.support_bundle import BundleError, make_bundle, summary
+
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            path = await make_bundle(config, folder, events=int(args.get("events", 1000)),
+                                     own_state=van.retained())
+            found = await asyncio.to_thread(summary, path)
+        except (OSError, BundleError) as exc:
+            raise CommandFailed("bundle_failed", str(exc)[:300]) from exc
+        for old in sorted(folder.glob("mcw-bundle-*.tar.gz"))[:-BUNDLES_KEPT]:
+            old.unlink(missing_ok=True)
+        devices = ", ".join(f"{n} {s}" for s, n in sorted((found["devices"] or {}).items()))
+        return (f"{path.name}: {found['bytes']} bytes; devices: {devices or 'not read'}; "
+                f"active alarms: {found['alarms_active']}; events: {found['events']}"
+                + (f"; left out: {', '.join(found['left_out'])}" if found["left_out"] else ""))
+
+    van.router.register(ActionSpec(
+        "diag/bundle", make, TECHNICIAN,
+        {"events": ArgSpec("integer", required=False, min=1, max=MAX_BUNDLE_EVENTS)},
+        "Technician: make a support bundle on the van's disk and tell what is in it"))
 
 
 def _register(profile: Profile, device: str, name: str) -> Register:

@@ -92,6 +92,19 @@ class PointStore:
         quality: Quality = "good" if value is not None or none_is_valid else "invalid"
         self._set(point_id, PointValue(value, quality, ts))
 
+    def reread(self, point_id: str, ts: float) -> None:
+        """The source read the same value again: only its time is new (a point gone stale
+        meanwhile is fresh again). The cheap path of most polls."""
+        old = self.values.get(point_id)
+        if old is None:
+            return  # never read: the source's first reading goes through update()
+        quality: Quality = "good" if old.value is not None else "invalid"
+        fresh = PointValue(old.value, quality, ts)
+        if old.quality == quality:
+            self.values[point_id] = fresh  # nothing a listener would see
+        else:
+            self._set(point_id, fresh)
+
     def mark(self, point_id: str, quality: Quality) -> None:
         """Change only the quality (the value and its timestamp stay, for their age)."""
         old = self.values.get(point_id)

@@ -3,9 +3,7 @@
 The supervisor logs every event in its ``event`` table (``seq``, ``ts`` epoch seconds,
 ``kind``, ``data`` JSON; supervisor/core/storage.py); an alarm raised, cleared or
 acknowledged is an event of kind ``alarm`` (``alarm``, ``what``, ``severity``, ``text``).
-The file is opened read-only (a ``mode=ro`` URI: nothing is written or locked for writing),
-so a running supervisor is never disturbed; with the supervisor stopped it is read as
-unchanging (``immutable``), so that no -wal or -shm file is created beside it either. Times
+The file is opened read-only (readonly_db.py): a running supervisor is never disturbed. Times
 are given as ISO 8601 (a time without a zone is the technician's local time) or as a time
 before now (``90s``, ``30m``, ``2h``, ``1d``, ``1w``).
 """
@@ -37,6 +35,7 @@ from supervisor.interfaces.cli_output import (
     table,
     text_of,
 )
+from supervisor.interfaces.readonly_db import HistoryError, open_readonly
 
 RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)")
 UNIT_S = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
@@ -51,11 +50,6 @@ ALARMS_JSON_SHAPE = """\
   {"alarms": [{"seq", "ts" (ISO UTC), "alarm",
     "what" (raised|cleared|acknowledged), "severity", "text", "detail"}]},
   oldest first"""
-BUSY_TIMEOUT_S = 2.0  # the supervisor's writer holds no lock a reader waits on in WAL mode
-
-
-class HistoryError(Exception):
-    """The history cannot be read: a one-line reason."""
 
 
 def parse_time(text: str, now: float) -> float:
@@ -100,41 +94,6 @@ class AlarmRow:
     severity: str | None  # info | warning | critical
     text: str | None
     detail: str | None
-
-
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """The supervisor's SQLite opened read-only (HistoryError when it cannot be)."""
-    if not path.exists():
-        raise HistoryError(f"no database at {path} (is [storage] path right, does the "
-                           "supervisor run here?)")
-    uri = path.absolute().as_uri() + "?mode=ro"
-    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
-    if not wal.exists():
-        # The supervisor is not running (it closed cleanly: everything is in the file). A
-        # reader would create the -wal and -shm files and leave them behind, owned by whoever
-        # ran mcwctl (root?), which could keep the supervisor from opening its database at
-        # its next start; read as unchanging, nothing is created.
-        uri += "&immutable=1"
-    elif not shm.exists():
-        raise HistoryError(f"cannot read {path}: its -wal file holds changes but the -shm "
-                           "file is missing (the supervisor stopped without closing it?); "
-                           "start the supervisor, or read a copy of the three files")
-    try:
-        return _checked(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S))
-    except sqlite3.Error as exc:
-        raise HistoryError(f"cannot read {path}: {exc} (read access to the file and its -wal "
-                           "and -shm files is needed: run as the supervisor's user or a "
-                           "member of its group)") from exc
-
-
-def _checked(db: sqlite3.Connection) -> sqlite3.Connection:
-    """``db`` once it reads as the supervisor's (it has the event table); closed if not."""
-    try:
-        db.execute("SELECT 1 FROM event LIMIT 1").fetchall()
-    except sqlite3.Error:
-        db.close()
-        raise
-    return db
 
 
 def query(db: sqlite3.Connection, since: float | None, until: float | None,

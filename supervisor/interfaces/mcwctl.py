@@ -58,8 +58,8 @@ from supervisor.interfaces.cli_output import (
     write_line,
 )
 from supervisor.interfaces.fleet_view import FILTERS, VEHICLE, as_json, fleet, format_fleet
-from supervisor.interfaces.history_query import HistoryError
 from supervisor.interfaces.pin import hash_pin
+from supervisor.interfaces.readonly_db import HistoryError
 from supervisor.registry import SUBSYSTEMS, load_config
 
 QUIET_S = 0.5  # retained messages arrive in one burst; this much silence ends it

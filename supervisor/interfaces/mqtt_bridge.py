@@ -9,12 +9,13 @@ queued events are flushed. Reconnects back off exponentially with jitter.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import re
 import socket
 import time
 from collections import Counter, OrderedDict, deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import structlog
@@ -34,8 +35,11 @@ from supervisor.core.van_state import (
     last_event_payload,
     state_payload,
 )
-from supervisor.interfaces.ha_discovery import HaDiscovery
+from supervisor.interfaces.uplink import BATCH as UPLINK_BATCH
 from supervisor.interfaces.uplink import Uplink
+
+if TYPE_CHECKING:
+    from supervisor.interfaces.ha_discovery import HaDiscovery
 
 log = structlog.get_logger("supervisor.mqtt")
 
@@ -103,7 +107,12 @@ class MqttBridge:
         if self.uplink is not None:
             van.resend = self.uplink.resend
         ha = van.cfg.home_assistant
-        self.ha = HaDiscovery(van, ha) if ha.enabled else None  # kept across sessions
+        self.ha: HaDiscovery | None = None  # kept across sessions
+        if ha.enabled:
+            # loaded only where it is enabled (off by default)
+            from supervisor.interfaces.ha_discovery import HaDiscovery
+
+            self.ha = HaDiscovery(van, ha)
 
     def _point(self, pdef: PointDef, pv: PointValue) -> None:
         if not pdef.local:
@@ -185,6 +194,9 @@ class MqttBridge:
             clean_start=False,
             properties=_session_properties(),
         ) as client:
+            # in flight at once on purpose: the sender's batch, the uplink's and HA's one
+            # (aiomqtt warns beyond its threshold of 10)
+            client.pending_calls_threshold = PUBLISH_BATCH + UPLINK_BATCH + 1
             self.session = self.storage.increment("mqtt_session")
             self.connected = True
             log.info("mqtt_connected", host=self.cfg.host, port=self.cfg.port, session=self.session)
@@ -245,18 +257,19 @@ class MqttBridge:
                     (self._alarms if suffix.startswith("alarm/") else self._retained)[
                         suffix] = payload
             while self._alarms or self._retained:
-                # removed only once the broker has it: a publish cut off by a lost link (an
-                # error or a cancellation) leaves it queued for the next connection
+                # removed only once the broker has them: a publish cut off by a lost link (an
+                # error or a cancellation) leaves them queued for the next connection
                 queue = self._alarms or self._retained
-                suffix, payload = next(iter(queue.items()))
-                await client.publish(f"{self.prefix}/{suffix}", payload, qos=QOS, retain=True)
-                reraise_lost_cancel()
-                if queue.get(suffix) is payload:  # not replaced meanwhile
-                    del queue[suffix]
-                self.published += 1
-                if suffix.startswith("alarm/") and payload:
-                    # the broker has it: a panic's delivery may say "sent" from here
-                    self.van.alarms.published(suffix.removeprefix("alarm/"))
+                batch = list(itertools.islice(queue.items(), PUBLISH_BATCH))
+                await _publish_all(client, [(f"{self.prefix}/{s}", p) for s, p in batch],
+                                   retain=True)
+                for suffix, payload in batch:
+                    if queue.get(suffix) is payload:  # not replaced meanwhile
+                        del queue[suffix]
+                    self.published += 1
+                    if suffix.startswith("alarm/") and payload:
+                        # the broker has it: a panic's delivery may say "sent" from here
+                        self.van.alarms.published(suffix.removeprefix("alarm/"))
             # a batch of results and of events, published together (in order) rather than
             # one round trip each; then the state again, so a flood of commands never holds
             # back the readings
@@ -334,13 +347,20 @@ class MqttBridge:
 
 
 async def _publish_batch(client: aiomqtt.Client, queue: deque[tuple[str, bytes]]) -> None:
-    """Publish up to PUBLISH_BATCH messages from the head of ``queue`` at once (they go out in
-    order), and remove them only once the broker has them all."""
+    """Publish up to PUBLISH_BATCH messages from the head of ``queue`` and remove them only
+    once the broker has them all."""
     batch = [queue[i] for i in range(min(PUBLISH_BATCH, len(queue)))]
-    await asyncio.gather(*(client.publish(topic, payload, qos=QOS) for topic, payload in batch))
-    reraise_lost_cancel()
+    await _publish_all(client, batch)
     for _ in batch:
         queue.popleft()
+
+
+async def _publish_all(client: aiomqtt.Client, batch: list[tuple[str, bytes]],
+                       retain: bool = False) -> None:
+    """Publish ``batch`` at once (the messages go out in order, one round trip for all)."""
+    await asyncio.gather(*(client.publish(topic, payload, qos=QOS, retain=retain)
+                           for topic, payload in batch))
+    reraise_lost_cancel()
 
 
 def _session_properties() -> Properties:

@@ -51,7 +51,6 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
 from drivers.profile import MAX_PROFILE_BYTES
-from supervisor.core.commands import ActionSpec, ArgSpec, CommandFailed
 from supervisor.core.config import (
     VEHICLE_ID,
     MqttConfig,
@@ -59,8 +58,8 @@ from supervisor.core.config import (
     _expand_env,  # the supervisor's own reading: the bundle shows what it sees
     _read,
 )
-from supervisor.core.van_state import VanState
-from supervisor.interfaces.history_query import HistoryError, open_readonly
+from supervisor.core.diagnostics import MAX_BUNDLE_EVENTS
+from supervisor.interfaces.readonly_db import HistoryError, open_readonly
 from supervisor.registry import load_config
 
 PACKAGE = "mcw-controller"
@@ -73,7 +72,6 @@ KEPT_KEYS = frozenset({"password_file"})  # a path to a secret, not the secret
 MIN_SCRUB_CHARS = 6  # a shorter secret would wipe ordinary words out of the logs
 
 DEFAULT_EVENTS = 5000
-MAX_EVENTS = 100_000
 MAX_ROWS_BYTES = 20 * 1024 * 1024  # events.jsonl, commands.jsonl: each at most
 MAX_LOG_BYTES = 20 * 1024 * 1024
 JOURNAL_CMD = ("journalctl", "-u", "mcw-supervisor.service", "--since", "-24h", "-o", "cat",
@@ -693,10 +691,10 @@ async def make_bundle(config: Path, out: Path | None = None, *, events: int = DE
     payload) from the supervisor itself instead of the broker (it must not log in with its
     own login: the broker would end its session). Every part is bounded and one that fails is
     noted in the manifest; BundleError only when the file cannot be written (ValueError for
-    ``events`` out of 1..MAX_EVENTS).
+    ``events`` out of 1..MAX_BUNDLE_EVENTS).
     """
-    if not 1 <= events <= MAX_EVENTS:
-        raise ValueError(f"events must be 1 to {MAX_EVENTS}")
+    if not 1 <= events <= MAX_BUNDLE_EVENTS:
+        raise ValueError(f"events must be 1 to {MAX_BUNDLE_EVENTS}")
     made = time.time() if now is None else now
     contents = _Contents()
     if password:
@@ -879,13 +877,13 @@ def summary(bundle: Path) -> dict[str, Any]:
 
 
 def event_count(text: str) -> int:
-    """``--events N``: 1 to MAX_EVENTS (an argparse type)."""
+    """``--events N``: 1 to MAX_BUNDLE_EVENTS (an argparse type)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_EVENTS:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_EVENTS}: {text}")
+    if not 1 <= value <= MAX_BUNDLE_EVENTS:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_BUNDLE_EVENTS}: {text}")
     return value
 
 
@@ -927,35 +925,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
-
-
-# ---- the same for a technician at HQ, over MQTT ------------------------------------------------
-
-BUNDLES_KEPT = 3  # on the van's card, the newest; older ones are removed
-
-
-def register_bundle_action(van: VanState, config: Path) -> None:
-    """``diag/bundle`` (technician): make a bundle on the van's disk, beside its database
-    (``bundles/``, the newest BUNDLES_KEPT kept), and answer with its summary, for a
-    technician at HQ who cannot run ``mcwctl`` in the van."""
-    folder = van.cfg.storage.path.parent / "bundles"
-
-    async def make(args: dict[str, Any]) -> str:
-        try:
-            folder.mkdir(mode=0o700, exist_ok=True)
-            path = await make_bundle(config, folder, events=int(args.get("events", 1000)),
-                                     own_state=van.retained())
-            found = await asyncio.to_thread(summary, path)
-        except (OSError, BundleError) as exc:
-            raise CommandFailed("bundle_failed", str(exc)[:300]) from exc
-        for old in sorted(folder.glob("mcw-bundle-*.tar.gz"))[:-BUNDLES_KEPT]:
-            old.unlink(missing_ok=True)
-        devices = ", ".join(f"{n} {s}" for s, n in sorted((found["devices"] or {}).items()))
-        return (f"{path.name}: {found['bytes']} bytes; devices: {devices or 'not read'}; "
-                f"active alarms: {found['alarms_active']}; events: {found['events']}"
-                + (f"; left out: {', '.join(found['left_out'])}" if found["left_out"] else ""))
-
-    van.router.register(ActionSpec(
-        "diag/bundle", make, frozenset({"technician"}),
-        {"events": ArgSpec("integer", required=False, min=1, max=MAX_EVENTS)},
-        "Technician: make a support bundle on the van's disk and tell what is in it"))
