@@ -124,6 +124,14 @@ class _Device:
         self.due = {b: now for b in self.blocks}
         self.words.clear()
 
+    def read_again(self, reg: Register, raw: list[int]) -> None:
+        """``reg`` was read on its own (a write's read-back, now shown by its points): the
+        blocks holding it compare the next poll with that."""
+        for block, words in self.words.items():
+            offset = reg.address - block.start
+            if block.table == reg.table and 0 <= offset <= block.count - reg.count:
+                words[offset : offset + reg.count] = raw
+
     def interval(self, block: Block) -> float:
         return min(self.spec.max_age(r) for r in block.registers)
 
@@ -486,7 +494,6 @@ class BusWorker:
         except CodecError as exc:
             req.done.set_exception(WriteError("out_of_range", str(exc)))
             return
-        dev.words.clear()  # the read-back sets its point: the next poll decodes it all again
         try:
             await self._transact(
                 dev, lambda: self.link.write(reg.table, reg.address, words, dev.spec.unit)
@@ -503,6 +510,7 @@ class BusWorker:
                 except CodecError:
                     back = None  # a read-back we cannot decode confirms nothing
                 self.sink.values(dev.spec.id, {reg.name: back}, self._wall())
+                dev.read_again(reg, raw)
         except ModbusError as exc:
             if not req.done.done():
                 req.done.set_exception(WriteError(f"bus_{exc.kind}", str(exc)))
