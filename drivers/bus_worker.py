@@ -107,6 +107,7 @@ class _Device:
     health: DeviceHealth = field(default_factory=DeviceHealth)
     blocks: list[Block] = field(default_factory=list)
     due: dict[Block, float] = field(default_factory=dict)
+    period: dict[Block, float] = field(default_factory=dict)  # how often each is read
     unsupported: set[str] = field(default_factory=set)
     retry_unsupported_at: float = float("inf")
     identified: bool = False  # its identity register matched since it last came online
@@ -122,6 +123,7 @@ class _Device:
         ]
         self.blocks = self.planner.plan(regs)
         self.due = {b: now for b in self.blocks}
+        self.period = {b: min(self.spec.max_age(r) for r in b.registers) for b in self.blocks}
         self.words.clear()
 
     def read_again(self, reg: Register, raw: list[int]) -> None:
@@ -133,7 +135,7 @@ class _Device:
                 words[offset : offset + reg.count] = raw
 
     def interval(self, block: Block) -> float:
-        return min(self.spec.max_age(r) for r in block.registers)
+        return self.period[block]
 
     def status(self) -> dict[str, object]:
         """Its health, and the requests it is read with (table, start, count): what a
@@ -447,8 +449,9 @@ class BusWorker:
         same: list[str] = []
         for reg in block.registers:
             offset = reg.address - block.start
-            mine = words[offset : offset + reg.count]
-            if previous is not None and previous[offset : offset + reg.count] == mine:
+            end = offset + reg.count
+            mine = words[offset:end]
+            if previous is not None and previous[offset:end] == mine:
                 same.append(reg.name)
                 continue
             try:

@@ -132,8 +132,8 @@ class MqttBridge:
 
     def event(self, payload: dict[str, Any]) -> None:
         self._events.append((f"{self.prefix}/event", dumps(payload)))
-        self.retain("events/last", last_event_payload(int(payload["id"])))
-        if self.uplink is not None:
+        if self.uplink is not None:  # events/last is HQ's, for its tail check
+            self.retain("events/last", last_event_payload(int(payload["id"])))
             self.uplink.added()
 
     def request_republish(self) -> None:
@@ -253,7 +253,10 @@ class MqttBridge:
             self._wake.clear()
             if self._republish.is_set():
                 self._republish.clear()
-                for suffix, payload in self.van.retained().items():
+                retained = self.van.retained()
+                if self.uplink is None:
+                    retained.pop("events/last", None)  # only where HQ is bridged
+                for suffix, payload in retained.items():
                     (self._alarms if suffix.startswith("alarm/") else self._retained)[
                         suffix] = payload
             while self._alarms or self._retained:
