@@ -17,9 +17,10 @@ same simulator code and the same Mosquitto:
   installed here with ``npm ci``, run headless (bench/peer/settings.js) with the flows
   of bench/peer/flows.json: per unit a modbus-read (FC3, 40 registers, rate = the poll
   period) -> a function node emitting one message per changed register, on the supervisor's
-  topics and payload shape (``{"v": value}``) -> mqtt out (QoS 1, retained, as the
-  supervisor); an mqtt in on a command topic of its own (the supervisor's payload) -> a
-  function node (register and value) -> modbus-write (FC6, u1 r05).
+  topics and payload shape (``{"v": value}``) -> mqtt out (QoS 0, retained, as the
+  supervisor publishes its retained state); an mqtt in on a command topic of its own (the
+  supervisor's payload) -> a function node (register and value) -> modbus-write (FC6, u1
+  r05).
 
 The simulator runs in its own process (this script with ``--simulator``), so its CPU is
 charged to neither side: one pymodbus 3.16 server (``SimDevice``, device id 1) per unit on

@@ -99,7 +99,11 @@ async def test_a_new_subsystem_runs_on_the_core(tmp_path: Path) -> None:
     meta = core.van.meta()
     assert {"id": "water/pump", "roles": ["crew", "technician"]}.items() <= next(
         a for a in meta["actions"] if a["id"] == "water/pump").items()
-    assert next(p for p in meta["points"] if p["id"] == "water/level")["unit"] == "%"
+    level = next(p for p in meta["points"] if p["id"] == "water/level")
+    assert level["unit"] == "%"
+    # the register behind it, for a technician's raw view (mcwctl points)
+    assert level["source"] == {"device": "tank", "register": "humidity", "table": "input",
+                               "address": 2, "scale": 10}
     loop = asyncio.create_task(water.run())
     try:
         result = await core.van.router.submit("water/pump", b'{"id":"w1","args":{"on":true}}',

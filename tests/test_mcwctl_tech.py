@@ -149,7 +149,12 @@ def test_an_unreadable_status_says_so() -> None:
 POINTS_META: list[dict[str, Any]] = [
     {"id": "power/battery/soc", "type": "number", "unit": "%", "precision": 0,
      "description": "SOC"},
-    {"id": "power/battery/voltage", "type": "number", "unit": "V", "precision": 2},
+    {"id": "power/battery/voltage", "type": "number", "unit": "V", "precision": 2,
+     "source": {"device": "battery", "register": "voltage", "table": "holding",
+                "address": 259, "scale": 100}},
+    {"id": "power/inverter/mode", "type": "enum", "unit": "",
+     "source": {"device": "multiplus", "register": "mode", "table": "holding", "address": 33,
+                "scale": 1, "codes": {"charger_only": 1, "inverter_only": 2, "on": 3}}},
     {"id": "power/battery/current", "type": "number", "unit": "A", "precision": 1},
     {"id": "power/shore/connected", "type": "bool", "unit": ""},
     {"id": "room/panic/local_only", "type": "bool", "unit": "", "local": True},
@@ -159,7 +164,8 @@ POINTS_META: list[dict[str, Any]] = [
 def point_retained() -> dict[str, Any]:
     return {"meta": meta(points=POINTS_META),
             "state/power/battery/soc": {"v": 80.4, "q": "good", "ts": TS},
-            "state/power/battery/voltage": {"v": 13.184, "q": "stale", "ts": TS},
+            "state/power/battery/voltage": {"v": 13.18, "q": "stale", "ts": TS},
+            "state/power/inverter/mode": {"v": "inverter_only", "q": "good", "ts": TS},
             "state/power/shore/connected": {"v": False, "q": "good", "ts": TS},
             "state/comms/lte/operator": {"v": "Plus", "q": "good", "ts": TS},
             "state/climate/broken": "not json {"}
@@ -178,11 +184,14 @@ def test_points_merge_state_and_meta_and_filter_by_glob() -> None:
         ["comms/lte/operator", "power/battery/soc"]
     text = "\n".join(lines_of(point_table.report(point_retained(), ["power/*"], NOW).view))
     soc = next(line for line in text.splitlines() if line.startswith("power/battery/soc"))
-    assert soc.split()[1:] == ["80", "%", "good", "10", "s"]
+    assert soc.split()[1:] == ["80", "%", "-", "good", "10", "s"]  # no register behind it
     volt = next(line for line in text.splitlines() if line.startswith("power/battery/volt"))
-    assert "13.18 V" in volt and "stale" in volt
+    assert volt.split()[1:] == ["13.18", "V", "1318", "stale", "10", "s", "battery.voltage",
+                                "holding", "259"]
+    mode = next(line for line in text.splitlines() if line.startswith("power/inverter/mode"))
+    assert mode.split()[1:3] == ["inverter_only", "2"]  # the enum's code
     current = next(line for line in text.splitlines() if line.startswith("power/battery/cur"))
-    assert current.split()[1:] == ["-", "none", "-"]
+    assert current.split()[1:] == ["-", "-", "none", "-"]
     broken = point_table.matching(rows, ["climate/broken"])[0]
     assert broken.value == "not json {" and broken.quality == "unknown"
 
@@ -193,7 +202,25 @@ def test_points_json_rows() -> None:
     assert data == {"points": [{
         "id": "power/battery/soc", "value": 80.4, "unit": "%", "type": "number",
         "quality": "good", "ts": TS, "ts_epoch": NOW - 10, "description": "SOC",
-        "precision": 0}]}
+        "precision": 0, "raw": None, "register": None}]}
+    volt = json.loads(dump_json(point_table.report(point_retained(), ["*/voltage"],
+                                                   NOW).data))["points"][0]
+    assert (volt["value"], volt["raw"], volt["register"]) == \
+        (13.18, 1318, "battery.voltage holding 259")
+
+
+@pytest.mark.parametrize(("value", "source", "raw"), [
+    (21.5, {"scale": 10}, 215),
+    (-3.2, {"scale": 10}, -32),  # a signed register
+    (0.333, {"scale": 1}, 0.333),  # an f32: not a whole number, shown as it is
+    (True, {"scale": 1}, 1),
+    ("on", {"codes": {"on": 3}}, 3),
+    ("code_9", {"codes": {"on": 3}}, None),  # a code the profile does not name
+    (5, {"scale": 0}, None), (5, {"scale": "10"}, None), (5, {}, None), (None, {"scale": 1}, None),
+])
+def test_a_raw_value_is_the_published_one_unscaled(value: Any, source: dict[str, Any],
+                                                   raw: float | None) -> None:
+    assert point_table.raw_of(value, source) == raw
     assert "no point matches" in render(point_table.report({}, ["x/*"], NOW).view)
 
 
@@ -482,7 +509,8 @@ JSONISH = st.recursive(
                          "last_error", "blocks", "identity", "v", "q", "ts", "version",
                          "devices", "points", "id", "unit", "bus", "profile", "precision",
                          "local", "timeout", "kind", "what", "active", "acked", "severity",
-                         "text", "args", "action"]) | st.text(max_size=8), c, max_size=6),
+                         "text", "args", "action", "source", "scale", "codes", "register",
+                         "table", "address", "device"]) | st.text(max_size=8), c, max_size=6),
     max_leaves=16)
 SUFFIXES = st.sampled_from(["meta", "status", "device/relays/status", "device/x/status",
                             "device/\x1b[31m/status", "state/power/battery/soc",

@@ -258,25 +258,22 @@ async def test_changes_while_the_broker_is_away_arrive_as_the_newest_value_only(
     broker: Broker, rig: Rig,
 ) -> None:
     await rig.start()
-    async with observe(broker.port, f"state/{SOC}", "event", identifier="hq-soc",
-                       persistent=True) as hq:
-        await hq.until(lambda: hq.on(f"state/{SOC}"), "the first reading")
-        assert hq.on(f"state/{SOC}")[-1]["v"] == 80.0
-        await broker_down(broker, rig)
-
+    await broker_down(broker, rig)
+    await rig.stop()  # held back until the watcher is there; its outbox is kept
     values = [80 - i / 10 for i in range(1, 301)]  # 79.9 … 50.0, each one a real change
     for value in values:
         rig.set_soc(value)
     await broker.start()
-    rig.van.event({"kind": "fence"})  # events go after retained topics: seeing it ends the wait
-
-    async with observe(broker.port, identifier="hq-soc", persistent=True,
-                       subscribe=False) as hq:
+    # watching before the supervisor is back: the broker's own retained copy first (it
+    # kept 80.0 across its restart), then what the supervisor sends on reconnecting
+    async with observe(broker.port, f"state/{SOC}", "event") as hq:
+        await hq.until(lambda: hq.on(f"state/{SOC}"), "the reading the broker kept")
+        await rig.start()
+        rig.van.event({"kind": "fence"})  # events go after retained topics: seeing it ends
         await hq.until(lambda: hq.events("fence"), "the fence event after the reconnect")
         after = hq.on(f"state/{SOC}")
-    assert [p["v"] for p in after] == [50.0], "only the newest value is sent, once"
-    assert after[0]["q"] == "good"
-    # the broker kept 80.0 across its restart; the newest value replaced it
+    assert [p["v"] for p in after] == [80.0, 50.0], "only the newest value is sent, once"
+    assert after[1]["q"] == "good"
     fresh = await retained_on_broker(broker.port, f"state/{SOC}")
     assert fresh[f"state/{SOC}"]["v"] == 50.0
 

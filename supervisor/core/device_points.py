@@ -16,7 +16,14 @@ from drivers.buses import DeviceConfig
 from drivers.profile import Profile, Register
 from drivers.register_codec import Value
 from supervisor.core.listeners import Listeners
-from supervisor.core.points import PointDef, PointStore, PointType, Quality, Scalar
+from supervisor.core.points import (
+    PointDef,
+    PointSource,
+    PointStore,
+    PointType,
+    Quality,
+    Scalar,
+)
 
 Transform = Callable[[Value], Scalar | None]
 # A point is stale once it missed this many polls (plus a little slack for the bus).
@@ -60,7 +67,9 @@ class DevicePoints:
         pdef = PointDef(point_id, point_type(reg), reg.unit, description or cfg.label,
                         deadband=deadband, precision=precision,
                         max_age_s=STALE_AFTER_POLLS * period + STALE_SLACK_S,
-                        enum=tuple(table.values()), enum_set=reg.enum or "")
+                        enum=tuple(table.values()), enum_set=reg.enum or "",
+                        source=PointSource(device, register, reg.table, reg.address, reg.scale,
+                                           tuple(table.items())))
         self.store.define(pdef)
         transform = (lambda v: table.get(int(v), f"code_{int(v)}")) if table else None
         self.follow(device, register, point_id, transform)

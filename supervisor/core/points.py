@@ -20,6 +20,27 @@ Scalar = float | int | bool | str
 
 
 @dataclass(frozen=True)
+class PointSource:
+    """The device register a point shows, for a technician (``mcwctl points``' raw value):
+    ``value = raw / scale``; an enumerated register's codes with their meanings."""
+
+    device: str
+    register: str
+    table: str
+    address: int
+    scale: float = 1
+    codes: tuple[tuple[int, str], ...] = ()
+
+    def meta(self) -> dict[str, object]:
+        out: dict[str, object] = {"device": self.device, "register": self.register,
+                                  "table": self.table, "address": self.address,
+                                  "scale": self.scale}
+        if self.codes:
+            out["codes"] = {name: code for code, name in self.codes}
+        return out
+
+
+@dataclass(frozen=True)
 class PointDef:
     """What a point is: the meta topic describes every point from these."""
 
@@ -34,6 +55,7 @@ class PointDef:
     precision: int | None = None  # decimals worth showing
     # kept on board: the panel shows it, MQTT (and so HQ) never carries it (privacy)
     local: bool = False
+    source: PointSource | None = None  # the register it shows as read, if it is one
 
     def meta(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -51,6 +73,8 @@ class PointDef:
             out["precision"] = self.precision
         if self.local:
             out["local"] = True
+        if self.source is not None:
+            out["source"] = self.source.meta()
         return out
 
 

@@ -49,6 +49,12 @@ SESSION_EXPIRY_S = 7 * 86400  # the broker keeps our session (and queues command
 # delivered, and the broker's own queue (max_queued_messages) bounds how many those are.
 EVENT_BACKLOG = 10000
 QOS = 1
+# Retained state (status, meta, state/…, device/…, events/last) goes to the local broker at
+# QoS 0: it converges rather than queues (a lost connection is followed by a republish of
+# everything, and only the newest value of a topic matters), and an acknowledgement per
+# reading would be most of the supervisor's work on a busy bus. Alarms, events and results
+# stay at QoS 1: the broker's receipt of an alarm is what a panic's delivery reports.
+STATE_QOS = 0
 PUBLISH_BATCH = 20  # results or events in flight at once (mosquitto's default max_inflight)
 # Commands in progress at once, in all and of one role's one action; beyond either a command
 # is answered "busy" at once (cheaply: no audit, counted), so a flood of one kind is drained
@@ -260,12 +266,13 @@ class MqttBridge:
                     (self._alarms if suffix.startswith("alarm/") else self._retained)[
                         suffix] = payload
             while self._alarms or self._retained:
-                # removed only once the broker has them: a publish cut off by a lost link (an
-                # error or a cancellation) leaves them queued for the next connection
+                # removed once sent (an alarm: once the broker has it): a publish cut off by
+                # a lost link (an error or a cancellation) leaves them queued for the next
+                # connection
                 queue = self._alarms or self._retained
                 batch = list(itertools.islice(queue.items(), PUBLISH_BATCH))
                 await _publish_all(client, [(f"{self.prefix}/{s}", p) for s, p in batch],
-                                   retain=True)
+                                   QOS if queue is self._alarms else STATE_QOS, retain=True)
                 for suffix, payload in batch:
                     if queue.get(suffix) is payload:  # not replaced meanwhile
                         del queue[suffix]
@@ -353,15 +360,15 @@ async def _publish_batch(client: aiomqtt.Client, queue: deque[tuple[str, bytes]]
     """Publish up to PUBLISH_BATCH messages from the head of ``queue`` and remove them only
     once the broker has them all."""
     batch = [queue[i] for i in range(min(PUBLISH_BATCH, len(queue)))]
-    await _publish_all(client, batch)
+    await _publish_all(client, batch, QOS)
     for _ in batch:
         queue.popleft()
 
 
-async def _publish_all(client: aiomqtt.Client, batch: list[tuple[str, bytes]],
+async def _publish_all(client: aiomqtt.Client, batch: list[tuple[str, bytes]], qos: int,
                        retain: bool = False) -> None:
     """Publish ``batch`` at once (the messages go out in order, one round trip for all)."""
-    await asyncio.gather(*(client.publish(topic, payload, qos=QOS, retain=retain)
+    await asyncio.gather(*(client.publish(topic, payload, qos=qos, retain=retain)
                            for topic, payload in batch))
     reraise_lost_cancel()
 

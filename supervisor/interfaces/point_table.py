@@ -2,15 +2,18 @@
 
 A point's value, quality and time come from its retained ``state/{id}`` topic; its unit,
 type, precision and description from ``meta``'s point list. MQTT carries the values in SI
-units after scaling, never the raw registers, so there is no raw view here. Globs are
-shell-style (``fnmatch``, case-sensitive; ``*`` also matches ``/``).
+units after scaling; for a point that shows a device register, ``meta`` names the register
+(``source``: device, register, table, address, scale, an enum's codes), and the raw value is
+the published one unscaled (``raw = value x scale``, an enum's code): what the register held
+when it was read. Globs are shell-style (``fnmatch``, case-sensitive; ``*`` also matches
+``/``).
 """
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -41,8 +44,9 @@ PACKAGE = "mcw-controller"
 JSON_SHAPE = """\
   {"points": [{"id", "value", "unit", "type",
     "quality" (good|stale|invalid|unknown), "ts" (ISO), "ts_epoch",
-    "description", "precision"}]}
-  value, quality and ts are null for a point never published"""
+    "description", "precision", "raw", "register" ("DEVICE.REGISTER TABLE ADDRESS")}]}
+  value, quality and ts are null for a point never published; raw and register are
+  null for a point that does not show a device register"""
 VERSION_JSON_SHAPE = """\
   {"mcwctl", "supervisor", "supervisor_state",
    "firmware": [{"point", "value", "quality", "ts"}]}
@@ -62,6 +66,9 @@ class PointRow:
     ts_epoch: float | None = None
     description: str | None = None
     precision: int | None = None
+    raw: int | float | None = None  # the register's value before scaling (an enum's code)
+    register: str | None = None  # "device.register table address" of a register's point
+    _source: dict[str, Any] | None = field(default=None, repr=False)
 
 
 def points(retained: dict[str, Any]) -> list[PointRow]:
@@ -75,10 +82,13 @@ def points(retained: dict[str, Any]) -> list[PointRow]:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) \
                 or not entry["id"]:
             continue
+        source = entry.get("source")
         row = PointRow(clean(entry["id"], MAX_ID), unit=text_of(entry.get("unit")) or "",
                        type=text_of(entry.get("type")),
                        description=text_of(entry.get("description")),
-                       precision=count(entry.get("precision")))
+                       precision=count(entry.get("precision")),
+                       register=register_of(source),
+                       _source=source if isinstance(source, dict) else None)
         if entry.get("local") is not True:
             rows[row.id] = row
     for topic, payload in retained.items():
@@ -95,7 +105,41 @@ def points(retained: dict[str, Any]) -> list[PointRow]:
         elif payload is not None:  # not a state object: shown as the text it is
             row.value = show(payload)
             row.quality = "unknown"
+    for row in rows.values():
+        row.raw = raw_of(row.value, row._source)
     return sorted(rows.values(), key=lambda r: r.id)
+
+
+def register_of(source: Any) -> str | None:
+    """``meta``'s source of a point as "device.register table address", None if it has none
+    (or not one of this shape)."""
+    if not isinstance(source, dict):
+        return None
+    device, register = text_of(source.get("device")), text_of(source.get("register"))
+    table, address = text_of(source.get("table")), count(source.get("address"))
+    if not (device and register and table) or address is None:
+        return None
+    return clean(f"{device}.{register} {table} {address}", MAX_ID)
+
+
+def raw_of(value: Any, source: dict[str, Any] | None) -> int | float | None:
+    """The register's value before scaling: ``value x scale`` (a whole number when it is
+    one), an enum's code, 1/0 for a bool; None when the point is no register's or the
+    value or the source does not allow it."""
+    if source is None or value is None:
+        return None
+    if isinstance(value, str):
+        codes = source.get("codes")
+        code = codes.get(value) if isinstance(codes, dict) else None
+        return count(code)
+    if isinstance(value, bool):
+        return int(value)
+    scale, scaled = number(source.get("scale")), number(value)
+    if scale is None or scaled is None or scale == 0:
+        return None
+    raw = scaled * scale
+    whole = round(raw)
+    return whole if abs(raw - whole) <= 1e-6 * max(1.0, abs(raw)) else raw
 
 
 def matching(rows: list[PointRow], globs: Sequence[str]) -> list[PointRow]:
@@ -121,23 +165,27 @@ def point_table(rows: list[PointRow], now: float) -> RenderableType:
     """The points as a table: id, value with unit, quality, age."""
     if not rows:
         return Text("no point matches (none published, or another vehicle id?)")
-    out = table("POINT", "VALUE", "QUALITY", "AGE")
+    out = table("POINT", "VALUE", "RAW", "QUALITY", "AGE", "REGISTER")
     out.columns[1].justify = "right"
-    out.columns[3].justify = "right"
+    out.columns[2].justify = "right"
+    out.columns[4].justify = "right"
     for row in rows:
         quality = row.quality or "none"
         out.add_row(cell(row.id), cell(value_text(row)),
+                    cell("-" if row.raw is None else show(row.raw)),
                     cell(quality, STATE_STYLE.get(quality, "magenta")),
                     cell(age(row.ts_epoch, now) if row.ts_epoch is not None
-                         else (row.ts or "-")))
+                         else (row.ts or "-")),
+                    cell(row.register or ""))
     not_good = sum(r.quality != "good" for r in rows)
     return Group(out, Text(f"{len(rows)} points, {not_good} not good; AGE: of the value "
-                           "published last (on change)"))
+                           "published last (on change); RAW: the register's value before "
+                           "scaling"))
 
 
 def as_json(rows: list[PointRow]) -> list[dict[str, Any]]:
     """The rows for scripts: every field of PointRow, always present (null when unknown)."""
-    return [asdict(r) for r in rows]
+    return [{k: v for k, v in asdict(r).items() if not k.startswith("_")} for r in rows]
 
 
 # ---- mcwctl version -------------------------------------------------------------------------
