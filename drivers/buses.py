@@ -7,7 +7,7 @@ supervisor, the simulator and the tests build their Modbus links and bus workers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -144,3 +144,8 @@ def build_workers(buses: Sequence[TcpBus | RtuBus], devices: Sequence[DeviceConf
         workers[bus.name] = BusWorker(bus.name, link_for(bus), specs, sink, frame_gap_s=gap,
                                       timeout_min_s=bus.timeout_min_s, **options)
     return workers
+
+
+def worker_of_device(workers: Mapping[str, BusWorker]) -> dict[str, BusWorker]:
+    """Each device's bus worker, by device id."""
+    return {d: w for w in workers.values() for d in w.device_ids}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from drivers.buses import build_workers
+from drivers.buses import build_workers, worker_of_device
 from drivers.gpio import GpioBridge, LineSpec
 from drivers.register_codec import Value
 from supervisor.core.alarms import AlarmManager
@@ -76,7 +76,7 @@ class Supervisor:
         self.van = VanState(cfg, self.storage, points, AlarmManager(), self.devices, router,
                             clock.wall)
         self.workers = build_workers(cfg.bus, cfg.device, self.devices)
-        worker_of = {d: w for w in self.workers.values() for d in w.device_ids}
+        worker_of = worker_of_device(self.workers)
         lines = [LineSpec(ln.name, ln.pin, ln.direction, ln.active == "high",
                           ln.debounce_ms / 1000, ln.safe_state) for ln in cfg.gpio.line]
         self.gpio = GpioBridge(lines, cfg.gpio.backend, lambda n, a: self.io.on_input(n, a),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from drivers.bus_worker import BusWorker
+from drivers.buses import worker_of_device
 from drivers.modbus_frame import frame, write_pdu
 from drivers.modbus_link import ModbusError
 from drivers.profile import Profile, Register, Table
@@ -31,7 +32,7 @@ BUNDLES_KEPT = 3  # on the van's card, the newest; older ones are removed
 
 def register_diagnostics(van: VanState, workers: Mapping[str, BusWorker]) -> None:
     """Register ``diag/read`` and ``diag/write`` for the devices on the bus workers."""
-    worker_of = {d: w for w in workers.values() for d in w.device_ids}
+    worker_of = worker_of_device(workers)
     if not worker_of:
         return
     devices = tuple(sorted(worker_of))

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from supervisor.core.config import VEHICLE_ID
-from supervisor.interfaces.cli_output import epoch
+from supervisor.interfaces.cli_output import age, epoch
 
 # what `mcwctl fleet` subscribes to on HQ's broker: the few retained topics the view needs
 FILTERS = ("mcw/v1/+/status", "mcw/v1/+/alarm/#", "mcw/v1/+/bridge/hq",
@@ -131,21 +131,11 @@ def format_fleet(rows: list[VanRow], now: float) -> str:
         if van.panic is not None:
             alarms = f"PANIC NOT ACKNOWLEDGED ({van.panic_delivery or '?'}); {alarms}"
         lines.append(f"{van.vehicle:<16} {van.status:<9} {van.link:<7} "
-                     f"{_ago(van.last_seen, now):>8} {signal:<14} {where:<17} {alarms}")
+                     f"{age(van.last_seen, now):>8} {signal:<14} {where:<17} {alarms}")
     panics = sum(v.panic is not None for v in rows)
     lines.append(f"{len(rows)} vans, {sum(v.link == 'down' for v in rows)} out of reach, "
                  f"{panics} panic{'s' if panics != 1 else ''} not acknowledged")
     return "\n".join(lines)
-
-
-def _ago(ts: float | None, now: float) -> str:
-    if ts is None:
-        return "never"
-    age = max(0.0, now - ts)
-    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
-        if age >= size:
-            return f"{age / size:.0f} {unit}"
-    return f"{age:.0f} s"
 
 
 def as_json(rows: list[VanRow]) -> list[dict[str, Any]]:
