@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -32,13 +33,13 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from testsupport import DEADLINE_S, FUZZ, Broker, require_tool, wait_until
 
 from supervisor.core.alarms import AlarmDef, AlarmManager
 from supervisor.core.app import Supervisor
-from supervisor.core.command_payload import decode
+from supervisor.core.command_payload import MAX_INT, decode
 from supervisor.core.commands import (
     EVERYONE,
     ON_BOARD,
@@ -68,7 +69,8 @@ NOW = 1_800_000_000.125
 
 # ---- HA's discovery rules, as far as they can be checked offline ---------------------------
 
-COMPONENTS = ("sensor", "binary_sensor", "switch", "button", "select")
+COMPONENTS = ("sensor", "binary_sensor", "switch", "button", "select", "number", "text",
+              "light")
 COMMON_KEYS = {"name", "unique_id", "device", "origin", "availability", "availability_mode",
                "qos"}
 COMPONENT_KEYS: dict[str, set[str]] = {
@@ -81,6 +83,13 @@ COMPONENT_KEYS: dict[str, set[str]] = {
     "button": {"command_topic", "command_template", "retain"},
     "select": {"command_topic", "command_template", "retain", "options", "state_topic",
                "value_template"},
+    "number": {"command_topic", "command_template", "retain", "state_topic", "value_template",
+               "min", "max", "step", "mode", "unit_of_measurement", "device_class"},
+    "text": {"command_topic", "command_template", "retain", "state_topic", "value_template",
+             "min", "max", "mode"},
+    # the template schema: the only one whose commands (off included) are all templates
+    "light": {"schema", "command_topic", "command_on_template", "command_off_template",
+              "retain", "state_topic", "state_template", "brightness_template"},
 }
 REQUIRED: dict[str, set[str]] = {
     "sensor": {"state_topic"},
@@ -88,6 +97,9 @@ REQUIRED: dict[str, set[str]] = {
     "switch": {"command_topic"},
     "button": {"command_topic"},
     "select": {"command_topic", "options"},
+    "number": {"command_topic"},
+    "text": {"command_topic"},
+    "light": {"schema", "command_topic", "command_on_template", "command_off_template"},
 }
 # the units HA accepts with each sensor device class used here (None: no unit)
 HA_UNITS: dict[str, set[str | None]] = {
@@ -118,7 +130,15 @@ HA_STATE_CLASSES: dict[str, set[str]] = {
     "enum": set(),
 }
 BINARY_CLASSES = {"problem", "safety"}
+# a number's device classes (HA's NumberDeviceClass) among those used here, same units
+NUMBER_CLASSES = HA_UNITS.keys() - {"timestamp", "enum"}
+NUMBER_MODES = {"auto", "box", "slider"}
+HA_MIN_STEP = 0.001
+HA_MAX_TEXT = 255  # HA's longest state
 VALUE_TEMPLATES = {had.VALUE, had.CHOICE, had.ON_OFF, had.ALARM_ON, had.EPOCH}
+# the light's brightness from its level point, with the level argument's max (as JSON)
+LIGHT_BRIGHTNESS = re.compile(re.escape(had.LIGHT_BRIGHTNESS).replace("TOP", r"(?P<top>\S+)"))
+SECRETS = ("pin", "password", "secret", "token", "key")
 # HA's own matcher of discovery topics (below the prefix)
 HA_TOPIC = re.compile(r"(?P<component>\w+)/(?:(?P<node_id>[a-zA-Z0-9_-]+)/)"
                       r"?(?P<object_id>[a-zA-Z0-9_-]+)/config")
@@ -130,32 +150,69 @@ def topic_name_ok(topic: object) -> bool:
             and not set(topic) & {"+", "#", "\0"} and "" not in topic.split("/"))
 
 
-def render_command(template: str, value: str, now: float = NOW) -> str:
+@dataclass(frozen=True)
+class Press:
+    """One command HA sends: the template it renders with ``value`` (a button's press, a
+    switch's ON/OFF, a select's option, a number, a text) and, for a light, ``brightness``
+    (0-255; None: not given, as when a light is switched on from its toggle)."""
+
+    template: str
+    value: object = None
+    brightness: int | None = None
+
+
+# a light's level from HA's brightness (TOP: the level's max)
+LIGHT_LEVEL = re.compile(re.escape(had.LIGHT_LEVEL.strip("{} ")).replace("TOP", r"(?P<top>\S+)"))
+
+
+def render_command(press: Press, now: float = NOW) -> str:
     """What HA renders from a command template, for the expressions the module writes (any
     other fails the test: this is no Jinja)."""
+    template = press.template
     assert "{%" not in template and "{#" not in template, template
 
     def expression(match: re.Match[str]) -> str:
         known = {
             "now().timestamp()": repr(now),
             f"now().timestamp() + {had.COMMAND_TTL_S}": repr(now + had.COMMAND_TTL_S),
-            "'true' if value == 'ON' else 'false'": "true" if value == "ON" else "false",
-            "value | to_json": json.dumps(value),
+            "'true' if value == 'ON' else 'false'": "true" if press.value == "ON" else "false",
+            "value | to_json": json.dumps(press.value),
         }
+        if isinstance(press.value, int | float):  # round then int: a whole number
+            known["value | round | int"] = str(round(press.value))
         expr = match.group(1).strip()
+        if level := LIGHT_LEVEL.fullmatch(expr):  # Jinja's / is Python's: a float
+            brightness = 255 if press.brightness is None else press.brightness
+            return str(brightness * json.loads(level["top"]) / 255)
         assert expr in known, f"an expression this test cannot render: {expr!r}"
         return known[expr]
 
     return re.sub(r"\{\{(.*?)\}\}", expression, template)
 
 
-def command_values(component: str, config: Mapping[str, Any]) -> list[str]:
-    """The values HA gives a command template: a press, on and off, each option."""
+TEXTS = ["", 'a "quoted" \\ back\nslash', "zażółć", "x" * HA_MAX_TEXT]
+
+
+def presses(component: str, config: Mapping[str, Any]) -> list[Press]:
+    """Every kind of command HA sends from an entity: a press, on and off, each option, a
+    number's ends and middle (an int when whole, as HA sends it), texts short and long, a
+    light on from its toggle, at its lowest and highest brightness, and off."""
+    if component == "light":
+        on, off = config["command_on_template"], config["command_off_template"]
+        return [Press(on), Press(on, brightness=1), Press(on, brightness=255), Press(off)]
+    template = config["command_template"]
     if component == "button":
-        return ["PRESS"]
-    if component == "switch":
-        return [config["payload_on"], config["payload_off"]]
-    return list(config["options"])
+        values: list[object] = ["PRESS"]
+    elif component == "switch":
+        values = [config["payload_on"], config["payload_off"]]
+    elif component == "number":
+        ends: list[float] = [config["min"], config["max"], (config["min"] + config["max"]) / 2]
+        values = [int(v) if float(v).is_integer() else v for v in ends]
+    elif component == "text":
+        values = list(TEXTS)
+    else:
+        values = list(config["options"])
+    return [Press(template, value) for value in values]
 
 
 def check_configs(configs: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any],
@@ -166,6 +223,7 @@ def check_configs(configs: Mapping[str, Mapping[str, Any]], meta: Mapping[str, A
     base = f"mcw/v1/{vehicle}"
     actions = {a["id"]: a for a in meta["actions"]}
     points = {p["id"]: p for p in meta["points"]}
+    alarms = {a["id"] for a in meta["alarms"]}
     unique_ids: set[str] = set()
     for topic, config in configs.items():
         assert topic_name_ok(topic), topic
@@ -191,20 +249,30 @@ def check_configs(configs: Mapping[str, Mapping[str, Any]], meta: Mapping[str, A
         assert availability[0] == {"topic": f"{base}/status",
                                    "value_template": had.STATUS_AVAILABLE}, topic
         for entry in availability[1:]:
-            assert entry["value_template"] == had.QUALITY_AVAILABLE
-            assert entry["topic"] == config.get("state_topic"), topic
+            if entry["value_template"] == had.ACK_AVAILABLE:  # an alarm to acknowledge
+                assert component == "button", topic
+                alarm = entry["topic"].removeprefix(f"{base}/alarm/")
+                assert alarm in alarms and f"alarm/{alarm}" not in had.NEVER_IN_HA, topic
+            else:
+                assert entry["value_template"] == had.QUALITY_AVAILABLE
+                assert entry["topic"] == config.get("state_topic"), topic
         for key, value in config.items():
             if key.endswith("_topic"):
                 assert topic_name_ok(value), (topic, key, value)
         for entry in availability:
             assert topic_name_ok(entry["topic"]), topic
         if "state_topic" in config:
-            assert config["value_template"] in VALUE_TEMPLATES, topic
+            if component != "light":
+                assert config["value_template"] in VALUE_TEMPLATES, topic
             state = config["state_topic"]
             assert state.startswith((f"{base}/state/", f"{base}/alarm/")), topic
             pid = state.removeprefix(f"{base}/state/")
             if state.startswith(f"{base}/state/"):
                 assert pid in points and points[pid].get("local") is not True, topic
+                assert f"point/{pid}" not in had.NEVER_IN_HA, topic  # nothing of a duress
+            else:
+                alarm = state.removeprefix(f"{base}/alarm/")
+                assert f"alarm/{alarm}" not in had.NEVER_IN_HA, topic
         if component in ("binary_sensor", "switch"):
             assert (config["payload_on"], config["payload_off"]) == ("ON", "OFF")
             assert config["value_template"] in (had.ON_OFF, had.ALARM_ON)
@@ -212,14 +280,17 @@ def check_configs(configs: Mapping[str, Mapping[str, Any]], meta: Mapping[str, A
             assert (config["state_on"], config["state_off"]) == ("ON", "OFF")
         if component == "binary_sensor":
             assert config.get("device_class", "problem") in BINARY_CLASSES, topic
-            if "/alarm/" in config["state_topic"]:
+            if config["state_topic"].startswith(f"{base}/alarm/"):
                 assert config["device_class"] in BINARY_CLASSES, topic
         if component == "sensor":
             check_sensor(topic, config)
         if component == "select":
             check_options(topic, config["options"])
         if "command_topic" in config:
-            check_command(topic, component, config, base, role, actions)
+            action = check_command(topic, component, config, base, role, actions)
+            if component in ("number", "text", "light"):  # never optimistic: a point shows it
+                shown = config["state_topic"].removeprefix(f"{base}/state/")
+                check_setting(topic, component, config, action, points[shown])
 
 
 def check_sensor(topic: str, config: Mapping[str, Any]) -> None:
@@ -246,26 +317,88 @@ def check_options(topic: str, options: object) -> None:
 
 
 def check_command(topic: str, component: str, config: Mapping[str, Any], base: str, role: str,
-                  actions: Mapping[str, Any]) -> None:
-    """Commands go to the role's own subtree, for an action that role may run, never
-    retained, and what HA renders is a command the supervisor accepts."""
+                  actions: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Commands go to the role's own subtree, for an action that role may run (never one of
+    ``NEVER_IN_HA``), never retained, and what HA renders is a command the supervisor
+    accepts: the action."""
     command_topic = config["command_topic"]
     assert command_topic.startswith(f"{base}/cmd/{role}/"), topic
-    action = actions[command_topic.removeprefix(f"{base}/cmd/{role}/")]
+    aid = command_topic.removeprefix(f"{base}/cmd/{role}/")
+    action = actions[aid]
     assert role in action["roles"] and config["retain"] is False, topic
-    for value in command_values(component, config):
-        cid, body = decode(render_command(config["command_template"], value))
+    assert f"action/{aid}" not in had.NEVER_IN_HA, topic
+    assert isinstance(action, Mapping)
+    for press in presses(component, config):
+        cid, body = decode(render_command(press))
         assert cid.startswith("ha-") and set(body) == {"id", "expires", "args"}, topic
         assert body["expires"] == NOW + had.COMMAND_TTL_S
         args = body["args"]
         for name, spec in action["args"].items():
             assert name in args or spec.get("required", True) is False, (topic, name)
         for name, arg in args.items():
-            spec = action["args"][name]
-            if spec["type"] == "bool":
-                assert isinstance(arg, bool), (topic, name)
-            else:
-                assert spec["type"] == "enum" and arg in spec["enum"], (topic, name, arg)
+            check_arg(topic, name, action["args"][name], arg)
+    return action
+
+
+def check_arg(topic: str, name: str, spec: Mapping[str, Any], arg: object) -> None:
+    """``arg`` is what the router takes for ``spec`` (as ``CommandRouter`` checks it)."""
+    kind = spec["type"]
+    if kind == "bool":
+        assert isinstance(arg, bool), (topic, name)
+    elif kind == "enum":
+        assert arg in spec["enum"], (topic, name, arg)
+    elif kind == "string":
+        assert isinstance(arg, str), (topic, name)
+    else:
+        assert kind in ("number", "integer"), (topic, name, kind)
+        assert isinstance(arg, int | float) and not isinstance(arg, bool), (topic, name, arg)
+        assert kind == "number" or float(arg).is_integer(), (topic, name, arg)
+        assert spec["min"] <= arg <= spec["max"], (topic, name, arg)
+
+
+def check_setting(topic: str, component: str, config: Mapping[str, Any],
+                  action: Mapping[str, Any], point: Mapping[str, Any]) -> None:
+    """A number, text or light shows the van's value (a point of the argument's type) and
+    offers only what the argument takes."""
+    arg_name, spec = setting(action, component)
+    if component == "number":
+        assert point["type"] in ("number", "integer") and spec["type"] in ("number", "integer")
+        low, high, step = config["min"], config["max"], config["step"]
+        # the range a command may carry; an integer's, whole
+        least, most = max(spec["min"], -MAX_INT), min(spec["max"], MAX_INT)
+        if spec["type"] == "integer":
+            assert (low, high, step) == (math.ceil(least), math.floor(most), 1), topic
+        else:
+            assert (low, high) == (least, most), topic
+        assert low < high and step >= HA_MIN_STEP and config["mode"] in NUMBER_MODES, topic
+        device_class = config.get("device_class")
+        assert device_class is None or device_class in NUMBER_CLASSES, topic
+        if device_class is not None:
+            assert config.get("unit_of_measurement") in HA_UNITS[device_class], topic
+    elif component == "text":
+        assert point["type"] == "string" and spec["type"] == "string", topic
+        assert 0 <= config["min"] <= config["max"] <= HA_MAX_TEXT, topic
+        assert config["mode"] in ("text", "password"), topic
+        words = re.split(r"[/_]", f"{action['id']}/{arg_name}")
+        assert not set(words) & set(SECRETS), topic  # never a secret
+    else:
+        assert config["schema"] == "template" and action["id"].startswith("lighting/"), topic
+        assert point["type"] in ("number", "integer") and spec["type"] == "number"
+        assert spec["min"] == 0 < spec["max"], topic
+        assert config["state_template"] == had.LIGHT_STATE, topic
+        brightness = LIGHT_BRIGHTNESS.fullmatch(config["brightness_template"])
+        assert brightness is not None, topic
+        assert json.loads(brightness["top"]) == min(spec["max"], MAX_INT), topic
+        assert "mode" not in config, topic
+
+
+def setting(action: Mapping[str, Any], component: str) -> tuple[str, Mapping[str, Any]]:
+    """The argument a number, text or light sets: the one that is not a choice (an enum)."""
+    required = {name: spec for name, spec in action["args"].items()
+                if spec.get("required", True) is not False}
+    values = [(name, spec) for name, spec in required.items() if spec["type"] != "enum"]
+    assert len(values) == 1 and len(required) <= 2, (action["id"], component)
+    return values[0]
 
 
 def account(result: had.Discovery, meta: Mapping[str, Any]) -> None:
@@ -317,14 +450,32 @@ def test_every_demo_config_follows_the_discovery_rules(demo: Demo) -> None:
     assert len(result.configs) > 150  # nearly every point, every alarm, the crew's actions
 
 
+Objects = dict[str, tuple[str, dict[str, Any]]]
+
+
+def objects(configs: Mapping[str, dict[str, Any]]) -> Objects:
+    """The configs by object id, each with its component."""
+    return {topic.split("/")[3]: (topic.split("/")[1], c) for topic, c in configs.items()}
+
+
+def demo_entity(by_object: Objects, object_id: str, component: str) -> Mapping[str, Any]:
+    got_component, config = by_object[object_id]
+    assert got_component == component, object_id
+    return config
+
+
+def demo_arg(demo: Demo, action: str, arg: str) -> Mapping[str, Any]:
+    """An argument of one of the demo van's actions, as its meta describes it."""
+    spec = next(a for a in demo.meta["actions"] if a["id"] == action)["args"][arg]
+    assert isinstance(spec, Mapping)
+    return spec
+
+
 def test_the_demo_van_in_home_assistant(demo: Demo) -> None:
-    configs = discovery_configs(demo.meta).configs
-    by_object = {topic.split("/")[3]: (topic.split("/")[1], c) for topic, c in configs.items()}
+    by_object = objects(discovery_configs(demo.meta).configs)
 
     def entity(object_id: str, component: str) -> Mapping[str, Any]:
-        got_component, config = by_object[object_id]
-        assert got_component == component, object_id
-        return config
+        return demo_entity(by_object, object_id, component)
 
     def classes(object_id: str) -> tuple[object, object, object]:
         c = entity(object_id, "sensor")
@@ -348,9 +499,7 @@ def test_the_demo_van_in_home_assistant(demo: Demo) -> None:
     assert entity("alarm-climate-co", "binary_sensor")["device_class"] == "safety"
     assert entity("alarm-power-low_soc", "binary_sensor")["device_class"] == "problem"
     # the crew's circuits: one switch each, shown by the circuit's read-back point
-    circuits = demo.meta["actions"][[a["id"] for a in demo.meta["actions"]].index(
-        "power/circuit")]["args"]["circuit"]["enum"]
-    for circuit in circuits:
+    for circuit in demo_arg(demo, "power/circuit", "circuit")["enum"]:
         switch = entity(f"action-power-circuit--{circuit}", "switch")
         assert switch["state_topic"] == f"mcw/v1/demo/state/power/circuit/{circuit}"
         assert switch["command_topic"] == "mcw/v1/demo/cmd/crew/power/circuit"
@@ -369,13 +518,77 @@ def test_the_demo_van_in_home_assistant(demo: Demo) -> None:
         assert absent not in by_object, absent
 
 
+def test_the_demo_vans_settings_are_numbers_and_lights(demo: Demo) -> None:
+    """What the crew sets with a number is a HA number with the router's range and the unit
+    of the point that shows it; each light is a HA light; each zone's mode and preset a
+    select."""
+    by_object = objects(discovery_configs(demo.meta).configs)
+
+    def entity(object_id: str, component: str) -> Mapping[str, Any]:
+        return demo_entity(by_object, object_id, component)
+
+    limit = entity("action-power-shore-current_limit", "number")
+    assert (limit["min"], limit["max"], limit["step"]) == (3, 32, 0.1)  # the config's range
+    assert (limit["unit_of_measurement"], limit["device_class"]) == ("A", "current")
+    assert limit["state_topic"] == "mcw/v1/demo/state/power/shore/current_limit"
+    assert limit["mode"] == "box"  # 290 steps: too many for a slider
+    for zone in demo_arg(demo, "climate/setpoint", "zone")["enum"]:
+        setpoint = entity(f"action-climate-setpoint--{zone}", "number")
+        assert (setpoint["min"], setpoint["max"], setpoint["step"]) == (7, 35, 0.1)
+        assert (setpoint["unit_of_measurement"], setpoint["device_class"]) == (
+            "°C", "temperature")
+        assert setpoint["state_topic"] == f"mcw/v1/demo/state/climate/{zone}/setpoint"
+        for what in ("mode", "preset"):
+            select = entity(f"action-climate-{what}--{zone}", "select")
+            assert select["options"] == demo_arg(demo, f"climate/{what}", what)["enum"]
+            assert select["state_topic"] == f"mcw/v1/demo/state/climate/{zone}/{what}"
+    lights = demo_arg(demo, "lighting/set", "light")["enum"]
+    assert len(lights) == 4
+    for light in lights:
+        config = entity(f"action-lighting-set--{light}", "light")
+        assert config["name"] == f"Lighting {light.replace('_', ' ')}"
+        level = f"mcw/v1/demo/state/lighting/{light}/level"
+        assert config["state_topic"] == level
+        assert config["availability"][1]["topic"] == level  # a stale level: unavailable
+        brightness = LIGHT_BRIGHTNESS.fullmatch(config["brightness_template"])
+        assert brightness is not None and brightness["top"] == "100"  # the level's max
+    # one button per alarm to acknowledge, usable only while it waits for that
+    alarms = [a["id"] for a in demo.meta["alarms"]]
+    for alarm in alarms:
+        object_id = f"action-alarm-ack--{alarm.replace('/', '-')}"
+        if alarm == "room/panic":
+            assert object_id not in by_object  # acknowledged on the panel, with the PIN
+            continue
+        button = entity(object_id, "button")
+        assert button["availability"][1] == {"topic": f"mcw/v1/demo/alarm/{alarm}",
+                                             "value_template": had.ACK_AVAILABLE}
+    assert not any(component == "text" for component, _ in by_object.values())
+
+
 def test_skipped_actions_say_why(demo: Demo) -> None:
     skipped = dict(discovery_configs(demo.meta).skipped)
     assert "role" in skipped["action/system/events_resend"]
-    assert "number" in skipped["action/power/shore/current_limit"]
-    assert "several" in skipped["action/lighting/set"]
+    assert "no point" in skipped["action/power/shed_override"]
+    assert "4 arguments" in skipped["action/climate/preheat"]
     assert "panic" in skipped["action/room/duress"]
     assert "local" in skipped["point/comms/position/exact_lat"]
+    for built in ("power/shore/current_limit", "climate/setpoint", "climate/mode",
+                  "lighting/set", "alarm/ack", "comms/watchdog"):
+        assert f"action/{built}" not in skipped, built
+    hq = dict(discovery_configs(demo.meta, role="hq").skipped)
+    assert "panic" in hq["action/room/panic_received"]  # a string, but never a dashboard's
+    assert "no point" in hq["action/comms/pong"]  # an integer: HQ's echo, not a setting
+
+
+def test_a_setting_never_shows_a_panic() -> None:
+    """An action whose value a panic point would show gets no entity (the duress rule)."""
+    for pid in ("room/panic/active", "room/panic/source"):
+        arg = pid.rsplit("/", 1)[1]
+        meta = one_setting("room/panic", {arg: {"type": "bool"}}, {"id": pid, "type": "bool"})
+        result = discovery_configs(meta)
+        assert not any("action" in topic for topic in result.configs), pid
+        assert dict(result.skipped)["action/room/panic"] == (
+            "its bool argument has no point to show its value")
 
 
 def test_the_role_decides_which_actions_ha_offers(demo: Demo) -> None:
@@ -418,19 +631,29 @@ async def test_every_command_ha_sends_is_done_by_the_van(demo: Demo, tmp_path: P
             if "command_topic" not in config:
                 continue
             action = config["command_topic"].removeprefix("mcw/v1/demo/cmd/crew/")
-            for value in command_values(topic.split("/")[1], config):
-                payload = render_command(config["command_template"], value, NOW + sent / 1000)
+            for press in presses(topic.split("/")[1], config):
+                payload = render_command(press, NOW + sent / 1000)
                 result = await router.submit(action, payload, "crew", "mqtt")
-                assert result.status == "done", (topic, value, result)
+                assert result.status == "done", (topic, press, result)
                 ids.add(str(result.id))
                 sent += 1
         assert len(done) == sent == len(ids) > 20
         assert ("power/circuit", {"circuit": "fridge", "on": True}) in done
         assert ("power/inverter/mode", {"mode": "charger_only"}) in done
+        assert ("power/shore/current_limit", {"amps": 3.0}) in done
+        assert ("power/shore/current_limit", {"amps": 32.0}) in done
+        assert ("climate/setpoint", {"zone": "crew", "celsius": 35.0}) in done
+        assert ("climate/mode", {"zone": "room", "mode": "heat"}) in done
+        assert ("alarm/ack", {"alarm": "power/low_soc"}) in done
+        # a light: on from its toggle is full, off is 0, the lowest brightness still lights it
+        levels = [args["level"] for action, args in done
+                  if action == "lighting/set" and args["light"] == "room_calm"]
+        assert levels == [100, pytest.approx(100 / 255), 100, 0]  # toggle, 1, 255, off
         # at the same instant two entities still send different ids
-        first = [decode(render_command(c["command_template"], "ON"))[0]
+        first = [decode(render_command(Press(c.get("command_template")
+                                             or c["command_on_template"], "ON")))[0]
                  for c in discovery_configs(demo.meta).configs.values()
-                 if "command_template" in c]
+                 if "command_topic" in c]
         assert len(set(first)) == len(first)
     finally:
         storage.close()
@@ -696,9 +919,20 @@ UNITS = st.one_of(st.sampled_from(["", "V", "A", "W", "kWh", "Wh", "degC", "°C"
                                    "°", "dBm", "km/h", "MB", "Ah", "kV", " V "]),
                   st.text(max_size=6), st.none(), st.integers())
 ENUM_VALUES = st.lists(ANY_NAME, max_size=5)
+# the ids HA must keep away from, now and then
+NEVER = sorted(had.NEVER_IN_HA)
+POINT_IDS = st.one_of(*[IDS] * 6, st.sampled_from([i.split("/", 1)[1] for i in NEVER
+                                                    if i.startswith("point/")]))
+ACTION_IDS = st.one_of(*[IDS] * 4, IDS.map(lambda i: f"{had.LIGHTING}/{i}"),
+                       st.sampled_from([i.split("/", 1)[1] for i in NEVER
+                                        if i.startswith("action/")]))
+ALARM_IDS = st.one_of(*[IDS] * 4, st.just("room/panic"))
+# a min or a max: ordinary, huge, not finite, of no use
+BOUNDS = st.one_of(st.sampled_from([0, 1, 3.0, 7, 32.0, 35, 100]), st.integers(),
+                   st.floats(), st.integers(-2**70, 2**70), st.none(), st.booleans(), TEXT)
 
 
-def points(ids: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+def points(ids: st.SearchStrategy[Any] = POINT_IDS) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {"id": ids,
          "type": st.sampled_from(["number", "integer", "bool", "enum", "string", "blob"]),
@@ -710,21 +944,34 @@ def points(ids: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
 
 ARG_TYPES = st.sampled_from(["bool", "bool", "enum", "enum", "number", "integer", "string",
                              "blob"])
+# one argument HA may set, of each kind that makes an entity (a secret's name now and then)
+VALUE_ARGS = st.one_of(
+    st.just({"type": "bool", "required": True}),
+    st.builds(lambda values: {"type": "enum", "required": True, "enum": values},
+              st.one_of(st.lists(NAMES, min_size=1, max_size=4), ENUM_VALUES)),
+    st.builds(lambda kind, low, high: {"type": kind, "required": True, "min": low, "max": high},
+              st.sampled_from(["number", "integer"]), BOUNDS, BOUNDS),
+    st.sampled_from([{"type": "number", "required": True, "min": 0, "max": 100},  # a level
+                     {"type": "number", "required": True, "min": 7, "max": 35},
+                     {"type": "integer", "required": True, "min": 1, "max": 10}]),
+    st.just({"type": "string", "required": True}))
+ARG_NAMES = st.one_of(*[NAMES] * 4, st.sampled_from(SECRETS))
+# the shapes that make entities: one argument (a switch, a select, a number, a text), a choice
+# and its value (power/circuit's enum + bool, lighting/set's enum + level, climate/mode's two
+# enums)
+SETTING_ARGS = st.one_of(
+    st.dictionaries(ARG_NAMES, VALUE_ARGS, min_size=1, max_size=1),
+    st.builds(lambda which, values, name, value: {
+        which: {"type": "enum", "required": True, "enum": values}, name: value},
+        NAMES, st.lists(NAMES, min_size=1, max_size=4), ARG_NAMES, VALUE_ARGS))
 ARGS = st.one_of(
-    st.dictionaries(ANY_NAME, st.fixed_dictionaries({"type": ARG_TYPES,
-                                                     "required": st.booleans(),
-                                                     "enum": ENUM_VALUES}), max_size=3),
-    # the shapes that make entities, more often than chance would: a switch, a select, and
-    # power/circuit's enum + bool
-    st.builds(lambda name: {name: {"type": "bool", "required": True}}, NAMES),
-    st.builds(lambda name, values: {name: {"type": "enum", "required": True, "enum": values}},
-              NAMES, st.lists(ANY_NAME, max_size=4)),
-    st.builds(lambda values: {"circuit": {"type": "enum", "required": True, "enum": values},
-                              "on": {"type": "bool", "required": True, "enum": []}},
-              st.lists(NAMES, min_size=1, max_size=4)))
+    st.dictionaries(ANY_NAME, st.fixed_dictionaries(
+        {"type": ARG_TYPES, "required": st.booleans(), "enum": ENUM_VALUES},
+        optional={"min": BOUNDS, "max": BOUNDS}), max_size=3),
+    SETTING_ARGS)
 
 
-def actions(ids: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+def actions(ids: st.SearchStrategy[Any] = ACTION_IDS) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {"id": ids,
          "roles": st.one_of(st.just(["crew", "technician"]),
@@ -732,7 +979,7 @@ def actions(ids: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
          "args": ARGS})
 
 
-def alarms(ids: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+def alarms(ids: st.SearchStrategy[Any] = ALARM_IDS) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {"id": ids, "severity": st.sampled_from(["info", "warning", "critical"]),
          "text": TEXT})
@@ -740,8 +987,33 @@ def alarms(ids: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
 
 def items(kind: Any, good: int) -> st.SearchStrategy[list[dict[str, Any]]]:
     """Up to ``good`` items with ids in the project's patterns, then one or two without."""
-    return st.tuples(st.lists(kind(IDS), max_size=good), st.lists(kind(BAD_IDS), max_size=2)
+    return st.tuples(st.lists(kind(), max_size=good), st.lists(kind(BAD_IDS), max_size=2)
                      ).map(lambda both: both[0] + both[1])
+
+
+POINT_TYPES = {"bool": "bool", "number": "number", "integer": "integer", "string": "string",
+               "enum": "enum"}
+
+
+@st.composite
+def shown(draw: st.DrawFn, aid: str, args: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Points showing what an action sets, where the module looks for them (its id, its
+    argument's, or each choice's under the action or its subsystem), of the argument's type
+    (a number's in epoch seconds now and then: no setting) and sometimes kept on board."""
+    parent, _, leaf = aid.rpartition("/")
+    out = []
+    for value, spec in args.items():
+        choices = [c for other, s in args.items() if other != value and s["type"] == "enum"
+                   for c in s.get("enum") or [] if isinstance(c, str)]
+        pids = [draw(st.sampled_from([f"{aid}/{c}", f"{parent}/{c}/{leaf}",
+                                      f"{parent}/{c}/{value}"])) for c in choices]
+        for pid in pids or [draw(st.sampled_from([aid, f"{aid}/{value}"]))]:
+            out.append({"id": pid, "type": POINT_TYPES.get(spec["type"], "bool"),
+                        "unit": draw(UNITS), "enum": spec.get("enum"),
+                        "description": draw(st.sampled_from(["", "When (epoch s)"])),
+                        "precision": draw(st.one_of(st.none(), st.integers(-2, 6))),
+                        "local": draw(st.integers(0, 9)) == 0})
+    return out
 
 
 @st.composite
@@ -749,17 +1021,19 @@ def metas(draw: st.DrawFn) -> dict[str, Any]:
     """A van's meta as ``VanState.meta()`` shapes it, ids unique as the stores keep them."""
     point_list = unique(draw(items(points, 8)))
     action_list = unique(draw(items(actions, 6)))
+    if draw(st.booleans()):  # the core's alarm/ack: one button per alarm
+        action_list.append({"id": had.ACK_ACTION, "roles": list(ROLE_NAMES),
+                            "args": {draw(ARG_NAMES): {"type": "string", "required": True}}})
+        action_list = unique(action_list)
     ids = {repr(p["id"]) for p in point_list}
-    for action in action_list:  # often a bool point to show a switch: the action's, or a choice's
+    for action in action_list:  # often points to show the settings
         aid = action["id"]
         if not isinstance(aid, str) or not draw(st.booleans()):
             continue
-        shown = [aid] + [f"{aid}/{choice}" for arg in action["args"].values()
-                         for choice in arg.get("enum", [])]
-        for pid in shown:
-            if repr(pid) not in ids:
-                ids.add(repr(pid))
-                point_list.append({"id": pid, "type": "bool", "unit": "", "description": ""})
+        for point in draw(shown(aid, action["args"])):
+            if repr(point["id"]) not in ids:
+                ids.add(repr(point["id"]))
+                point_list.append(point)
     return {
         "vehicle": draw(st.from_regex(rf"\A{VEHICLE_ID}\Z")),
         "name": draw(TEXT), "version": draw(TEXT),
@@ -773,6 +1047,21 @@ def unique(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list({repr(e["id"]): e for e in reversed(entries)}.values())[::-1]
 
 
+@st.composite
+def setting_metas(draw: st.DrawFn) -> dict[str, Any]:
+    """A van with one crew action of a shape HA may set (``alarm/ack`` now and then), mostly
+    with the points that show it, and a few alarms: every example reaches the numbers, texts,
+    lights, selects and switches, or their reasons."""
+    aid = draw(st.one_of(IDS, IDS.map(lambda i: f"{had.LIGHTING}/{i}"),
+                         st.just(had.ACK_ACTION), ACTION_IDS))
+    args = draw(SETTING_ARGS)
+    point_list = draw(shown(aid, args)) if draw(st.integers(0, 4)) else []
+    return {"vehicle": "demo", "name": "Van", "version": "1",
+            "points": unique(point_list + draw(st.lists(points(), max_size=2))),
+            "actions": [{"id": aid, "roles": ["crew"], "args": args}],
+            "alarms": unique(draw(st.lists(alarms(), max_size=3)))}
+
+
 @settings(FUZZ)
 @given(meta=metas(), role=st.sampled_from([*ROLE_NAMES, "nobody"]),
        prefix=st.from_regex(r"\A[a-z0-9_]{1,32}\Z"))
@@ -780,6 +1069,29 @@ def test_any_meta_gives_valid_configs_or_reasons(meta: dict[str, Any], role: str
                                                  prefix: str) -> None:
     result = discovery_configs(meta, prefix, role)
     check_configs(result.configs, meta, prefix, role)
+    account(result, meta)
+
+
+def one_setting(aid: str, args: dict[str, Any], *shown_by: dict[str, Any]) -> dict[str, Any]:
+    """A van with one crew action and the points given (``id`` and ``type`` at least)."""
+    return {"vehicle": "demo", "name": "Van", "version": "1", "alarms": [],
+            "actions": [{"id": aid, "roles": ["crew"], "args": args}],
+            "points": [{"unit": "", "description": "", **point} for point in shown_by]}
+
+
+@settings(FUZZ)
+@given(meta=setting_metas())
+# ranges beyond what a command carries, and a precision finer than HA's step
+@example(meta=one_setting("x/limit", {"v": {"type": "number", "min": -2**70, "max": 2.0**70}},
+                          {"id": "x/limit", "type": "number", "precision": 6}))
+@example(meta=one_setting("x/count", {"n": {"type": "integer", "min": 0.5, "max": 2**60}},
+                          {"id": "x/count/n", "type": "integer"}))
+def test_any_setting_gives_valid_entities_or_a_reason(meta: dict[str, Any]) -> None:
+    """Numbers, texts and lights keep HA's rules (range, step, length, template schema),
+    show a point of the argument's type, never a secret, and every command they send is one
+    the router takes (``check_configs``)."""
+    result = discovery_configs(meta)
+    check_configs(result.configs, meta)
     account(result, meta)
 
 

@@ -19,17 +19,35 @@ What becomes what (``discovery_configs``, pure):
 * an alarm: ``binary_sensor``, device class ``safety`` for a critical one, ``problem``
   otherwise, on while the retained alarm is active (off once cleared, or when its retained
   topic is emptied);
-* an action the role may run: ``button`` when it takes no argument; ``switch`` when it takes
-  one bool argument and a bool point of the same id shows its state (``power/generator/auto``);
-  one ``switch`` per choice when it takes an enum and a bool and a bool point
-  ``{action}/{choice}`` exists for every choice (``power/circuit``: one switch per circuit);
-  ``select`` when it takes one enum argument (its state from a point of the same id when that
-  point has the same values, else HA keeps the last choice). Optional arguments are left out.
-  Anything else is skipped, each with its reason in ``Discovery.skipped``: a number, string or
-  integer argument (a HA ``number``/``text`` entity would be needed:
-  ``power/shore/current_limit``, ``alarm/ack``), several arguments (``climate/setpoint``,
-  ``lighting/set``, ``climate/preheat``), a bool without a point to show it
-  (``power/shed_override``), an action the role may not run, and the few in ``NEVER_IN_HA``.
+* an action the role may run (optional arguments are left out of HA's commands):
+
+  * no argument: ``button`` (``system/republish``);
+  * ``alarm/ack``: one ``button`` per alarm, ``Acknowledge: {its text}``, available while the
+    alarm is shown and not yet acknowledged;
+  * one argument, shown by a point (``_candidates``: the action's own id, or its argument's
+    under it): a bool is a ``switch`` (``power/generator/auto``, ``comms/watchdog`` by
+    ``comms/watchdog/enabled``); a number or an integer a ``number`` with the argument's min
+    and max, a step of 1 for an integer, else from the point's precision (0.1 without one),
+    the point's unit and device class, a slider up to 256 steps, a box beyond
+    (``power/shore/current_limit``: 3-32 A by 0.1); a string a ``text`` of up to 255
+    characters, never when the action or argument names a secret (``pin``, ``password``…);
+  * one enum argument: ``select`` (its state from a point with the same values, or a string
+    point; without one HA keeps the last choice: ``power/generator`` start/stop);
+  * an enum naming a thing and its value: one entity per choice, each shown by its own point,
+    ``{action}/{choice}`` or ``{subsystem}/{choice}/{action's or argument's last name}``
+    (every choice needs one): a bool is a ``switch`` per choice (``power/circuit``: a switch
+    per circuit), a number a ``number`` per choice (``climate/setpoint``: per zone, by
+    ``climate/{zone}/setpoint``), an enum a ``select`` per choice (``climate/mode``,
+    ``climate/preset`` per zone; with two enums, the one whose choices have points names the
+    thing), and a ``lighting/…`` level from 0 a ``light`` per choice (``lighting/set``: per
+    light, by ``lighting/{light}/level``).
+
+  Anything else is skipped, each with its reason in ``Discovery.skipped``: an argument no
+  point shows (``power/shed_override``, ``room/session``, ``room/walk_test``: their points
+  are named ``…/active``, not after the argument), a number without a min and max, three
+  arguments or more (``climate/preheat``: zone, start, minutes, set point: a form, no entity),
+  two that are not a choice and its value, a secret, an action the role may not run, and the
+  few in ``NEVER_IN_HA``.
 
 Every entity belongs to one HA device (identifiers from the vehicle id, the van's name, model,
 software version); it is available while the supervisor's ``status`` says ``ready`` or
@@ -54,13 +72,38 @@ Decisions:
   panel and HQ. And a duress panic is silent on board (the panel hides it while it lasts; HQ
   sees it on MQTT): a dashboard may hang where the one who raised it is watched, so the panic
   alarm and the points that would show it (``room/panic/active``, ``source``, ``delivery``,
-  ``since``) are left out; panics are HQ's desk's business, not a dashboard's.
-* **Commands.** HA's ``command_template`` renders the supervisor's command JSON: a fresh id
+  ``since``) are left out, and so is ``room/panic_received`` (HQ's receipt of a panic) in
+  any role; panics are HQ's desk's business, not a dashboard's.
+* **Numbers and texts show the van's value, or are not built.** HA can run a ``number`` or a
+  ``text`` without a state (optimistic: it shows what it last sent), but the results are not
+  shown in HA, so a refused value, or one the panel changed since, would be shown as the
+  van's. So each needs a point that shows the value; the ``select`` keeps its optimistic
+  mode (a choice such as start/stop is a command more than a state). A ``number``'s range is
+  the argument's, which the router enforces; an integer's is rounded inwards and stepped by 1,
+  and its template rounds what HA sends (a service call is not held to the step), so that
+  HA never sends a value the router refuses as not whole.
+* **Acknowledging alarms.** ``alarm/ack`` takes an alarm's id as a string; a ``text`` to type
+  ids into would be a trap (a typo is refused, and the refusal is not shown in HA). The ids
+  are known from the meta, so each alarm gets its own button, available only while there is
+  something to acknowledge. The panic alarm has none (it is never in HA; on the panel
+  acknowledging it needs the PIN again).
+* **Lights.** A ``light`` per light of ``lighting/set`` (level 0-100), of HA's ``template``
+  schema: it is the only one whose "off" is rendered by a template (the default schema sends
+  a fixed ``payload_off``, which cannot carry a fresh id and ``expires``; the JSON schema
+  sends its own JSON). Its one state topic is the light's ``level`` (the level chosen: on
+  above 0, the brightness scaled from HA's 0-255 to the level's range); switched on without a
+  brightness it goes to the full level (the supervisor keeps no level for a light that is
+  off). The read-back ``lighting/{light}/on`` stays a ``binary_sensor``: the two differ while
+  the driving interlock holds an exterior light off or a session holds the room's lights, and
+  a relay light set to any level is at 100.
+* **Commands.** HA's ``command_template`` (a light's ``command_on_template`` and
+  ``command_off_template``) renders the supervisor's command JSON: a fresh id
   (``ha-``, a short hash of the entity, HA's clock in microseconds; ids are remembered across
   restarts, so they must never repeat) and ``expires`` ``COMMAND_TTL_S`` later: the
   supervisor's session is persistent, and a switch pressed while it is down must not act when
   it comes back an hour later. QoS 1, never retained (a retained command is refused anyway).
-  The results (``result/{role}/…``) are not shown in HA; a switch follows its read-back point.
+  The results (``result/{role}/…``) are not shown in HA; a switch follows its read-back point,
+  a number or a light the point of its setting.
 * **Leftovers.** HA keeps every retained config on the broker as an entity. An entity gone
   from the van (a circuit removed from the config, another role, a point renamed by an update)
   would stay in HA for ever, showing the last retained reading as current. So the configs
@@ -84,6 +127,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -96,6 +140,7 @@ import paho.mqtt.client as paho
 import structlog
 
 from drivers.lost_cancel import reraise_lost_cancel
+from supervisor.core.command_payload import MAX_INT
 from supervisor.core.config import VEHICLE_ID, HomeAssistantConfig
 from supervisor.core.van_state import VanState, dumps
 
@@ -116,12 +161,24 @@ NEVER_IN_HA: dict[str, str] = {
     "action/room/duress": "a silent panic: raised by a person at the panel, never a dashboard",
     "action/room/panic_ack": "cancels a panic: not a button without confirmation",
     "action/climate/heater_reenable": "combustion again after a CO alarm: decided on board",
+    "action/room/panic_received": "a panic's receipt: HQ's desk sends it, never a dashboard",
     "alarm/room/panic": _DURESS,
     "point/room/panic/active": _DURESS,
     "point/room/panic/source": _DURESS,
     "point/room/panic/delivery": _DURESS,
     "point/room/panic/since": _DURESS,
 }
+
+# Actions HA shows in their own way (see ``_action``).
+ACK_ACTION = "alarm/ack"  # one button per alarm
+LIGHTING = "lighting"  # its (light, level) actions are HA lights
+# Words that make an argument a secret: never a HA text (HA keeps its value in its history).
+SECRET_WORDS = frozenset({"pin", "password", "passphrase", "secret", "token", "key",
+                          "credential", "credentials"})
+TEXT_MAX = 255  # HA's longest state, and within the command decoder's 256 characters
+SLIDER_STEPS = 256  # a number with at most this many steps is a slider (HA's own rule)
+DEFAULT_STEP = 0.1  # a number argument whose point does not say its precision
+MAX_STEP_PRECISION = 3  # HA's smallest step is 0.001
 
 _ID = re.compile(r"[a-z0-9_]+(?:/[a-z0-9_]+)*")  # point, alarm and action ids
 _NAME = re.compile(r"[a-z0-9_]{1,64}")  # an argument's name or a choice in an object id
@@ -173,13 +230,27 @@ ALARM_ON = "{{ 'ON' if value_json is defined and value_json.active else 'OFF' }}
 EPOCH = ("{{ value_json.v | timestamp_custom('%Y-%m-%dT%H:%M:%S+00:00', false) "
          "if value_json.v else 'None' }}")
 SWITCH_ARG = "{{ 'true' if value == 'ON' else 'false' }}"
-SELECT_ARG = "{{ value | to_json }}"
+VALUE_ARG = "{{ value | to_json }}"  # a select's option, a number or a text as JSON
+# an integer argument: HA's service calls are not held to the step, the router wants it whole
+INTEGER_ARG = "{{ value | round | int }}"
+# The template light (TOP: the level argument's max, as JSON). Its state: on above 0; its
+# brightness (0-255) from the level (0 is no brightness: HA keeps the last one); on without a
+# brightness is the full level.
+LIGHT_STATE = "{{ 'None' if value_json.v is none else ('on' if value_json.v > 0 else 'off') }}"
+LIGHT_BRIGHTNESS = "{{ (value_json.v * 255 / TOP) | round | int if value_json.v else '' }}"
+LIGHT_LEVEL = "{{ (brightness if brightness is defined else 255) * TOP / 255 }}"
+# an acknowledge button: while its alarm is shown and not acknowledged yet
+ACK_AVAILABLE = ("{{ 'online' if value_json is defined and not value_json.acked "
+                 "else 'offline' }}")
+
+
+Entity = tuple[str, str, dict[str, Any]]  # (component, object id, config)
 
 
 @dataclass(frozen=True)
 class Discovery:
     """What the van's meta gives: config payloads by discovery topic, and what was left out
-    (``(kind/id, why)``, e.g. ``("action/lighting/set", "…")``)."""
+    (``(kind/id, why)``, e.g. ``("action/climate/preheat", "…")``)."""
 
     configs: dict[str, dict[str, Any]]
     skipped: tuple[tuple[str, str], ...]
@@ -198,14 +269,14 @@ def discovery_configs(meta: Mapping[str, Any], discovery_prefix: str = "homeassi
     vehicle = meta.get("vehicle")
     if not isinstance(vehicle, str) or not re.fullmatch(VEHICLE_ID, vehicle):
         return Discovery({}, (("vehicle", "no valid vehicle id in the meta"),))
-    van = _Van(vehicle, discovery_prefix, role, meta)
     points = {p["id"]: p for p in _entries(meta, "points") if isinstance(p.get("id"), str)}
+    van = _Van(vehicle, discovery_prefix, role, meta, points)
     for point in _entries(meta, "points"):
         van.add("point", point.get("id"), _point(van, point))
     for alarm in _entries(meta, "alarms"):
         van.add("alarm", alarm.get("id"), _alarm(van, alarm))
     for action in _entries(meta, "actions"):
-        van.add("action", action.get("id"), _action(van, action, points))
+        van.add("action", action.get("id"), _action(van, action))
     return Discovery(van.configs, tuple(van.skipped))
 
 
@@ -220,6 +291,7 @@ class _Van:
     prefix: str
     role: str
     meta: Mapping[str, Any]
+    points: Mapping[str, Mapping[str, Any]]  # by id
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -231,8 +303,7 @@ class _Van:
     def node(self) -> str:
         return node_id(self.vehicle)
 
-    def add(self, kind: str, item_id: object,
-            built: list[tuple[str, str, dict[str, Any]]] | str) -> None:
+    def add(self, kind: str, item_id: object, built: list[Entity] | str) -> None:
         """Record one item's entities (component, object id, config) or why it has none."""
         what = f"{kind}/{item_id}" if isinstance(item_id, str) else f"{kind} (no id)"
         if isinstance(built, str):
@@ -245,14 +316,18 @@ class _Van:
                 continue
             self.configs[topic] = config
 
-    def entity(self, object_id: str, name: str, point: str | None,
+    def entity(self, object_id: str, name: str, point: str | None, alarm: str | None = None,
                **fields: Any) -> dict[str, Any]:
         """The keys every entity has; ``point``: the state topic whose quality also decides
-        whether the entity is available."""
+        whether the entity is available; ``alarm``: one that must be waiting for an
+        acknowledgement."""
         availability = [{"topic": f"{self.base}/status", "value_template": STATUS_AVAILABLE}]
         if point is not None:
             availability.append({"topic": f"{self.base}/state/{point}",
                                  "value_template": QUALITY_AVAILABLE})
+        if alarm is not None:
+            availability.append({"topic": f"{self.base}/alarm/{alarm}",
+                                 "value_template": ACK_AVAILABLE})
         version = _text(self.meta.get("version"), 64) or ""
         van_name = _text(self.meta.get("name"), 100) or f"MCW {self.vehicle}"
         return {
@@ -274,13 +349,16 @@ class _Van:
     def command(self, action: str, object_id: str, args: str) -> dict[str, Any]:
         """The command topic and a template rendering the supervisor's command JSON (``args``:
         the JSON object's inside, possibly with HA template expressions)."""
+        return {"command_topic": f"{self.base}/cmd/{self.role}/{action}",
+                "command_template": self.command_template(object_id, args), "retain": False}
+
+    def command_template(self, object_id: str, args: str) -> str:
+        """The supervisor's command JSON with ``args``, as HA renders it for ``object_id``."""
         # a fresh id per press: this entity's short hash and HA's clock in microseconds
         tag = hashlib.blake2s(object_id.encode(), digest_size=4).hexdigest()
-        template = ('{"id": "ha-' + tag + '-{{ now().timestamp() }}", '
-                    '"expires": {{ now().timestamp() + ' + str(COMMAND_TTL_S) + ' }}, '
-                    '"args": {' + args + '}}')
-        return {"command_topic": f"{self.base}/cmd/{self.role}/{action}",
-                "command_template": template, "retain": False}
+        return ('{"id": "ha-' + tag + '-{{ now().timestamp() }}", '
+                '"expires": {{ now().timestamp() + ' + str(COMMAND_TTL_S) + ' }}, '
+                '"args": {' + args + '}}')
 
 
 def _entries(meta: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
@@ -298,9 +376,10 @@ def _fit_id(item_id: object) -> str | None:
 
 
 def _object_id(kind: str, item_id: str, choice: str | None = None) -> str:
-    # ids have no "-": "/" becomes "-" and "--" separates a choice, without collisions
+    # ids have no "-": "/" becomes "-" and "--" separates a choice (an enum's value, or an
+    # alarm's id), without collisions
     out = f"{kind}-{item_id.replace('/', '-')}"
-    return out if choice is None else f"{out}--{choice}"
+    return out if choice is None else f"{out}--{choice.replace('/', '-')}"
 
 
 def _title(item_id: str) -> str:
@@ -310,7 +389,7 @@ def _title(item_id: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _point(van: _Van, point: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]] | str:
+def _point(van: _Van, point: Mapping[str, Any]) -> list[Entity] | str:
     pid = point.get("id")
     if (why := _fit_id(pid)) is not None:
         return why
@@ -347,16 +426,10 @@ def _point(van: _Van, point: Mapping[str, Any]) -> list[tuple[str, str, dict[str
 
 def _number(pid: str, unit: str, point: Mapping[str, Any]) -> dict[str, Any]:
     """A numeric sensor's template, unit, device class and state class."""
-    description = point.get("description")
-    if unit == "s" and isinstance(description, str) and "epoch" in description.lower():
-        # a moment, not a duration (0: none)
+    if _is_epoch(point):  # a moment, not a duration (0: none)
         return {"value_template": EPOCH, "device_class": "timestamp"}
     out: dict[str, Any] = {"value_template": VALUE}
-    ha_unit, device_class, state_class = _UNITS.get(unit, (unit, None, "measurement"))
-    if unit == "%":
-        leaf = pid.rsplit("/", 1)[-1]
-        device_class = ("battery" if leaf == "soc" else
-                        "humidity" if "humidity" in leaf else None)
+    ha_unit, device_class, state_class = _unit(pid, unit)
     if ha_unit:
         out["unit_of_measurement"] = ha_unit
     if device_class is not None:
@@ -367,6 +440,24 @@ def _number(pid: str, unit: str, point: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(precision, int) and not isinstance(precision, bool) and 0 <= precision <= 10:
         out["suggested_display_precision"] = precision
     return out
+
+
+def _is_epoch(point: Mapping[str, Any]) -> bool:
+    """A time in epoch seconds (its description says "epoch")."""
+    unit, description = point.get("unit"), point.get("description")
+    return (isinstance(unit, str) and unit.strip() == "s" and isinstance(description, str)
+            and "epoch" in description.lower())
+
+
+def _unit(pid: str, unit: str) -> tuple[str, str | None, str | None]:
+    """HA's unit, device class and state class for a reading in ``unit`` of point ``pid``
+    (a ``%`` is a battery or a humidity only by its id)."""
+    ha_unit, device_class, state_class = _UNITS.get(unit, (unit, None, "measurement"))
+    if unit == "%":
+        leaf = pid.rsplit("/", 1)[-1]
+        device_class = ("battery" if leaf == "soc" else
+                        "humidity" if "humidity" in leaf else None)
+    return ha_unit, device_class, state_class
 
 
 def _options(raw: object) -> list[str] | None:
@@ -387,7 +478,7 @@ def _text(value: object, limit: int) -> str | None:
     return text if text and len(text) <= limit and text.isprintable() else None
 
 
-def _alarm(van: _Van, alarm: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]] | str:
+def _alarm(van: _Van, alarm: Mapping[str, Any]) -> list[Entity] | str:
     aid = alarm.get("id")
     if (why := _fit_id(aid)) is not None:
         return why
@@ -402,8 +493,7 @@ def _alarm(van: _Van, alarm: Mapping[str, Any]) -> list[tuple[str, str, dict[str
         device_class="safety" if alarm.get("severity") == "critical" else "problem"))]
 
 
-def _action(van: _Van, action: Mapping[str, Any],
-            points: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, dict[str, Any]]] | str:
+def _action(van: _Van, action: Mapping[str, Any]) -> list[Entity] | str:
     aid = action.get("id")
     if (why := _fit_id(aid)) is not None:
         return why
@@ -421,95 +511,266 @@ def _action(van: _Van, action: Mapping[str, Any],
     args = {name: arg for name, arg in raw_args.items() if arg.get("required", True) is not False}
     if not all(_NAME.fullmatch(name) for name in args):
         return "an argument's name does not fit a command template"
-    types = sorted(str(arg.get("type")) for arg in args.values())
     if not args:
         return [_button(van, aid)]
-    if types == ["bool"]:
-        return _switch(van, aid, next(iter(args)), points)
-    if types == ["enum"]:
-        name, arg = next(iter(args.items()))
-        return _select(van, aid, name, arg, points)
-    if types == ["bool", "enum"]:
-        return _switch_per_choice(van, aid, args, points)
     if len(args) == 1:
-        return f"one {types[0][:20]} argument: no HA entity for it (a number or text would be)"
-    return "several arguments: no HA entity takes them"
+        name, arg = next(iter(args.items()))
+        if aid == ACK_ACTION and arg.get("type") == "string":
+            return _ack_buttons(van, aid, name)
+        built = _control(van, _Control(aid, _object_id("action", aid), _title(aid), "", name, arg,
+                                       _state_point(van, _candidates(aid, name), arg)))
+        return built if isinstance(built, str) else [built]
+    if len(args) == 2:
+        return _per_choice(van, aid, args)
+    return f"{len(args)} arguments: no HA entity takes them (a form would)"
 
 
-def _button(van: _Van, aid: str) -> tuple[str, str, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Control:
+    """One entity that sets one argument of an action: ``fixed`` holds the JSON members a
+    choice fixes (``"circuit": "fridge", ``, or nothing), ``pid`` the point showing the value
+    (None: none does)."""
+
+    aid: str
+    object_id: str
+    name: str
+    fixed: str
+    arg_name: str
+    arg: Mapping[str, Any]
+    pid: str | None
+
+    def args(self, value: str) -> str:
+        """The command's arguments with ``value`` (a template expression or JSON)."""
+        return f"{self.fixed}{json.dumps(self.arg_name)}: {value}"
+
+
+def _control(van: _Van, c: _Control) -> Entity | str:
+    """The entity for the argument ``c`` sets, by its type, or why there is none."""
+    kind = c.arg.get("type")
+    if kind == "enum":
+        return _select(van, c)
+    if kind not in ("bool", "number", "integer", "string"):
+        return f"a {str(kind)[:20]!r} argument: no HA entity for it"
+    if kind == "string" and _secret(c):
+        return "a secret (a PIN, a password): never typed into a dashboard, kept in its history"
+    if c.pid is None:
+        # HA would show the last value it sent as the van's, though the supervisor may refuse
+        # it (results are not shown) and the panel may change it
+        return f"its {kind} argument has no point to show its value"
+    if kind == "bool":
+        return _switch(van, c)
+    if kind == "string":
+        return _text_entity(van, c)
+    if _is_light(c.aid, c.arg):
+        return _light(van, c)
+    return _number_entity(van, c)
+
+
+def _candidates(aid: str, arg: str, choice: str | None = None) -> list[str]:
+    """The points that may show what ``aid`` sets in ``arg``: the action's own id or its
+    argument under it (``power/generator/auto``, ``comms/watchdog/enabled``); for one choice of
+    an enum, the choice under the action (``power/circuit/fridge``) or under the action's
+    subsystem, named like the action or the argument (``climate/room/setpoint``,
+    ``lighting/crew_ceiling/level``)."""
+    if choice is None:
+        return [aid, f"{aid}/{arg}"]
+    parent, _, leaf = aid.rpartition("/")
+    under = [f"{parent}/{choice}/{leaf}", f"{parent}/{choice}/{arg}"] if parent else []
+    return [f"{aid}/{choice}", *under]
+
+
+def _state_point(van: _Van, candidates: list[str], arg: Mapping[str, Any]) -> str | None:
+    """The first of ``candidates`` that HA may read (on MQTT, not kept from it) and that can
+    show a value of ``arg``."""
+    for pid in candidates:
+        point = van.points.get(pid)
+        if (point is not None and _fit_id(pid) is None and point.get("local") is not True
+                and f"point/{pid}" not in NEVER_IN_HA and _shows_value(point, arg)):
+            return pid
+    return None
+
+
+def _shows_value(point: Mapping[str, Any], arg: Mapping[str, Any]) -> bool:
+    """Whether ``point`` holds values of ``arg``'s type: a bool, a number (not a moment in
+    epoch seconds), a string, or a choice (a string, or an enum with the same values)."""
+    kind, shown = arg.get("type"), point.get("type")
+    if kind == "bool":
+        return shown == "bool"
+    if kind in ("number", "integer"):
+        return shown in ("number", "integer") and not _is_epoch(point)
+    if kind == "string":
+        return shown == "string"
+    options = _options(arg.get("enum")) if kind == "enum" else None
+    if not options:
+        return False
+    values = _options(point.get("enum")) if shown == "enum" else None
+    return shown == "string" or (values is not None and set(values) == set(options))
+
+
+def _per_choice(van: _Van, aid: str,
+                args: Mapping[str, Mapping[str, Any]]) -> list[Entity] | str:
+    """Two arguments, an enum naming a thing (a circuit, a light, a zone) and its value: one
+    entity per choice, each shown by its own point (``_candidates``). With two enums, the one
+    whose every choice has a point showing the other names the thing (``climate/mode``: the
+    zone)."""
+    orders = [(which, value) for which, value in itertools.permutations(args)
+              if args[which].get("type") == "enum"]
+    if not orders:
+        return "two arguments and no choice (an enum) among them: no HA entity takes them"
+    reasons = []
+    for which, value in orders:
+        built = _each_choice(van, aid, which, value, args)
+        if not isinstance(built, str):
+            return built
+        reasons.append(built)
+    return reasons[0]
+
+
+def _each_choice(van: _Van, aid: str, which: str, value: str,
+                 args: Mapping[str, Mapping[str, Any]]) -> list[Entity] | str:
+    """One entity per choice of ``which`` setting ``value``, or why not."""
+    choices = _options(args[which].get("enum"))
+    if not choices or not all(_NAME.fullmatch(choice) for choice in choices):
+        return f"a choice of {which}, but its values do not fit object ids"
+    light = _is_light(aid, args[value])
+    out = []
+    for choice in choices:
+        pid = _state_point(van, _candidates(aid, value, choice), args[value])
+        if pid is None:
+            return f"a choice of {which}, but no point shows the {value} of {choice}"
+        name = (_title(f"{aid.rpartition('/')[0]}/{choice}") if light
+                else f"{_title(aid)} {choice.replace('_', ' ')}")
+        built = _control(van, _Control(aid, _object_id("action", aid, choice), name,
+                                       f"{json.dumps(which)}: {json.dumps(choice)}, ",
+                                       value, args[value], pid))
+        if isinstance(built, str):
+            return f"a choice of {which}: {built}"
+        out.append(built)
+    return out
+
+
+def _button(van: _Van, aid: str) -> Entity:
     object_id = _object_id("action", aid)
     return ("button", object_id, van.entity(object_id, _title(aid), None,
                                             **van.command(aid, object_id, "")))
 
 
-def _is_bool_point(points: Mapping[str, Mapping[str, Any]], pid: str) -> bool:
-    point = points.get(pid)
-    return point is not None and point.get("type") == "bool" and point.get("local") is not True
-
-
-def _switch(van: _Van, aid: str, arg: str,
-            points: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, dict[str, Any]]] | str:
-    if not _is_bool_point(points, aid):
-        return "a bool argument with no bool point of the same id to show its state"
-    object_id = _object_id("action", aid)
-    return [("switch", object_id, van.entity(
-        object_id, _title(aid), aid, **_switch_fields(van, aid, aid, object_id,
-                                                      f"{json.dumps(arg)}: {SWITCH_ARG}")))]
-
-
-def _switch_fields(van: _Van, aid: str, pid: str, object_id: str, args: str) -> dict[str, Any]:
-    return {**van.command(aid, object_id, args), "state_topic": f"{van.base}/state/{pid}",
-            "value_template": ON_OFF, "payload_on": "ON", "payload_off": "OFF",
-            "state_on": "ON", "state_off": "OFF"}
-
-
-def _switch_per_choice(van: _Van, aid: str, args: Mapping[str, Mapping[str, Any]],
-                       points: Mapping[str, Mapping[str, Any]],
-                       ) -> list[tuple[str, str, dict[str, Any]]] | str:
-    """``power/circuit {"circuit": …, "on": …}``: one switch per circuit, each shown by the
-    bool point ``power/circuit/{circuit}``."""
-    on = next(name for name, arg in args.items() if arg.get("type") == "bool")
-    which = next(name for name, arg in args.items() if arg.get("type") == "enum")
-    choices = _options(args[which].get("enum"))
-    if not choices or not all(_NAME.fullmatch(c) for c in choices):
-        return "an enum and a bool, but the enum's values do not fit object ids"
-    missing = [c for c in choices if not _is_bool_point(points, f"{aid}/{c}")]
-    if missing:
-        return f"an enum and a bool, but no bool point {aid}/{missing[0]} to show it"
+def _ack_buttons(van: _Van, aid: str, arg: str) -> list[Entity] | str:
+    """``alarm/ack {"alarm": id}``: one button per alarm, available while the alarm is shown
+    and not yet acknowledged (nothing to type, nothing to get wrong)."""
     out = []
-    for choice in choices:
-        object_id = _object_id("action", aid, choice)
-        body = f"{json.dumps(which)}: {json.dumps(choice)}, {json.dumps(on)}: {SWITCH_ARG}"
-        out.append(("switch", object_id, van.entity(
-            object_id, f"{_title(aid)} {choice.replace('_', ' ')}", f"{aid}/{choice}",
-            **_switch_fields(van, aid, f"{aid}/{choice}", object_id, body))))
-    return out
+    for alarm in _entries(van.meta, "alarms"):
+        alarm_id = alarm.get("id")
+        if _fit_id(alarm_id) is not None or f"alarm/{alarm_id}" in NEVER_IN_HA:
+            continue
+        assert isinstance(alarm_id, str)
+        object_id = _object_id("action", aid, alarm_id)
+        label = _text(alarm.get("text"), 100) or _title(alarm_id)
+        body = f"{json.dumps(arg)}: {json.dumps(alarm_id)}"
+        out.append(("button", object_id, van.entity(
+            object_id, f"Acknowledge: {label}", None, alarm=alarm_id,
+            **van.command(aid, object_id, body))))
+    return out or "no alarm to acknowledge"
 
 
-def _select(van: _Van, aid: str, name: str, arg: Mapping[str, Any],
-            points: Mapping[str, Mapping[str, Any]],
-            ) -> list[tuple[str, str, dict[str, Any]]] | str:
-    options = _options(arg.get("enum"))
+def _switch(van: _Van, c: _Control) -> Entity:
+    return ("switch", c.object_id, van.entity(
+        c.object_id, c.name, c.pid, **van.command(c.aid, c.object_id, c.args(SWITCH_ARG)),
+        state_topic=f"{van.base}/state/{c.pid}", value_template=ON_OFF,
+        payload_on="ON", payload_off="OFF", state_on="ON", state_off="OFF"))
+
+
+def _select(van: _Van, c: _Control) -> Entity | str:
+    options = _options(c.arg.get("enum"))
     if not options:
         return "an enum argument without values"
-    object_id = _object_id("action", aid)
-    fields = van.command(aid, object_id, f"{json.dumps(name)}: {SELECT_ARG}")
-    shown = _shows_choice(points.get(aid), options)
-    if shown:  # the state from the point; else HA shows the last choice made (optimistic)
-        fields.update(state_topic=f"{van.base}/state/{aid}", value_template=CHOICE)
-    return [("select", object_id, van.entity(object_id, _title(aid), aid if shown else None,
-                                            options=options, **fields))]
+    fields = van.command(c.aid, c.object_id, c.args(VALUE_ARG))
+    if c.pid is not None:  # the state from the point; else HA shows the last choice made
+        fields.update(state_topic=f"{van.base}/state/{c.pid}", value_template=CHOICE)
+    return ("select", c.object_id, van.entity(c.object_id, c.name, c.pid, options=options,
+                                              **fields))
 
 
-def _shows_choice(point: Mapping[str, Any] | None, options: list[str]) -> bool:
-    """Whether ``point`` (the action's own id) shows the choice in force: a string, or an
-    enum with the same values."""
-    if point is None or point.get("local") is True:
-        return False
-    if point.get("type") == "string":
-        return True
-    values = _options(point.get("enum")) if point.get("type") == "enum" else None
-    return values is not None and set(values) == set(options)
+def _number_entity(van: _Van, c: _Control) -> Entity | str:
+    """A HA ``number``: the argument's range (within ±2^53), a step from the point's
+    precision (1 for an integer), the point's unit, a slider when its steps are few enough to
+    pick with a thumb."""
+    assert c.pid is not None
+    low, high = _finite(c.arg.get("min")), _finite(c.arg.get("max"))
+    if low is None or high is None:
+        return "a number argument without a min and a max (a HA number needs its range)"
+    point = van.points[c.pid]
+    step: float
+    if c.arg.get("type") == "integer":  # HA sends what it shows: whole numbers only
+        low, high, step = math.ceil(low), math.floor(high), 1
+    else:
+        step = _step(point)
+    if not low < high:
+        return "a number argument whose range holds no two values"
+    fields: dict[str, Any] = {
+        **van.command(c.aid, c.object_id,
+                      c.args(INTEGER_ARG if c.arg.get("type") == "integer" else VALUE_ARG)),
+        "state_topic": f"{van.base}/state/{c.pid}", "value_template": VALUE,
+        "min": low, "max": high, "step": step,
+        "mode": "slider" if (high - low) / step <= SLIDER_STEPS else "box"}
+    unit = _text(point.get("unit"), 32)
+    if unit is not None:
+        ha_unit, device_class, _ = _unit(c.pid, unit)
+        fields["unit_of_measurement"] = ha_unit
+        if device_class is not None:
+            fields["device_class"] = device_class
+    return ("number", c.object_id, van.entity(c.object_id, c.name, c.pid, **fields))
+
+
+def _finite(value: object) -> float | None:
+    """A finite number from the meta (not a bool), within what a command may carry (beyond
+    ±2^53 the command decoder refuses an integer, and HA sends a whole number as one), else
+    None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return max(-MAX_INT, min(MAX_INT, value))  # compared as they are: no float overflow
+
+
+def _step(point: Mapping[str, Any]) -> float:
+    """A number's step: what the point shows (precision 1: 0.1), no finer than HA allows."""
+    precision = point.get("precision")
+    if isinstance(precision, int) and not isinstance(precision, bool) and precision >= 0:
+        return 10.0 ** -min(precision, MAX_STEP_PRECISION)
+    return DEFAULT_STEP
+
+
+def _secret(c: _Control) -> bool:
+    """Whether the action or the argument names a secret (``pin``, ``room/new_password``)."""
+    return bool(set(re.split(r"[/_]", f"{c.aid}/{c.arg_name}")) & SECRET_WORDS)
+
+
+def _text_entity(van: _Van, c: _Control) -> Entity:
+    return ("text", c.object_id, van.entity(
+        c.object_id, c.name, c.pid, **van.command(c.aid, c.object_id, c.args(VALUE_ARG)),
+        state_topic=f"{van.base}/state/{c.pid}", value_template=VALUE, min=0, max=TEXT_MAX,
+        mode="text"))
+
+
+def _is_light(aid: str, arg: Mapping[str, Any]) -> bool:
+    """A lighting action's level from 0 (off) to a max: a HA light."""
+    return (aid.startswith(f"{LIGHTING}/") and arg.get("type") == "number"
+            and _finite(arg.get("min")) == 0 and (_finite(arg.get("max")) or 0) > 0)
+
+
+def _light(van: _Van, c: _Control) -> Entity:
+    """A HA light of the template schema (the only one rendering a fresh command for off):
+    on/off and brightness from the level point, HA's brightness 0-255 scaled to the level's
+    range; on without a brightness is the full level."""
+    top = json.dumps(_finite(c.arg["max"]))
+    fields = van.command(c.aid, c.object_id, c.args(LIGHT_LEVEL.replace("TOP", top)))
+    fields["command_on_template"] = fields.pop("command_template")
+    fields["command_off_template"] = van.command_template(c.object_id, c.args("0"))
+    return ("light", c.object_id, van.entity(
+        c.object_id, c.name, c.pid, schema="template", **fields,
+        state_topic=f"{van.base}/state/{c.pid}", state_template=LIGHT_STATE,
+        brightness_template=LIGHT_BRIGHTNESS.replace("TOP", top)))
 
 
 # ---- publishing ---------------------------------------------------------------------------
