@@ -39,8 +39,8 @@ What becomes what (``discovery_configs``, pure):
     per circuit), a number a ``number`` per choice (``climate/setpoint``: per zone, by
     ``climate/{zone}/setpoint``), an enum a ``select`` per choice (``climate/mode``,
     ``climate/preset`` per zone; with two enums, the one whose choices have points names the
-    thing), and a ``lighting/…`` level from 0 a ``light`` per choice (``lighting/set``: per
-    light, by ``lighting/{light}/level``).
+    thing), a string a ``text`` per choice, and a ``lighting/…`` level (a number from 0) a
+    ``light`` per choice (``lighting/set``: per light, by ``lighting/{light}/level``).
 
   Anything else is skipped, each with its reason in ``Discovery.skipped``: an argument no
   point shows (``power/shed_override``, ``room/session``, ``room/walk_test``: their points
