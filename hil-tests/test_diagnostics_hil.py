@@ -4,6 +4,8 @@ its dry run (the frame, nothing sent), and neither for the crew."""
 
 from __future__ import annotations
 
+import re
+
 from conftest import Van
 from harness import wait_until
 
@@ -66,8 +68,8 @@ async def test_the_self_test_switches_each_output_and_back_and_reports_a_failing
     before = {n: sim.relay("relays", f"relay_{n}") for n in range(1, 9)}
     seen = len(mon.messages)
     done = await diag(van, "self_test", "st1", {"only": "power/circuit/*"})
-    steps = [v for t, v, _ in mon.messages[seen:] if t == "event"
-             and isinstance(v, dict) and v.get("kind") == "self_test"]
+    steps = [v for t, v, _ in mon.messages[seen:] if t == "event" and isinstance(v, dict)
+             and v.get("kind") == "self_test" and "output" in v]  # outcomes, not the start
     assert done["status"] == "done", [s for s in steps if s["result"] == "failed"]
     assert steps and {s["output"] for s in steps} >= {"power/circuit/exterior_lights"}
     assert all(s["result"] in ("ok", "skipped") for s in steps), steps
@@ -87,6 +89,25 @@ async def test_the_self_test_switches_each_output_and_back_and_reports_a_failing
     await wait_until(lambda: mon.value("room/session/active") is True, what="session on")
     refused = await diag(van, "self_test", "st4", {})
     assert (refused["status"], refused["code"]) == ("rejected", "session"), refused
+
+
+async def test_the_self_test_of_every_output_announces_them_before_the_first(van: Van) -> None:
+    """``*``: not only the circuits (the room node's, the lights', GPIO lines): the first
+    event says how many outputs the run goes through and which, then one outcome each."""
+    mon = van.monitor
+    await wait_until(lambda: (mon.latest.get("device/relays/status") or {}).get("state")
+                     == "online", what="relays online")
+    seen = len(mon.messages)
+    answer = await diag(van, "self_test", "st-all", {})  # no glob: every output
+    events = [v for t, v, _ in mon.messages[seen:] if t == "event"
+              and isinstance(v, dict) and v.get("kind") == "self_test"]
+    start, outcomes = events[0], events[1:]
+    assert start["what"] == "started", events
+    assert start["total"] == len(outcomes) == len(start["outputs"]), start
+    assert start["outputs"] == [o["output"] for o in outcomes]
+    assert {o.split("/")[0] for o in start["outputs"]} > {"power"}, start["outputs"]
+    summary = re.match(r"(\d+) ok, (\d+) failed, (\d+) skipped", str(answer["message"]))
+    assert summary and sum(map(int, summary.groups())) == start["total"], answer
 
 
 async def test_a_technician_at_hq_has_a_bundle_made_on_the_van(van: Van) -> None:

@@ -413,6 +413,13 @@ async def test_modbus_read_write_self_test_and_gpio_as_a_technician(
     test = await asyncio.to_thread(run, "self-test", "--only", "power/circuit/*", "--yes")
     assert test.returncode == 0, (test.stdout, test.stderr)
     assert "ok: power/circuit/" in test.stdout and "done (ok)" in test.stdout, test.stdout
+    # the total from the run's start, before the first outcome; every outcome shown (also
+    # one whose event comes after the answer) and the bar's last state n of n
+    printed = test.stdout.splitlines()
+    circuits = len(load_config(DEMO_CONFIG).model_dump()["power"]["circuit"])
+    assert printed[0].startswith(f"testing {circuits} outputs: power/circuit/"), printed
+    assert len([ln for ln in printed if re.match(r"(ok|failed|skipped): ", ln)]) == circuits
+    assert re.search(rf"\b{circuits}/{circuits}\b", test.stdout), test.stdout
     asked = await asyncio.to_thread(run, "self-test")  # no stdin: not confirmed
     assert asked.returncode == 2 and "not started" in asked.stderr
     lines = await asyncio.to_thread(run, "gpio", "--json")

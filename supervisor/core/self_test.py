@@ -4,6 +4,12 @@ refused while a session runs in the consultation room or the van is driving. An 
 lock is set (the heater's supply in its after-run) is skipped, as are those declared
 ``self_test=False`` and those that are not on/off switches. Every output's outcome is an event
 (``self_test``), so the panel and ``mcwctl watch`` show the progress; the result sums it up.
+
+Before it switches anything, one event announces the run: ``{"kind": "self_test", "what":
+"started", "total": N, "outputs": [...]}``, N the outputs it goes through (each gets one
+outcome event, skipped ones too) and ``outputs`` their ids in the order they are tested, the
+first ``MAX_ANNOUNCED`` of them: the progress has its total and its pending outputs from the
+start. An outcome event has ``output`` and no ``what``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from supervisor.core.outputs import OutputDef, OutputPort
 from supervisor.core.van_state import VanState
 
 MAX_LISTED = 8  # outputs named in the result's message
+# outputs named in the start event: a van has a few dozen; the event goes to SQLite, MQTT and
+# HQ, so a config with hundreds must not make it huge (its total is always there)
+MAX_ANNOUNCED = 64
 
 
 def register_self_test(van: VanState, port: OutputPort) -> None:
@@ -31,6 +40,8 @@ def register_self_test(van: VanState, port: OutputPort) -> None:
         chosen = [o for o in port.outputs.values() if fnmatchcase(o.id, only)]
         if not chosen:
             raise CommandFailed("no_output", f"no output matches {only!r}", "rejected")
+        van.event({"kind": "self_test", "what": "started", "total": len(chosen),
+                   "outputs": [out.id for out in chosen[:MAX_ANNOUNCED]]})
         outcomes = {out.id: await _check(van, port, out) for out in chosen}
         failed = [oid for oid, (result, _) in outcomes.items() if result == "failed"]
         passed = sum(1 for result, _ in outcomes.values() if result == "ok")

@@ -1,25 +1,24 @@
 """``mcwctl modbus read|write``, ``mcwctl self-test`` and ``mcwctl gpio``: the technician's
 diagnostic actions (``diag/read``, ``diag/write``, ``diag/self_test``, see
 supervisor/core/diagnostics.py and self_test.py) sent to the supervisor as the technician
-role over MQTT, so the supervisor's bus worker stays the bus's only master and every write is
-audited; and the GPIO lines' levels from the retained ``io/...`` points."""
+role over MQTT (``mcwctl.send_command``), so the supervisor's bus worker stays the bus's only
+master and every write is audited; and the GPIO lines' levels from the retained ``io/...``
+points."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import uuid
 from typing import Any
 
-import aiomqtt
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from supervisor.interfaces.cli_output import clean, dump_json, stdout_console
+from supervisor.interfaces.cli_output import MAX_ID, clean, count, dump_json, stdout_console
 
 TABLES = ("holding", "input", "coil", "discrete")
 SELF_TEST_WAIT_S = 300.0  # each output is switched twice, each confirmed by its read-back
 ACTION_WAIT_S = 30.0
+MAX_PENDING = 64  # outputs of a self-test kept as still to test (its start event lists as many)
 
 
 def add_commands(sub: Any, van_options: Any) -> None:
@@ -64,44 +63,62 @@ def action_of(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return "diag/read", body
 
 
-async def run_action(host: str, port: int, prefix: str, user: str | None,
-                     password: str | None, action: str, body: dict[str, Any],
-                     as_json: bool) -> dict[str, Any] | None:
-    """Send ``action`` as the technician and wait for its result, showing the self-test's
-    progress from its events meanwhile; the result (None: none in time)."""
-    command = {"id": f"mcwctl-{uuid.uuid4().hex[:12]}", "args": body}
-    wait = SELF_TEST_WAIT_S if action == "diag/self_test" else ACTION_WAIT_S
-    progress = None if as_json or action != "diag/self_test" else Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        console=stdout_console(), transient=False)
-    async with aiomqtt.Client(host, port, username=user, password=password,
-                              timeout=ACTION_WAIT_S) as client:
-        await client.subscribe(f"{prefix}/result/technician/{action}", qos=1)
-        await client.subscribe(f"{prefix}/event", qos=1)
-        await client.publish(f"{prefix}/cmd/technician/{action}", json.dumps(command), qos=1)
-        task = None if progress is None else progress.add_task("self-test", total=None)
-        try:
-            if progress is not None:
-                progress.start()
-            async with asyncio.timeout(wait):
-                async for msg in client.messages:
-                    value = _json(msg.payload)
-                    if msg.topic.value.endswith("/event"):
-                        if progress is not None and task is not None and \
-                                value.get("kind") == "self_test":
-                            progress.console.print(
-                                f"{clean(str(value.get('result')))}: "
-                                f"{clean(str(value.get('output')))} "
-                                f"({clean(str(value.get('detail')))})")
-                            progress.advance(task)
-                    elif value.get("id") == command["id"]:
-                        return value
-        except TimeoutError:
-            return None
-        finally:
-            if progress is not None:
-                progress.stop()
-    return None
+def wait_s(action: str) -> float:
+    """How long mcwctl waits for ``action``'s answer."""
+    return SELF_TEST_WAIT_S if action == "diag/self_test" else ACTION_WAIT_S
+
+
+class SelfTestProgress:
+    """The self-test's progress as its events arrive (``event``; other events are ignored):
+    the event that starts the run gives the bar its total and the outputs still to test (the
+    next one is the one being switched, shown beside the bar), then a line per output's
+    outcome advances it. Shown while used as a context manager. Everything in an event is
+    untrusted: cut and escaped, the list of outputs bounded."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), console=console or stdout_console(),
+                                 transient=False)
+        self.task = self.progress.add_task("self-test", total=None)  # known at the start
+        self.pending: list[str] = []
+
+    def __enter__(self) -> SelfTestProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.progress.stop()
+
+    def event(self, value: dict[str, Any]) -> bool:
+        """Take one event; whether every output of the run has its outcome."""
+        if value.get("kind") != "self_test":
+            return self.complete
+        if value.get("what") == "started":
+            total = count(value.get("total"))
+            listed = value.get("outputs")
+            self.pending = [clean(str(o), MAX_ID) for o in listed[:MAX_PENDING]] \
+                if isinstance(listed, list) else []
+            if total is not None:
+                self.progress.update(self.task, total=total)
+                more = total - len(self.pending)
+                self.progress.console.print(
+                    f"testing {total} output{'' if total == 1 else 's'}: "
+                    + ", ".join(self.pending) + (f" and {more} more" if more > 0 else ""))
+        else:
+            output = clean(str(value.get("output")), MAX_ID)
+            if output in self.pending:
+                self.pending.remove(output)
+            self.progress.console.print(f"{clean(str(value.get('result')))}: {output} "
+                                        f"({clean(str(value.get('detail')))})")
+            self.progress.advance(self.task)
+        self.progress.update(self.task, description=f"self-test: {self.pending[0]}"
+                             if self.pending else "self-test")
+        return self.complete
+
+    @property
+    def complete(self) -> bool:
+        task = self.progress.tasks[0]
+        return task.total is not None and task.completed >= task.total
 
 
 def show(result: dict[str, Any], as_json: bool) -> int:
@@ -131,11 +148,3 @@ def _value(text: str) -> bool | float:
         return float(text)
     except ValueError:
         raise SystemExit(f"mcwctl: not a number or true/false: {text!r}") from None
-
-
-def _json(payload: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(payload if isinstance(payload, bytes | str) else b"")
-    except (ValueError, RecursionError):
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -31,8 +31,8 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Coroutine
-from contextlib import suppress
+from collections.abc import Callable, Coroutine
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,6 +64,7 @@ from supervisor.registry import SUBSYSTEMS, load_config
 
 QUIET_S = 0.5  # retained messages arrive in one burst; this much silence ends it
 MAX_WAIT_S = 5.0
+EVENTS_AFTER_RESULT_S = 1.0  # a command's events that may follow its result: waited this long
 MAX_RAW = 200  # of a payload that is not JSON, what is kept to show
 DEFAULT_USER = "technician"  # the login of systemd/mosquitto-mcw.acl that technicians use
 PASSWORD_ENV = "MCW_MQTT_PASSWORD"
@@ -113,25 +114,42 @@ async def collect_retained(host: str, port: int, filters: tuple[str, ...],
 
 async def send_command(host: str, port: int, prefix: str, role: str, action: str,
                        body: dict[str, Any], wait_s: float, username: str | None = None,
-                       password: str | None = None) -> dict[str, Any] | None:
-    """Publish a command and wait up to ``wait_s`` for its result; None if none came."""
+                       password: str | None = None,
+                       on_event: Callable[[dict[str, Any]], bool] | None = None,
+                       ) -> dict[str, Any] | None:
+    """Publish a command and wait up to ``wait_s`` for its result; None if none came.
+
+    With ``on_event``, every event the van publishes meanwhile (a JSON object) is given to it
+    (the self-test's progress); it says whether it has all the events it waits for. The
+    supervisor sends its queued results before its queued events, so events of the command
+    may come just after its result: until ``on_event`` has them all, they are waited for
+    ``EVENTS_AFTER_RESULT_S`` more."""
+    events = f"{prefix}/event"
+    result: dict[str, Any] | None = None
+    complete = False
     async with aiomqtt.Client(host, port, username=username, password=password,
                               timeout=MAX_WAIT_S) as client:
         await client.subscribe(f"{prefix}/result/{role}/{action}", qos=1)
+        if on_event is not None:
+            await client.subscribe(events, qos=1)
         await client.publish(f"{prefix}/cmd/{role}/{action}", json.dumps(body), qos=1)
         try:
-            async with asyncio.timeout(wait_s):
+            async with asyncio.timeout(wait_s) as waiting:
                 async for msg in client.messages:
-                    raw = msg.payload if isinstance(msg.payload, bytes | str) else b""
-                    try:
-                        result = json.loads(raw)
-                    except (ValueError, RecursionError):
+                    value = decode(msg.payload if isinstance(msg.payload, bytes | str) else b"")
+                    if not isinstance(value, dict):
                         continue
-                    if isinstance(result, dict) and result.get("id") == body["id"]:
-                        return result
+                    if on_event is not None and msg.topic.matches(events):
+                        complete = on_event(value)
+                    elif result is None and value.get("id") == body["id"]:
+                        result = value
+                        later = asyncio.get_running_loop().time() + EVENTS_AFTER_RESULT_S
+                        waiting.reschedule(min(later, waiting.when() or later))
+                    if result is not None and (on_event is None or complete):
+                        break
         except TimeoutError:
             pass
-    return None
+    return result
 
 
 def format_status(found: dict[str, Any]) -> str:
@@ -409,9 +427,15 @@ def _diag(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes", "t", "tak"):
             print("mcwctl: self-test not started", file=sys.stderr)
             return EXIT_USAGE
-    result = _at_broker(diag_cli.run_action(van.host, van.port, van.prefix, van.user,
-                                            van.password, action, body, args.json),
-                        van.host, van.port, van.user, van.password)
+    command = {"id": f"mcwctl-{uuid.uuid4().hex[:12]}", "args": body}
+    with ExitStack() as shown:  # the self-test's progress shown while its answer is awaited
+        on_event = None
+        if action == "diag/self_test" and not args.json:
+            on_event = shown.enter_context(diag_cli.SelfTestProgress()).event
+        result = _at_broker(send_command(van.host, van.port, van.prefix, "technician", action,
+                                         command, diag_cli.wait_s(action), van.user,
+                                         van.password, on_event),
+                            van.host, van.port, van.user, van.password)
     if result is None:
         print(f"mcwctl: no answer to {action} (is the supervisor running?)", file=sys.stderr)
         return EXIT_NO_ANSWER
