@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Locator, Page, WebSocketRoute, async_p
 from testsupport import needs_tool
 
 from conftest import Van, start_van
+from drivers.profile import load_profile
 from harness import wait_until
 from supervisor.climate.rest_guard import RestGuard
 from vansim.room_node_host import RoomNodeHost
@@ -62,11 +63,11 @@ MessageEdit = Callable[[dict[str, Any]], None]
 
 async def open_panel(browser: Browser, van: Van, size: str = "1280x800",
                      edit_hello: MessageEdit | None = None,
-                     edit_snapshot: MessageEdit | None = None) -> Page:
+                     edit_snapshot: MessageEdit | None = None, touch: bool = False) -> Page:
     """A fresh page on the panel; ``edit_hello`` and ``edit_snapshot`` may change the
-    WebSocket's hello and snapshot on their way."""
+    WebSocket's hello and snapshot on their way; ``touch``: a touchscreen (``tap``)."""
     width, height = SIZES[size]
-    page = await browser.new_page(viewport={"width": width, "height": height})
+    page = await browser.new_page(viewport={"width": width, "height": height}, has_touch=touch)
     page.set_default_timeout(TIMEOUT_MS)
     edits = {kind: edit for kind, edit in (("hello", edit_hello), ("snapshot", edit_snapshot))
              if edit is not None}
@@ -102,8 +103,8 @@ async def enter_pin(page: Page, pin: str) -> None:
 
 async def unlocked(browser: Browser, van: Van, pin: str = "1234",
                    size: str = "1280x800", edit_hello: MessageEdit | None = None,
-                   edit_snapshot: MessageEdit | None = None) -> Page:
-    page = await open_panel(browser, van, size, edit_hello, edit_snapshot)
+                   edit_snapshot: MessageEdit | None = None, touch: bool = False) -> Page:
+    page = await open_panel(browser, van, size, edit_hello, edit_snapshot, touch)
     await enter_pin(page, pin)
     await page.get_by_test_id("screen-home").wait_for()
     return page
@@ -950,9 +951,10 @@ async def test_comms_screen_shows_the_link_the_position_and_switches_the_watchdo
 
 # ---- the technician's diagnostics screen ---------------------------------------------------------
 
-async def diagnostics_screen(browser: Browser, van: Van) -> Page:
-    """Unlocked with the technician PIN on the diagnostics screen, the relay board online."""
-    page = await unlocked(browser, van, "4321")
+async def diagnostics_screen(browser: Browser, van: Van, touch: bool = False) -> Page:
+    """Unlocked with the technician PIN on the diagnostics screen, the relay board online;
+    ``touch``: on a touchscreen, driven by taps."""
+    page = await unlocked(browser, van, "4321", touch=touch)
     await go_to(page, "diagnostics")
     await wait_attr(page, "device-relays", "state", "online")
     return page
@@ -990,24 +992,23 @@ async def test_diagnostics_lists_a_silent_board_first_and_shows_its_blocks_and_c
     await page.get_by_test_id("device-list").wait_for()
 
 
-async def test_diagnostics_reads_a_register_by_name_and_shows_words_and_value(
+async def test_diagnostics_reads_a_register_typed_by_name_and_shows_words_and_value(
         browser: Browser, van: Van) -> None:
+    """Where a keyboard exists (a technician's laptop), a name is typed: what is typed narrows
+    the list of the device's registers."""
     page = await diagnostics_screen(browser, van)
     await page.get_by_test_id("device-relays").click()
+    names = page.get_by_test_id("diag-read-names")
+    await names.get_by_test_id("diag-read-name-relay_1").wait_for()
+    await page.get_by_test_id("diag-read-register").fill("soft")
+    await page.wait_for_function("el => el.querySelectorAll('button').length === 1",
+                                 arg=await names.element_handle())
+    await names.get_by_test_id("diag-read-name-software_version").wait_for()
     await page.get_by_test_id("diag-read-register").fill("software_version")
     await page.get_by_test_id("diag-read-go").click()
     await wait_attr(page, "diag-read-result", "status", "done")
     assert (await page.get_by_test_id("diag-read-value").inner_text()).endswith(
         "software_version = 2.0")
-    assert "0x00c8" in await page.get_by_test_id("diag-read-words").inner_text()
-    # by address: raw words only; the command went through the panel and was audited
-    await page.get_by_test_id("diag-read-mode-address").click()
-    await page.get_by_test_id("diag-read-table-holding").click()
-    await page.get_by_test_id("diag-read-address").fill("32768")
-    await page.get_by_test_id("diag-read-go").click()
-    await page.wait_for_function(
-        "el => el.dataset.status === 'done' && !el.querySelector('[data-testid=diag-read-value]')",
-        arg=await page.get_by_test_id("diag-read-result").element_handle())
     assert "0x00c8" in await page.get_by_test_id("diag-read-words").inner_text()
     assert await page.evaluate(SMALL_TARGETS_JS) == []  # the detail is for fingers too
     SCREENS.mkdir(parents=True, exist_ok=True)
@@ -1016,6 +1017,105 @@ async def test_diagnostics_reads_a_register_by_name_and_shows_words_and_value(
         v for t, v, _ in van.monitor.messages if t == "event" and isinstance(v, dict)
         and v.get("action") == "diag/read" and v.get("source") == "panel"], what="audited")
     assert {r["role"] for r in reads} == {"technician"}
+
+
+async def tap_number(page: Page, digits: str) -> None:
+    """Digits tapped on the open keypad."""
+    for digit in digits:
+        await page.get_by_test_id(f"numpad-key-{digit}").tap()
+
+
+async def test_diagnostics_reads_a_register_by_address_with_taps_only(
+        browser: Browser, van: Van) -> None:
+    """The kiosk has no keyboard: the address and the count are tapped on a keypad."""
+    page = await diagnostics_screen(browser, van, touch=True)
+    await page.get_by_test_id("device-relays").tap()
+    await page.get_by_test_id("diag-read-mode-address").tap()
+    await page.get_by_test_id("diag-read-table-holding").tap()
+    form = page.get_by_test_id("diag-read-form")
+    assert await form.locator("input:visible").count() == 0  # nothing that wants a keyboard
+    await page.get_by_test_id("diag-read-address").tap()
+    dialog = page.get_by_test_id("numpad-dialog")
+    assert await dialog.get_by_role("heading").inner_text() == texts("pl")["diag.read.address"]
+    assert await page.get_by_test_id("numpad-range").inner_text() == "Od 0 do 65535"
+    await tap_number(page, "32768")
+    assert await page.get_by_test_id("numpad-value").inner_text() == "32768"
+    assert await page.evaluate(SMALL_TARGETS_JS) == []  # the keypad is for fingers
+    await page.get_by_test_id("numpad-ok").tap()
+    await dialog.wait_for(state="detached")
+    assert await page.get_by_test_id("diag-read-address").get_attribute("data-value") == "32768"
+    await page.get_by_test_id("diag-read-count").tap()  # 1 already: deleted and tapped again
+    assert await page.get_by_test_id("numpad-value").inner_text() == "1"
+    await page.get_by_test_id("numpad-back").tap()
+    assert await page.get_by_test_id("numpad-value").inner_text() == ""
+    await tap_number(page, "1")
+    await page.get_by_test_id("numpad-ok").tap()
+    await dialog.wait_for(state="detached")
+    await page.get_by_test_id("diag-read-go").tap()
+    await page.wait_for_function(
+        "el => el.dataset.status === 'done' && !el.querySelector('[data-testid=diag-read-value]')",
+        arg=await page.get_by_test_id("diag-read-result").element_handle())
+    assert "0x00c8" in await page.get_by_test_id("diag-read-words").inner_text()
+    reads = await wait_until(lambda: [
+        v for t, v, _ in van.monitor.messages if t == "event" and isinstance(v, dict)
+        and v.get("action") == "diag/read" and v.get("source") == "panel"], what="audited")
+    assert reads[-1]["args"] == {"device": "relays", "table": "holding", "address": 32768,
+                                 "count": 1}
+
+
+async def test_diagnostics_keypad_refuses_numbers_out_of_range_and_says_why(
+        browser: Browser, van: Van) -> None:
+    page = await diagnostics_screen(browser, van, touch=True)
+    await page.get_by_test_id("device-relays").tap()
+    await page.get_by_test_id("diag-read-mode-address").tap()
+    out_of_range = texts("pl")["num.out_of_range"]
+    shown, error = page.get_by_test_id("numpad-value"), page.get_by_test_id("numpad-error")
+    # the address: the digit that would go past 65535 is refused at once, the reason shown
+    await page.get_by_test_id("diag-read-address").tap()
+    await tap_number(page, "65536")
+    assert await shown.inner_text() == "6553"
+    assert await error.inner_text() == out_of_range.format(value="65536", min="0", max="65535")
+    await page.keyboard.type("99")  # a keyboard, where there is one, is bounded alike
+    assert await shown.inner_text() == "6553"
+    assert await error.is_visible()
+    await page.get_by_test_id("numpad-cancel").tap()
+    await page.get_by_test_id("numpad-dialog").wait_for(state="detached")
+    assert await page.get_by_test_id("diag-read-address").get_attribute("data-value") == "0"
+    # the count: nothing, or 0, is not taken
+    await page.get_by_test_id("diag-read-count").tap()
+    await page.get_by_test_id("numpad-clear").tap()
+    await page.get_by_test_id("numpad-ok").tap()
+    assert await error.inner_text() == texts("pl")["num.empty"]
+    await tap_number(page, "0")
+    await page.get_by_test_id("numpad-ok").tap()
+    assert await error.inner_text() == out_of_range.format(value="0", min="1", max="125")
+    await page.get_by_test_id("numpad-dialog").wait_for()  # still open: nothing taken
+    await tap_number(page, "126")  # the 0 replaced by 1, then 12, then 126 refused
+    assert await shown.inner_text() == "12"
+    await page.get_by_test_id("numpad-ok").tap()
+    await page.get_by_test_id("numpad-dialog").wait_for(state="detached")
+    assert await page.get_by_test_id("diag-read-count").get_attribute("data-value") == "12"
+
+
+async def test_diagnostics_reads_a_register_picked_from_the_list(
+        browser: Browser, van: Van) -> None:
+    """The device's readable registers (its profile's) are listed to tap: no typing."""
+    page = await diagnostics_screen(browser, van, touch=True)
+    await page.get_by_test_id("device-relays").tap()
+    names = page.get_by_test_id("diag-read-names")
+    await names.get_by_test_id("diag-read-name-software_version").wait_for()
+    listed = await names.locator("button").evaluate_all(
+        "els => els.map(el => el.dataset.testid.replace('diag-read-name-', ''))")
+    profile = load_profile("waveshare_relay_8ch")
+    assert listed == sorted(r.name for r in profile.registers if r.readable)
+    chosen = names.get_by_test_id("diag-read-name-software_version")
+    await chosen.tap()
+    assert await chosen.get_attribute("aria-pressed") == "true"
+    assert await page.get_by_test_id("diag-read-register").input_value() == "software_version"
+    await page.get_by_test_id("diag-read-go").tap()
+    await wait_attr(page, "diag-read-result", "status", "done")
+    assert (await page.get_by_test_id("diag-read-value").inner_text()).endswith(
+        "software_version = 2.0")
 
 
 async def test_diagnostics_self_test_of_the_circuits_shows_progress_and_ends_done(
@@ -1035,7 +1135,7 @@ async def test_diagnostics_self_test_of_the_circuits_shows_progress_and_ends_don
         "el => el.dataset.status === 'done'",
         arg=await page.get_by_test_id("selftest-result").element_handle(), timeout=60_000)
     steps = [v for t, v, _ in van.monitor.messages if t == "event" and isinstance(v, dict)
-             and v.get("kind") == "self_test"]
+             and v.get("kind") == "self_test" and "output" in v]  # outcomes, not the start
     progress = page.get_by_test_id("selftest-progress")
     await page.wait_for_function(  # the last outcomes come with the final look at the log
         "([el, n]) => el.dataset.done === String(n)",
@@ -1054,6 +1154,45 @@ async def test_diagnostics_self_test_of_the_circuits_shows_progress_and_ends_don
     await page.get_by_test_id("selftest-result").scroll_into_view_if_needed()
     SCREENS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENS / "diagnostics-self-test-1280x800.png"))
+
+
+PROGRESS_WHILE_RUNNING_JS = """([progress, list]) => progress.dataset.running === 'true'
+  && Number(progress.dataset.done) >= 1 && {
+    done: Number(progress.dataset.done), total: progress.dataset.total, text: progress.textContent,
+    pending: list.querySelectorAll('[data-result=pending]').length }"""
+
+
+async def test_diagnostics_self_test_of_every_output_counts_n_of_total_from_the_first(
+        browser: Browser, van: Van) -> None:
+    """All outputs (not only the circuits, which the page knows): the total comes from the
+    run's start, so the progress says "n of N" as soon as an output is done, and the outputs
+    still to test are listed."""
+    page = await diagnostics_screen(browser, van)
+    await page.get_by_test_id("selftest-preset-all").click()
+    assert await page.get_by_test_id("selftest-only").input_value() == ""
+    await page.get_by_test_id("selftest-start").click()
+    await page.get_by_test_id("confirm-yes").click()
+    progress = page.get_by_test_id("selftest-progress")
+    seen = await page.wait_for_function(  # one look at the page, while the run goes on
+        PROGRESS_WHILE_RUNNING_JS, arg=[await progress.element_handle(),
+                                        await page.get_by_test_id("selftest-outputs")
+                                        .element_handle()], timeout=60_000)
+    first = await seen.json_value()
+    start = next(v for t, v, _ in van.monitor.messages if t == "event" and isinstance(v, dict)
+                 and v.get("kind") == "self_test" and v.get("what") == "started")
+    total = start["total"]
+    assert {o.split("/")[0] for o in start["outputs"]} > {"power"}, "not only the circuits"
+    assert first["total"] == str(total)
+    assert first["text"] == f"Sprawdzono {first['done']} z {total}"
+    assert first["pending"] == total - first["done"]  # every other output: still to test
+    await page.wait_for_function(
+        "el => el.dataset.status === 'done' || el.dataset.status === 'failed'",
+        arg=await page.get_by_test_id("selftest-result").element_handle(), timeout=60_000)
+    await page.wait_for_function("([el, n]) => el.dataset.done === String(n)",
+                                 arg=[await progress.element_handle(), total])
+    assert await progress.inner_text() == f"Sprawdzono {total} z {total}"
+    assert await page.get_by_test_id("selftest-outputs").locator(
+        "[data-result=pending]").count() == 0
 
 
 async def test_diagnostics_self_test_refused_while_driving_says_why(

@@ -14,6 +14,8 @@ from aiohttp import ClientWebSocketResponse
 from aiohttp.test_utils import TestClient, TestServer
 from testsupport import wait_until
 
+from drivers.buses import DeviceConfig
+from drivers.profile import load_profile
 from supervisor.core.alarms import AlarmDef, AlarmManager
 from supervisor.core.commands import ActionSpec, ArgSpec, CommandRouter
 from supervisor.core.config import PanelConfig, SupervisorConfig, VehicleConfig
@@ -557,3 +559,33 @@ async def test_what_the_diagnostics_screen_reads_reaches_a_technician_page(
     steps = [(e["output"], e["result"]) for e in reversed(events)
              if e["kind"] == "self_test" and e["id"] > newest]
     assert steps == [("power/circuit/a", "ok"), ("power/circuit/b", "skipped")]
+
+
+async def test_a_technician_page_gets_a_devices_readable_register_names(
+    rig: tuple[Rig, TestClient[Any, Any]],
+) -> None:
+    """``/api/registers``: the names the diagnostics screen offers to tap for a read by name
+    (the device's profile's readable registers), only for a role that may run diag/read and
+    only for a device diag/read reads."""
+    r, client = rig
+    r.van.devices.devices["relays"] = DeviceConfig(id="relays", profile="waveshare_relay_8ch",
+                                                   bus="rs485", unit=2)
+
+    async def read(args: dict[str, Any]) -> str:
+        return "read"
+
+    r.router.register(ActionSpec("diag/read", read, frozenset({"technician"}),
+                                 {"device": ArgSpec("enum", enum=("relays",))}))
+    assert (await client.get("/api/registers?device=relays")).status == 401
+    await client.post("/api/unlock", json={"pin": CREW})
+    assert (await client.get("/api/registers?device=relays")).status == 403
+    await client.post("/api/unlock", json={"pin": TECH})
+    answer = await (await client.get("/api/registers?device=relays")).json()
+    profile = load_profile("waveshare_relay_8ch")
+    assert [g["name"] for g in answer["registers"]] == \
+        sorted(g.name for g in profile.registers if g.readable)
+    version = next(g for g in answer["registers"] if g["name"] == "software_version")
+    assert (version["table"], version["address"]) == ("holding", 0x8000)
+    for unknown in ("toaster", "", "relays&device=x"):
+        refused = await client.get("/api/registers", params={"device": unknown})
+        assert refused.status == 404

@@ -55,6 +55,7 @@ MAX_BRACKETS = 512  # no message of ours has more; deeper JSON is not even parse
 SWEEP_S = 5.0  # how often idle and old sessions are ended
 REAUTH_S = 60.0  # a PIN entered again is good for one such command within this time
 DURESS_ACTION = "room/duress"
+DIAG_READ = "diag/read"  # its technicians get the devices' register names (/api/registers)
 PANIC_ALARM = "room/panic"
 # the panic as a page sees it while there is none: what it is shown during a silent panic
 NO_PANIC: dict[str, object] = {"room/panic/active": False, "room/panic/delivery": "none",
@@ -129,6 +130,7 @@ class Panel:
             web.get("/api/ws", self._ws),
             web.get("/api/history", self._history),
             web.get("/api/events", self._events),
+            web.get("/api/registers", self._registers),
             web.static("/static", STATIC),
         ])
 
@@ -460,6 +462,24 @@ class Panel:
         except ValueError:
             return web.json_response({"error": "bad_request"}, status=400)
         return web.json_response(self._events_shown(limit))
+
+    async def _registers(self, request: web.Request) -> web.Response:
+        """A device's registers that ``diag/read`` reads by name: its profile's readable ones,
+        for the diagnostics page to offer to tap (no keyboard on the van's panel; the meta
+        names only the registers behind points). Only for a role that may run ``diag/read``."""
+        session = self._current(request)
+        if session is None:
+            return web.json_response({"error": "locked"}, status=401)
+        spec = self.router.actions.get(DIAG_READ)
+        if spec is None or session.role not in self.router.roles(spec):
+            return web.json_response({"error": "forbidden"}, status=403)
+        device = request.query.get("device", "")
+        if device not in spec.args["device"].enum:
+            return web.json_response({"error": "unknown_device"}, status=404)
+        registers = sorted(self.van.devices.profile(device).registers, key=lambda r: r.name)
+        return web.json_response({"device": device, "registers": [
+            {"name": r.name, "table": r.table, "address": r.address, "unit": r.unit}
+            for r in registers if r.readable]})
 
     def _events_shown(self, limit: int) -> list[dict[str, Any]]:
         """The newest events, without those of a duress PIN's panic: its room events, the

@@ -1,5 +1,6 @@
 // State client: the supervisor's WebSocket (hello + snapshot, then pushes of every change),
-// reconnection, commands and their results, and the REST reads (session, history, events).
+// reconnection, commands and their results, and the REST reads (session, history, events, a
+// device's registers).
 // The state lives in S; pieces of the DOM subscribe to change keys and re-paint in place:
 //   'p:<point id>', 'alarms', 'devices', 'status', 'conn', 'pending', 'hist', 'events'
 // and the UI's own keys ('second', 'tick', 'nav', 'night', 'chart').
@@ -110,6 +111,13 @@ export async function loadEvents() {
     S.eventsErr = true;
   }
   emit('events');
+}
+
+// A device's registers that diag/read reads by name ([{ name, table, address, unit }], by name);
+// technicians only. Throws when they cannot be had.
+export async function loadRegisters(device) {
+  const d = await getJSON('/api/registers?' + new URLSearchParams({ device }));
+  return (Array.isArray(d.registers) ? d.registers : []).filter((r) => typeof r?.name === 'string');
 }
 
 // ---- session: the socket is open while the panel is unlocked

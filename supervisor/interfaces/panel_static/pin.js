@@ -2,7 +2,7 @@
 // this tablet so a reload does not hide the countdown). And the PIN asked again on an unlocked
 // panel before a command that needs it (askPin: cancelling a panic).
 import { t, num } from './i18n.js';
-import { h, icon, setText, store, keypad, openDialog } from './widgets.js';
+import { h, icon, setText, store, keypad, shake, openDialog } from './widgets.js';
 
 let stopPinScreen = () => {};
 let keyHandler = null;
@@ -13,7 +13,6 @@ addEventListener('keydown', (e) => { if (dialogKeys) dialogKeys(e); else if (key
 
 const lockoutLeftS = () => Math.ceil((Number(store.get('mcw.lockout') || 0) - Date.now()) / 1000);
 const fmtLockout = (left) => `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
-const shake = (el) => { el.classList.remove('shake'); void el.offsetWidth; el.classList.add('shake'); };
 
 // One PIN entry, for the PIN screen and the PIN dialog alike: dots, keypad (test ids
 // <prefix>-key-<digit>, -ok, -clear), the lockout countdown, the POST to `url` and its answers.
@@ -69,7 +68,7 @@ function pinEntry({ prefix, url, okLabel, err, lock, onOk, onSessionOver, shakeE
   };
   const press = (d) => { if (pin.length < 12) { pin += d; err.hidden = true; paint(); } };
   const clear = () => { pin = ''; paint(); };
-  const pad = keypad(prefix, { digit: press, clear, ok: submit, clearLabel: t('pin.clear'), okLabel });
+  const pad = keypad(prefix, { digit: press, fn: { id: 'clear', label: t('pin.clear'), press: clear }, ok: submit, okLabel });
   paint();
   if (lockedOut()) countDown();
   const keys = (e) => {

@@ -1,6 +1,7 @@
 // Shared widgets: DOM helper, icons, value tiles (stale/invalid greyed with their age), command
 // buttons and toggles (pending while their command runs), toast, confirmation dialog, keypad,
-// night mode, the event list. Every widget that shows data subscribes to its change keys.
+// number entry on a keypad, night mode, the event list. Every widget that shows data
+// subscribes to its change keys.
 import { S, sub, emit, onClear, nowS, pointMeta, has, shownQuality, good, canRun, isPending, sendCmd } from './client.js';
 import { t, tOr, num, fmtAge, fmtTime, pointText, language, reasonText } from './i18n.js';
 
@@ -32,6 +33,7 @@ const ICONS = {
   rec: 'M12 17a5 5 0 100-10 5 5 0 000 10z',
   clock: 'M12 22a10 10 0 100-20 10 10 0 000 20zM12 6v6l4 2',
   test: 'M9 2h6M10 2v6L4.5 18.5A2 2 0 006.3 21h11.4a2 2 0 001.8-2.5L14 8V2M7 14h10',
+  edit: 'M12 20h9M16.5 3.5a2.1 2.1 0 013 3L7 19l-4 1 1-4z',
 };
 // Result codes the crew gets a hint for (i18n hint.<code>).
 const HINTS = ['circuit_shed', 'interlock', 'not_allowed', 'not_confirmed', 'forbidden', 'out_of_range', 'offline', 'timeout', 'reauth_required'];
@@ -318,15 +320,88 @@ export function closeDialog() { if (closeModal) closeModal(false); }
 addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDialog(); });
 
 // ---- keypad --------------------------------------------------------------------------------------
-// Digits, clear and OK (test ids <prefix>-key-<digit>, <prefix>-clear, <prefix>-ok).
-export function keypad(prefix, { digit, clear, ok, clearLabel, okLabel }) {
-  const key = (label, testid, fn, cls = '') => h('button', { type: 'button', class: 'key ' + cls, tid: testid, onclick: fn }, label);
+// Digits, a function key beside the 0 (fn: { id, label, press }: clear for a PIN, delete for a
+// number) and OK; test ids <prefix>-key-<digit>, <prefix>-<fn.id>, <prefix>-ok.
+export function keypad(prefix, { digit, fn, ok, okLabel }) {
+  const key = (label, testid, press, cls = '') => h('button', { type: 'button', class: 'key ' + cls, tid: testid, onclick: press }, label);
   const pad = h('div', { class: 'keypad' },
     ['1', '2', '3', '4', '5', '6', '7', '8', '9'].map((d) => key(d, `${prefix}-key-${d}`, () => digit(d))),
-    key(h('span', null, icon('back'), ' ', clearLabel), `${prefix}-clear`, clear, 'fn'),
+    key(h('span', null, icon('back'), ' ', fn.label), `${prefix}-${fn.id}`, fn.press, 'fn'),
     key('0', `${prefix}-key-0`, () => digit('0')),
     key(h('span', null, icon('check'), ' ', okLabel), `${prefix}-ok`, ok, 'ok'));
   return { el: pad, setDisabled(d) { for (const b of pad.children) b.disabled = d; } };
+}
+export const shake = (el) => { el.classList.remove('shake'); void el.offsetWidth; el.classList.add('shake'); };
+
+// ---- whole numbers without a keyboard ------------------------------------------------------------
+// The panel is a kiosk on a touchscreen with no keyboard, so a number is entered on a keypad in
+// a dialog that shows its range and refuses anything outside it, saying why. A keypad rather
+// than − / + steppers: a Modbus address is anywhere in 0..65535 (32768 would be thousands of
+// presses away), and one way in for every number field is one thing to learn. A keyboard,
+// where there is one, types into the same dialog (digits, Backspace, Delete, Enter, Escape).
+// Numbers are shown as typed (no thousands separators): they are compared with a manual's.
+
+// Resolves with the whole number entered (min <= n <= max), false when cancelled. A digit that
+// would go beyond max is refused at once; below min (or nothing) is refused at OK. Test ids:
+// numpad-dialog, numpad-value, numpad-range, numpad-error, numpad-key-<digit>, numpad-back,
+// numpad-clear, numpad-ok, numpad-cancel.
+export function numberDialog({ label, min, max, value }) {
+  let keys = null;
+  return openDialog((done) => {
+    let text = value == null ? '' : String(value);
+    const shown = h('div', { class: 'num-shown', tid: 'numpad-value', 'aria-live': 'polite' });
+    const err = h('p', { class: 'pin-error', tid: 'numpad-error', role: 'alert', hidden: true });
+    const outside = (s) => t('num.out_of_range', { value: s, min: String(min), max: String(max) });
+    const paint = () => { setText(shown, text); err.hidden = true; };
+    const refuse = (reason) => { err.hidden = false; setText(err, reason); shake(box); };
+    const digit = (d) => {
+      const next = text === '0' ? d : text + d;
+      if (Number(next) > max) refuse(outside(next));
+      else { text = next; paint(); }
+    };
+    const back = () => { text = text.slice(0, -1); paint(); };
+    const clear = () => { text = ''; paint(); };
+    const ok = () => {
+      if (text === '') refuse(t('num.empty'));
+      else if (Number(text) < min) refuse(outside(text));
+      else done(Number(text));
+    };
+    keys = (e) => {
+      if (/^[0-9]$/.test(e.key)) digit(e.key);
+      else if (e.key === 'Backspace') back();
+      else if (e.key === 'Delete') clear();
+      else if (e.key === 'Enter') { e.preventDefault(); ok(); } // not also a click on a focused key
+    };
+    addEventListener('keydown', keys);
+    const pad = keypad('numpad', { digit, fn: { id: 'back', label: t('num.back'), press: back }, ok, okLabel: t('num.ok') });
+    const box = h('div', { class: 'dialog pin-dialog num-dialog', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'dlg-t', tid: 'numpad-dialog', tabindex: '-1' },
+      h('div', { class: 'pin-dialog-side' },
+        h('h2', { id: 'dlg-t' }, label),
+        h('p', { class: 'muted', tid: 'numpad-range' }, t('num.range', { min: String(min), max: String(max) })),
+        shown, err,
+        h('div', { class: 'dlg-buttons' },
+          h('button', { type: 'button', class: 'btn big', tid: 'numpad-clear', onclick: clear }, t('num.clear')),
+          h('button', { type: 'button', class: 'btn big', tid: 'numpad-cancel', onclick: () => done(false) }, t('common.cancel')))),
+      pad.el);
+    paint();
+    return box;
+  }).finally(() => removeEventListener('keydown', keys));
+}
+
+// A number field: a button showing the value, tapped for the keypad. value: the number now.
+export function numberField({ testid, label, min, max, value }) {
+  let current = value;
+  const shown = h('span', null, String(value));
+  const el = h('button', { type: 'button', class: 'btn num-field', tid: testid, 'aria-haspopup': 'dialog', 'aria-label': label, 'data-value': String(value) },
+    shown, icon('edit', 'ico small'));
+  el.addEventListener('click', async () => {
+    const entered = await numberDialog({ label, min, max, value: current });
+    if (entered === false) return;
+    current = entered;
+    el.dataset.value = String(entered);
+    setText(shown, String(entered));
+  });
+  return { el, get value() { return current; } };
 }
 
 // ---- alarms and the event log --------------------------------------------------------------------

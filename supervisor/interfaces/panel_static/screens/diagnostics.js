@@ -1,15 +1,18 @@
 // Diagnostics (technicians): supervisor state, every device's health and errors (failing ones
 // first; a tap shows the device: its read blocks, the health changes this page has seen, a raw
 // register read), the outputs' self-test with its progress, recent commands.
-import { S, sub, emit, onClear, clearScope, deviceIds, deviceMeta, loadEvents, nowS, sendCmd, isPending, canRun } from '../client.js';
+import { S, sub, emit, onClear, clearScope, deviceIds, deviceMeta, loadEvents, loadRegisters, nowS, sendCmd, isPending, canRun } from '../client.js';
 import { t, tOr, num, fmtTime, unitText, language } from '../i18n.js';
-import { h, setText, card, kv, ago, eventList, every, confirmDialog, icon } from '../widgets.js';
+import { h, setText, card, kv, ago, eventList, every, confirmDialog, icon, numberField } from '../widgets.js';
 
 const ERROR_KINDS = ['timeout', 'framing', 'exception', 'connection'];
 const TABLES = ['holding', 'input', 'coil', 'discrete'];
 // failing devices first: the order of the list
 const STATE_RANK = { offline: 0, unknown: 1, degraded: 2, online: 3 };
 const HISTORY_PER_DEVICE = 50; // health changes kept per device (page memory is not a log)
+const MAX_ADDRESS = 65535; // a raw read: diag/read's limits (Modbus addresses, one request)
+const MAX_COUNT = 125;
+const MAX_CHIPS = 200; // register names listed to tap at once (a profile may have 2000)
 const SELF_TEST_POLL_MS = 1000; // the event log is read this often while a self-test runs
 const SELF_TEST_GIVE_UP_MS = 10 * 60 * 1000; // no answer and no audit event by then: stop asking
 
@@ -146,18 +149,6 @@ function healthView(id, scope) {
   return box;
 }
 
-// The register names the page can know: the points of an exposed device, and the registers its
-// write actions name.
-function knownRegisters(id) {
-  const names = new Set();
-  const prefix = `device/${id}/`;
-  for (const pid of Object.keys(S.pmeta)) if (pid.startsWith(prefix) && !pid.slice(prefix.length).includes('/')) names.add(pid.slice(prefix.length));
-  for (const action of [`device/${id}/write`, 'diag/write']) {
-    for (const name of S.actions[action]?.args?.register?.enum || []) names.add(name);
-  }
-  return [...names].sort();
-}
-
 // "relays holding 32768+1: 0x00c8 = software_version 2.0" (diag/read's answer) in its parts.
 function parseRead(message) {
   const m = /^(\S+) (\w+) (\d+)\+(\d+): (.*?)(?: = (\S+) (.*))?$/.exec(message || '');
@@ -165,44 +156,55 @@ function parseRead(message) {
   return { table: m[2], address: Number(m[3]), count: Number(m[4]), words: m[5], name: m[6] || '', value: m[7] ?? '' };
 }
 
+// The register to read by name is tapped from the device's list (its profile's readable
+// registers, asked of the server); typing into the field, where there is a keyboard, narrows the
+// list and names one as well. Address and count are entered on a keypad (numberField).
 function readForm(id, scope) {
   const key = 'diag-read:' + id;
   let mode = 'name';
   let table = 'holding';
-  const names = knownRegisters(id);
+  let names = null; // the device's readable registers once loaded ([] when they cannot be)
   const nameInput = h('input', { type: 'text', class: 'text-in', tid: 'diag-read-register', autocomplete: 'off', spellcheck: 'false',
     placeholder: t('diag.read.register_hint'), 'aria-label': t('diag.read.register') });
-  const addrInput = h('input', { type: 'number', class: 'text-in num-in', tid: 'diag-read-address', min: '0', max: '65535', value: '0', inputmode: 'numeric', 'aria-label': t('diag.read.address') });
-  const countInput = h('input', { type: 'number', class: 'text-in num-in', tid: 'diag-read-count', min: '1', max: '125', value: '1', inputmode: 'numeric', 'aria-label': t('diag.read.count') });
+  const address = numberField({ testid: 'diag-read-address', label: t('diag.read.address'), min: 0, max: MAX_ADDRESS, value: 0 });
+  const count = numberField({ testid: 'diag-read-count', label: t('diag.read.count'), min: 1, max: MAX_COUNT, value: 1 });
   const result = h('div', { class: 'read-result', tid: 'diag-read-result', hidden: true });
   const modeBtn = (m) => h('button', { type: 'button', class: 'btn', tid: 'diag-read-mode-' + m, onclick: () => { mode = m; paint(); } }, t('diag.read.mode_' + m));
   const tableBtn = (tb) => h('button', { type: 'button', class: 'btn', tid: 'diag-read-table-' + tb, onclick: () => { table = tb; paint(); } }, tOr('diag.table.' + tb, tb));
   const modes = h('div', { class: 'seg' }, modeBtn('name'), modeBtn('address'));
   const tables = h('div', { class: 'seg' }, TABLES.map(tableBtn));
-  const chips = names.length
-    ? h('div', { class: 'reg-chips' }, names.map((n) => h('button', { type: 'button', class: 'btn chip-btn', tid: 'diag-read-name-' + n, onclick: () => { nameInput.value = n; } }, n)))
-    : h('div', { class: 'muted' }, t('diag.read.names_unknown'));
+  const chips = h('div', { class: 'reg-chips reg-list', tid: 'diag-read-names' }, h('div', { class: 'muted' }, t('diag.read.names_loading')));
+  let typed = ''; // what was typed (not tapped) into the field: the list's filter
+  const pick = (name) => { nameInput.value = name; paintNames(); };
+  function paintNames() {
+    if (names === null) return;
+    if (!names.length) { chips.replaceChildren(h('div', { class: 'muted' }, t('diag.read.names_unknown'))); return; }
+    const chosen = nameInput.value.trim();
+    const fitting = names.filter((r) => r.name.includes(typed));
+    const shown = fitting.slice(0, MAX_CHIPS).map((r) => h('button', { type: 'button', class: 'btn chip-btn', tid: 'diag-read-name-' + r.name,
+      'aria-pressed': String(r.name === chosen), onclick: () => pick(r.name) },
+    h('span', null, r.name), h('span', { class: 'chip-where' }, `${tOr('diag.table.' + r.table, r.table)} ${r.address}`)));
+    if (fitting.length > MAX_CHIPS) shown.push(h('div', { class: 'muted' }, t('diag.read.names_more', { n: num(fitting.length - MAX_CHIPS) })));
+    if (!fitting.length) shown.push(h('div', { class: 'muted' }, t('diag.read.names_none', { text: typed })));
+    chips.replaceChildren(...shown);
+  }
+  nameInput.addEventListener('input', () => { typed = nameInput.value.trim(); paintNames(); });
+  loadRegisters(id).then((list) => { names = list; }, () => { names = []; }).then(paintNames);
   const byName = h('div', { class: 'read-row' }, h('label', { class: 'field' }, h('span', { class: 'm-label' }, t('diag.read.register')), nameInput), chips);
   const byAddress = h('div', { class: 'read-row' }, tables,
     h('div', { class: 'read-nums' },
-      h('label', { class: 'field' }, h('span', { class: 'm-label' }, t('diag.read.address')), addrInput),
-      h('label', { class: 'field' }, h('span', { class: 'm-label' }, t('diag.read.count')), countInput)));
+      h('div', { class: 'field' }, h('span', { class: 'm-label' }, t('diag.read.address')), address.el),
+      h('div', { class: 'field' }, h('span', { class: 'm-label' }, t('diag.read.count')), count.el)));
   const go = h('button', { type: 'button', class: 'btn primary big', tid: 'diag-read-go' }, icon('pulse'), h('span', null, t('diag.read.go')));
   go.addEventListener('click', async () => {
     if (isPending(key)) return;
     let args;
     if (mode === 'name') {
       const name = nameInput.value.trim();
-      if (!name) { nameInput.focus(); return; }
+      if (!name) { showResult({ status: 'rejected', code: 'bad_request', message: t('diag.read.pick_name') }); return; }
       args = { device: id, register: name };
     } else {
-      const address = Number(addrInput.value);
-      const count = Number(countInput.value);
-      if (!Number.isInteger(address) || address < 0 || address > 65535 || !Number.isInteger(count) || count < 1 || count > 125) {
-        showResult({ status: 'rejected', code: 'bad_request', message: t('diag.read.bad_numbers') });
-        return;
-      }
-      args = { device: id, table, address, count };
+      args = { device: id, table, address: address.value, count: count.value }; // in range: the keypad takes no other
     }
     result.hidden = false;
     result.dataset.status = 'pending';
@@ -261,35 +263,20 @@ function detail(id, back, scope) {
 
 // ---- the self-test --------------------------------------------------------------------------------
 // One run at a time, kept beyond the screen (it takes a while; the technician may look
-// elsewhere). Its progress comes from the event log (a self_test event per output): the page
-// is not pushed events, it reads /api/events, so it asks every second while the test runs. Its
-// end is the command's answer or, should that be late, the command's audit event in the log.
-const selfTest = { running: false, only: '', after: 0, outcomes: new Map(), total: null, end: null, timer: 0, startedAt: 0 };
+// elsewhere). Its progress comes from the event log: the page is not pushed events, it reads
+// /api/events, so it asks every second while the test runs. The run's first event (what:
+// started) gives the total and the outputs in the order they are tested (the first 64 of them),
+// shown as still to test; then one self_test event per output. Its end is the command's answer
+// or, should that be late, the command's audit event in the log.
+const MAX_PLANNED = 64; // outputs the start event lists at most (supervisor/core/self_test.py)
+const selfTest = { running: false, only: '', after: 0, outcomes: new Map(), total: null, planned: [], end: null, timer: 0, startedAt: 0 };
 
-// fnmatch's glob (the server's): * anything (slashes too), ? one character, [...] a set.
-function globRe(glob) {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else if (c === '[' && glob.indexOf(']', i + 1) > i) {
-      const j = glob.indexOf(']', i + 1);
-      let set = glob.slice(i + 1, j).replace(/\\/g, '\\\\');
-      if (set.startsWith('!')) set = '^' + set.slice(1);
-      re += `[${set}]`;
-      i = j;
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
-// The outputs the page knows (the power circuits); the count the progress is measured against
-// when the glob chooses only among those, else unknown until the answer sums the test up.
-function expectedOutputs(only) {
-  const re = globRe(only || '*');
-  const known = S.circuits.map((c) => 'power/circuit/' + c);
-  const chosen = known.filter((o) => re.test(o));
-  return /^power\/circuit\//.test(only) && chosen.length ? chosen.length : null;
+// The run's start: its total and the outputs it goes through. The first one seen after the run
+// was asked for is the page's (two runs at once are not told apart).
+function takeStart(e) {
+  if (selfTest.total != null || !Number.isInteger(e.total) || e.total < 0) return;
+  selfTest.total = e.total;
+  selfTest.planned = (Array.isArray(e.outputs) ? e.outputs : []).filter((o) => typeof o === 'string').slice(0, MAX_PLANNED);
 }
 
 async function fetchEvents(limit) {
@@ -303,6 +290,8 @@ function finishSelfTest(end) {
   selfTest.running = false;
   clearInterval(selfTest.timer);
   selfTest.end = end;
+  // the answer's sum is the total too, should the start event have been missed (over 200
+  // events since the run began: the page reads the newest 200)
   const summary = /^(\d+) ok, (\d+) failed, (\d+) skipped/.exec(end.message || '');
   if (summary) selfTest.total = Number(summary[1]) + Number(summary[2]) + Number(summary[3]);
   pollSelfTest(); // the last outcomes, should they have come after the last look
@@ -313,7 +302,8 @@ async function pollSelfTest() {
   try { events = await fetchEvents(200); } catch { return; }
   for (const e of events.slice().reverse()) { // oldest first
     if (!(Number(e.id) > selfTest.after)) continue;
-    if (e.kind === 'self_test' && typeof e.output === 'string') selfTest.outcomes.set(e.output, { result: e.result, detail: e.detail || '' });
+    if (e.kind === 'self_test' && e.what === 'started') takeStart(e);
+    else if (e.kind === 'self_test' && typeof e.output === 'string') selfTest.outcomes.set(e.output, { result: e.result, detail: e.detail || '' });
     else if (selfTest.running && e.kind === 'command' && e.action === 'diag/self_test' && e.source === 'panel') {
       finishSelfTest({ status: e.status, code: e.code, message: e.message || '' });
     }
@@ -325,7 +315,7 @@ async function startSelfTest(only) {
   if (selfTest.running) return;
   let after = 0;
   try { after = Math.max(0, ...(await fetchEvents(1)).map((e) => Number(e.id) || 0)); } catch { /* the first events then count too */ }
-  Object.assign(selfTest, { running: true, only, after, outcomes: new Map(), total: expectedOutputs(only), end: null, startedAt: Date.now() });
+  Object.assign(selfTest, { running: true, only, after, outcomes: new Map(), total: null, planned: [], end: null, startedAt: Date.now() });
   selfTest.timer = setInterval(pollSelfTest, SELF_TEST_POLL_MS);
   emit('selftest');
   const r = await sendCmd('diag/self_test', only ? { only } : {}, 'diag-selftest');
@@ -370,10 +360,15 @@ function selfTestCard() {
       ? t('diag.st.progress', { n: num(n), total: num(selfTest.total) })
       : t('diag.st.progress_unknown', { n: num(n) }));
     bar.firstChild.style.width = selfTest.total ? `${Math.min(100, (100 * n) / selfTest.total)}%` : '0';
-    list.replaceChildren(...[...selfTest.outcomes].map(([output, o]) => h('div', { class: 'event st-out', 'data-result': o.result, tid: 'selftest-out-' + output.replaceAll('/', '-') },
-      icon(o.result === 'ok' ? 'check' : o.result === 'failed' ? 'x' : 'info'),
+    // while it runs, the outputs still to test follow those done (in the order they are tested)
+    const pending = selfTest.running ? selfTest.planned.filter((o) => !selfTest.outcomes.has(o)) : [];
+    const unlisted = selfTest.running && selfTest.total != null ? selfTest.total - n - pending.length : 0;
+    const rows = [...selfTest.outcomes, ...pending.map((o) => [o, { result: 'pending', detail: '' }])].map(([output, o]) => h('div', { class: 'event st-out', 'data-result': o.result, tid: 'selftest-out-' + output.replaceAll('/', '-') },
+      icon(o.result === 'ok' ? 'check' : o.result === 'failed' ? 'x' : o.result === 'pending' ? 'clock' : 'info'),
       h('div', { class: 'ev-body' }, h('div', null, h('strong', null, output), ' · ', tOr('diag.st.result.' + o.result, o.result)),
-        o.detail ? h('div', { class: 'ev-detail' }, stDetail(o.detail)) : null))));
+        o.detail ? h('div', { class: 'ev-detail' }, stDetail(o.detail)) : null)));
+    if (unlisted > 0) rows.push(h('div', { class: 'event muted', tid: 'selftest-more' }, t('diag.st.more', { n: num(unlisted) })));
+    list.replaceChildren(...rows);
     const end = selfTest.end;
     final.hidden = !end;
     if (!end) return;
