@@ -257,8 +257,10 @@ async def test_devices_points_and_version(van_on_shipped_broker: dict[str, Any],
     published = {k.removeprefix("state/") for k in latest if k.startswith("state/power/battery/")}
     assert published and published <= rows_by_id.keys(), (published, points.stdout)
     soc = rows_by_id["power/battery/soc"].split()
-    assert soc[2] == "%" and soc[3] == "good"
+    assert soc[2] == "%" and soc[4] == "good"
     assert float(soc[1]) == pytest.approx(latest["state/power/battery/soc"]["v"], abs=1)
+    # the raw value: the battery monitor's register holds the state of charge in 0.1 %
+    assert int(soc[3]) == pytest.approx(10 * latest["state/power/battery/soc"]["v"], abs=10)
 
     versions = await asyncio.to_thread(mcwctl, broker, "version", "--json",
                                        password=USERS["technician"])

@@ -188,6 +188,9 @@ def test_points_merge_state_and_meta_and_filter_by_glob() -> None:
     volt = next(line for line in text.splitlines() if line.startswith("power/battery/volt"))
     assert volt.split()[1:] == ["13.18", "V", "1318", "stale", "10", "s", "battery.voltage",
                                 "holding", "259"]
+    # on 80 columns the register is left out rather than the ids folded
+    narrow = render(point_table.report(point_retained(), ["power/*"], NOW).view, 80)
+    assert "power/battery/voltage " in narrow and "battery.voltage" not in narrow
     mode = next(line for line in text.splitlines() if line.startswith("power/inverter/mode"))
     assert mode.split()[1:3] == ["inverter_only", "2"]  # the enum's code
     current = next(line for line in text.splitlines() if line.startswith("power/battery/cur"))

@@ -13,12 +13,13 @@ import io
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -207,6 +208,17 @@ def table(*columns: str, title: str | None = None) -> Table:
     for column in columns:
         out.add_column(column, overflow="fold")
     return out
+
+
+class Fitted:
+    """A view laid out for the width it is printed in (known only then): ``lay_out(width)``,
+    so a table can leave out a column on a narrow terminal rather than fold its ids."""
+
+    def __init__(self, lay_out: Callable[[int], RenderableType]) -> None:
+        self.lay_out = lay_out
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.lay_out(options.max_width)
 
 
 def stdout_console() -> Console:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -23,6 +23,7 @@ from supervisor.interfaces.cli_output import (
     MAX_ID,
     STATE_STYLE,
     WIDTH,
+    Fitted,
     Report,
     age,
     cell,
@@ -238,23 +239,13 @@ def find(rows: list[DeviceRow], device_id: str) -> DeviceRow | None:
     return next((r for r in rows if r.id == device_id), None)
 
 
-class _FittedTable:
-    """The device table laid out for the width it is printed in (known only then)."""
-
-    def __init__(self, rows: list[DeviceRow], now: float) -> None:
-        self.rows, self.now = rows, now
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield device_table(self.rows, self.now, options.max_width)
-
-
 def report(retained: dict[str, Any], device_id: str | None, now: float) -> Report:
     """``mcwctl devices [DEVICE]``: the table (or one device's detail); ok when every device
     shown is online. JSON: ``{"devices": [DeviceRow fields...]}``."""
     rows = devices(retained)
     if device_id is None:
-        return Report(_FittedTable(rows, now), {"devices": as_json(rows)},
-                      bool(rows) and not failing(rows))
+        return Report(Fitted(lambda width: device_table(rows, now, width)),
+                      {"devices": as_json(rows)}, bool(rows) and not failing(rows))
     row = find(rows, device_id)
     if row is None:
         known = ", ".join(r.id for r in rows) or "none"

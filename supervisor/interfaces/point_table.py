@@ -23,6 +23,8 @@ from rich.text import Text
 from supervisor.interfaces.cli_output import (
     MAX_ID,
     STATE_STYLE,
+    WIDTH,
+    Fitted,
     Report,
     age,
     cell,
@@ -161,11 +163,16 @@ def value_text(row: PointRow) -> str:
     return f"{text} {row.unit}" if row.unit and row.value is not None else text
 
 
-def point_table(rows: list[PointRow], now: float) -> RenderableType:
-    """The points as a table: id, value with unit, quality, age."""
+WIDE = 110  # columns from which the table has room for each point's register
+
+
+def point_table(rows: list[PointRow], now: float, width: int = WIDTH) -> RenderableType:
+    """The points as a table: id, value with unit, raw value, quality, age; and the register
+    behind the point on a terminal of WIDE columns or more."""
     if not rows:
         return Text("no point matches (none published, or another vehicle id?)")
-    out = table("POINT", "VALUE", "RAW", "QUALITY", "AGE", "REGISTER")
+    wide = width >= WIDE
+    out = table("POINT", "VALUE", "RAW", "QUALITY", "AGE", *(("REGISTER",) if wide else ()))
     out.columns[1].justify = "right"
     out.columns[2].justify = "right"
     out.columns[4].justify = "right"
@@ -176,7 +183,7 @@ def point_table(rows: list[PointRow], now: float) -> RenderableType:
                     cell(quality, STATE_STYLE.get(quality, "magenta")),
                     cell(age(row.ts_epoch, now) if row.ts_epoch is not None
                          else (row.ts or "-")),
-                    cell(row.register or ""))
+                    *((cell(row.register or ""),) if wide else ()))
     not_good = sum(r.quality != "good" for r in rows)
     return Group(out, Text(f"{len(rows)} points, {not_good} not good; AGE: of the value "
                            "published last (on change); RAW: the register's value before "
@@ -241,7 +248,8 @@ def report(retained: dict[str, Any], globs: Sequence[str], now: float) -> Report
     """``mcwctl points [GLOB...]``: the matching points. JSON: ``{"points": [PointRow
     fields...]}``."""
     rows = matching(points(retained), globs)
-    return Report(point_table(rows, now), {"points": as_json(rows)})
+    return Report(Fitted(lambda width: point_table(rows, now, width)),
+                  {"points": as_json(rows)})
 
 
 def version_report(retained: dict[str, Any]) -> Report:
