@@ -200,9 +200,10 @@ class MqttBridge:
             clean_start=False,
             properties=_session_properties(),
         ) as client:
-            # in flight at once on purpose: the sender's batch, the uplink's and HA's one
+            # in flight at once on purpose: the sender's batches (results and events), the
+            # uplink's and HA's one
             # (aiomqtt warns beyond its threshold of 10)
-            client.pending_calls_threshold = PUBLISH_BATCH + UPLINK_BATCH + 1
+            client.pending_calls_threshold = 2 * PUBLISH_BATCH + UPLINK_BATCH + 1
             self.session = self.storage.increment("mqtt_session")
             self.connected = True
             log.info("mqtt_connected", host=self.cfg.host, port=self.cfg.port, session=self.session)
@@ -283,8 +284,7 @@ class MqttBridge:
             # a batch of results and of events, published together (in order) rather than
             # one round trip each; then the state again, so a flood of commands never holds
             # back the readings
-            await _publish_batch(client, self._results)
-            await _publish_batch(client, self._events)
+            await _publish_batch(client, self._results, self._events)
             if self._results or self._events:
                 self._wake.set()
             elif not self._wake.is_set():
@@ -356,13 +356,15 @@ class MqttBridge:
         return f"{self.prefix}/result/invalid"  # a topic we cannot echo back
 
 
-async def _publish_batch(client: aiomqtt.Client, queue: deque[tuple[str, bytes]]) -> None:
-    """Publish up to PUBLISH_BATCH messages from the head of ``queue`` and remove them only
-    once the broker has them all."""
-    batch = [queue[i] for i in range(min(PUBLISH_BATCH, len(queue)))]
-    await _publish_all(client, batch, QOS)
-    for _ in batch:
-        queue.popleft()
+async def _publish_batch(client: aiomqtt.Client, *queues: deque[tuple[str, bytes]]) -> None:
+    """Publish up to PUBLISH_BATCH messages from the head of each of ``queues`` at once (in
+    that order: a command's result goes with its audit event) and remove them only once the
+    broker has them all."""
+    batches = [[queue[i] for i in range(min(PUBLISH_BATCH, len(queue)))] for queue in queues]
+    await _publish_all(client, [message for batch in batches for message in batch], QOS)
+    for queue, batch in zip(queues, batches, strict=True):
+        for _ in batch:
+            queue.popleft()
 
 
 async def _publish_all(client: aiomqtt.Client, batch: list[tuple[str, bytes]], qos: int,
