@@ -47,8 +47,8 @@ machine's load drifts, and one run of each moved either side's CPU by half (0.65
 Prints figures; never tunes anything to meet them.
 
 Usage: ``make bench`` (or ``PYTHONPATH=hil-tests .venv/bin/python bench/peer_job.py
-[--window 60] [--warmup 10] [--polls 1,0.2] [--rounds 2] [--json PATH]``). Every process it starts is
-stopped by its own pid, also on failure, and the temporary directory removed.
+[--window 60] [--warmup 10] [--polls 1,0.2] [--rounds 2] [--json PATH]``). Every process it
+starts is stopped by its own pid, also on failure, and the temporary directory removed.
 """
 
 from __future__ import annotations
