@@ -60,9 +60,9 @@ from supervisor.interfaces.cli_output import (
 from supervisor.interfaces.fleet_view import FILTERS, VEHICLE, as_json, fleet, format_fleet
 from supervisor.interfaces.pin import hash_pin
 from supervisor.interfaces.readonly_db import HistoryError
+from supervisor.interfaces.retained_reader import read_retained
 from supervisor.registry import SUBSYSTEMS, load_config
 
-QUIET_S = 0.5  # retained messages arrive in one burst; this much silence ends it
 MAX_WAIT_S = 5.0
 EVENTS_AFTER_RESULT_S = 1.0  # a command's events that may follow its result: waited this long
 MAX_RAW = 200  # of a payload that is not JSON, what is kept to show
@@ -75,6 +75,7 @@ EXIT_UNREACHABLE, EXIT_USAGE, EXIT_NOT_READY, EXIT_LOGIN_REFUSED = 1, 2, 3, 4
 EXIT_NO_ANSWER, EXIT_REFUSED = 5, 6  # fleet ack: the van did not answer / did not apply it
 DEFAULT_CONFIG = Path("/etc/mcw/vehicle.toml")
 MAX_TOPICS = 20_000  # retained topics one van's view reads at most: a flood must end
+MAX_RETAINED_BYTES = 30 * 1024 * 1024
 T = TypeVar("T")
 
 
@@ -88,28 +89,14 @@ class StatusError(Exception):
 
 async def collect_retained(host: str, port: int, filters: tuple[str, ...],
                            username: str | None = None, password: str | None = None,
-                           limit: int | None = None) -> dict[str, Any]:
+                           limit: int = MAX_TOPICS) -> dict[str, Any]:
     """All retained topics matching ``filters`` (topic -> decoded JSON; the raw text when it
-    is not JSON; None when empty); at most ``limit`` topics when given, and what arrives
-    within MAX_WAIT_S."""
-    out: dict[str, Any] = {}
-    loop = asyncio.get_running_loop()
-    async with aiomqtt.Client(host, port, username=username, password=password,
-                              timeout=MAX_WAIT_S) as client:
-        for topic_filter in filters:
-            await client.subscribe(topic_filter, qos=1)
-        deadline = loop.time() + MAX_WAIT_S
-        while loop.time() < deadline and (limit is None or len(out) < limit):
-            try:
-                async with asyncio.timeout(QUIET_S):
-                    msg = await anext(client.messages)
-            except TimeoutError:
-                break
-            if not msg.retain:
-                continue
-            raw = msg.payload if isinstance(msg.payload, bytes | str) else b""
-            out[msg.topic.value] = decode(raw, MAX_RAW)
-    return out
+    is not JSON; None when empty); at most ``limit`` topics, MAX_RETAINED_BYTES, and what
+    arrives within MAX_WAIT_S."""
+    found, _ = await read_retained(host, port, filters, username, password, max_topics=limit,
+                                   max_bytes=MAX_RETAINED_BYTES, wait_s=MAX_WAIT_S,
+                                   connect_timeout_s=MAX_WAIT_S)
+    return {topic: decode(raw, MAX_RAW) for topic, raw in found.items()}
 
 
 async def send_command(host: str, port: int, prefix: str, role: str, action: str,
@@ -259,7 +246,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("modbus", "self-test"):
         return _diag(args)
     if args.command == "gpio":
-        lines = diag_cli.gpio_lines(_retained(_van(args), ("state/io/#",), None))
+        lines = diag_cli.gpio_lines(_retained(_van(args), ("state/io/#",)))
         print(dump_json(lines) if args.json else
               "\n".join(f"{name:<20} {value}" for name, value in lines.items()) or "no lines")
         return 0
@@ -270,7 +257,7 @@ def _dispatch(args: argparse.Namespace) -> int:
               f"{len(cfg.gpio.line)} GPIO lines; subsystems: {', '.join(sections) or 'none'})")
         return 0
     if args.command == "status":
-        retained = _retained(_van(args), ("#",), None)
+        retained = _retained(_van(args), ("#",))
         print(json.dumps(retained, indent=2) if args.json else format_status(retained))
         supervisor = retained.get("status")
         status_state = supervisor.get("state") if isinstance(supervisor, dict) else None
@@ -312,14 +299,15 @@ def _van(args: argparse.Namespace) -> Van:
     return Van(host, port, f"mcw/v1/{vehicle}", args.user or None, _password(args.password_file))
 
 
-def _retained(van: Van, suffixes: tuple[str, ...], limit: int | None) -> dict[str, Any]:
-    """The van's retained topics below ``suffixes`` (topic below the prefix -> payload)."""
+def _retained(van: Van, suffixes: tuple[str, ...]) -> dict[str, Any]:
+    """The van's retained topics below ``suffixes`` (topic below the prefix -> payload), at
+    most MAX_TOPICS."""
     found = _at_broker(collect_retained(van.host, van.port,
                                         tuple(f"{van.prefix}/{s}" for s in suffixes),
-                                        van.user, van.password, limit),
+                                        van.user, van.password),
                        van.host, van.port, van.user, van.password)
-    if limit is not None and len(found) >= limit:
-        print(f"mcwctl: stopped reading after {limit} retained topics (a flood on the "
+    if len(found) >= MAX_TOPICS:
+        print(f"mcwctl: stopped reading after {MAX_TOPICS} retained topics (a flood on the "
               "broker?): what follows may be incomplete", file=sys.stderr)
     return {topic.removeprefix(van.prefix + "/"): value for topic, value in found.items()}
 
@@ -329,12 +317,12 @@ def _view(args: argparse.Namespace) -> Report:
     van = _van(args)
     now = time.time()
     if args.command == "devices":
-        return device_table.report(_retained(van, device_table.TOPICS, MAX_TOPICS),
+        return device_table.report(_retained(van, device_table.TOPICS),
                                    args.device, now)
     if args.command == "points":
-        return point_table.report(_retained(van, point_table.POINT_TOPICS, MAX_TOPICS),
+        return point_table.report(_retained(van, point_table.POINT_TOPICS),
                                   args.globs, now)
-    return point_table.version_report(_retained(van, point_table.VERSION_TOPICS, MAX_TOPICS))
+    return point_table.version_report(_retained(van, point_table.VERSION_TOPICS))
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -551,6 +539,9 @@ def _at_broker(work: Coroutine[Any, Any, T], host: str, port: int, username: str
                           "or password", EXIT_LOGIN_REFUSED) from exc
     except aiomqtt.MqttError as exc:
         raise StatusError(f"cannot reach {broker}: {exc}", EXIT_UNREACHABLE) from exc
+    except TimeoutError as exc:
+        raise StatusError(f"{broker} did not answer within {MAX_WAIT_S:g} s",
+                          EXIT_UNREACHABLE) from exc
 
 
 def _hash_pin() -> int:

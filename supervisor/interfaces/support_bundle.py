@@ -59,6 +59,7 @@ from supervisor.core.config import (
     _read,
 )
 from supervisor.core.diagnostics import MAX_BUNDLE_EVENTS
+from supervisor.interfaces import retained_reader
 from supervisor.interfaces.readonly_db import HistoryError, open_readonly
 from supervisor.registry import load_config
 
@@ -80,7 +81,6 @@ JOURNAL_TIMEOUT_S = 30.0
 TOOL_TIMEOUT_S = 5.0  # mosquitto -h
 BROKER_TIMEOUT_S = 15.0  # the whole session with the broker: connect, subscribe, read
 CONNECT_TIMEOUT_S = 5.0
-QUIET_S = 0.5  # retained messages come in one burst; this much silence ends it
 MAX_TOPICS = 20_000
 MAX_RETAINED_BYTES = 30 * 1024 * 1024
 MAX_RAW_CHARS = 1000  # of a payload that is not JSON, what is kept
@@ -362,44 +362,11 @@ async def read_retained(host: str, port: int, prefix: str, user: str | None,
     """The retained topics below ``prefix``/``filters`` (suffix -> decoded JSON, else its
     text, cut at MAX_RAW_CHARS) and why reading stopped early (None: the burst ended).
     Bounded: MAX_TOPICS topics, MAX_RETAINED_BYTES, BROKER_TIMEOUT_S in all."""
-    found: dict[str, Any] = {}
-    total = 0
-    cut: str | None = None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BROKER_TIMEOUT_S
-    async with asyncio.timeout(BROKER_TIMEOUT_S), \
-            aiomqtt.Client(host, port, username=user, password=password,
-                           timeout=CONNECT_TIMEOUT_S) as client:
-        for topic_filter in filters:
-            await client.subscribe(f"{prefix}/{topic_filter}", qos=1)
-        while True:
-            if len(found) >= MAX_TOPICS:
-                cut = f"stopped after {MAX_TOPICS} topics"
-                break
-            if total >= MAX_RETAINED_BYTES:
-                cut = f"stopped after {MAX_RETAINED_BYTES} bytes"
-                break
-            wait = min(QUIET_S, deadline - loop.time() - 1.0)  # leave a second to disconnect
-            if wait <= 0:
-                cut = f"stopped after {BROKER_TIMEOUT_S - 1.0:g} s (still arriving)"
-                break
-            try:
-                async with asyncio.timeout(wait):
-                    msg = await anext(client.messages)
-            except TimeoutError:
-                break
-            if not msg.retain:
-                continue
-            raw = _payload_bytes(msg.payload)
-            total += len(raw)
-            found[msg.topic.value.removeprefix(prefix + "/")] = _decode(raw)
-    return found, cut
-
-
-def _payload_bytes(payload: Any) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    return b"" if payload is None else str(payload).encode()
+    found, cut = await retained_reader.read_retained(
+        host, port, [f"{prefix}/{f}" for f in filters], user, password,
+        max_topics=MAX_TOPICS, max_bytes=MAX_RETAINED_BYTES, wait_s=BROKER_TIMEOUT_S,
+        connect_timeout_s=CONNECT_TIMEOUT_S)
+    return {topic.removeprefix(prefix + "/"): _decode(raw) for topic, raw in found.items()}, cut
 
 
 def _decode(raw: bytes) -> Any:
