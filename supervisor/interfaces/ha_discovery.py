@@ -885,6 +885,7 @@ class HaDiscovery:
         reraise_lost_cancel()
         self._round_due = True
         last_round = -math.inf
+        built: dict[str, bytes] | None = self._wanted  # the first round publishes these
         while True:
             try:
                 if self._round_due:
@@ -892,7 +893,8 @@ class HaDiscovery:
                     if wait > 0:
                         await asyncio.sleep(wait)  # births come no faster than this
                     self._round_due = False
-                    await self._publish_all(client)
+                    await self._publish_all(client, built)
+                    built = None
                     last_round = loop.time()
                 while self._stale:
                     topic = self._stale.pop()
@@ -921,8 +923,11 @@ class HaDiscovery:
                      items=[what for what, _ in result.skipped])
         return {topic: dumps(config) for topic, config in result.configs.items()}
 
-    async def _publish_all(self, client: aiomqtt.Client) -> None:
-        wanted = self._build()
+    async def _publish_all(self, client: aiomqtt.Client,
+                           built: dict[str, bytes] | None = None) -> None:
+        """Every config wanted now (``built``: just built, else built here), and an empty one
+        for each published before that is gone."""
+        wanted = self._build() if built is None else built
         self._wanted = wanted
         gone = sorted(self._published - wanted.keys())
         for topic, payload in wanted.items():
