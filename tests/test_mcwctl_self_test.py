@@ -8,7 +8,10 @@ import io
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
+from testsupport import FUZZ
 
 from supervisor.interfaces.diag_cli import MAX_PENDING, SelfTestProgress
 
@@ -92,3 +95,24 @@ def test_other_events_do_not_move_the_progress() -> None:
                             {"kind": "command", "output": "x"}])
     assert task(progress).completed == 0
     assert len(text.splitlines()) == 2  # the start's line and the bar: no outcome printed
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=12)
+EVENT = st.fixed_dictionaries(
+    {"kind": st.sampled_from(["self_test", "command", "alarm"]) | JSONISH},
+    optional={"what": st.just("started") | JSONISH, "total": JSONISH,
+              "outputs": st.lists(JSONISH, max_size=80) | JSONISH, "output": JSONISH,
+              "result": JSONISH, "detail": JSONISH})
+
+
+@settings(FUZZ)
+@given(events=st.lists(EVENT, max_size=8))
+def test_any_events_from_the_broker_keep_the_progress_sane(events: list[dict[str, Any]]) -> None:
+    """Whatever the broker carries as events: no error, nothing that drives the terminal
+    printed, at most MAX_PENDING outputs waiting."""
+    progress, text = shown(events)
+    assert len(progress.pending) <= MAX_PENDING
+    assert "\x1b" not in text and "\x07" not in text

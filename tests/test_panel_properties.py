@@ -33,6 +33,8 @@ from test_panel_api import CREW, TECH, Rig, page
 from testsupport import FUZZ
 from yarl import URL
 
+from drivers.buses import DeviceConfig
+from supervisor.core.commands import ActionSpec, ArgSpec
 from supervisor.core.history import MAX_POINTS
 from supervisor.interfaces.panel import (
     MAX_BRACKETS,
@@ -226,7 +228,8 @@ url_chars = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/%"
 junk = st.text(url_chars, max_size=40)
 paths = st.one_of(
     st.sampled_from(["/", "/api/session", "/api/unlock", "/api/lock", "/api/ws", "/api/reauth",
-                     "/api/history", "/api/events", "/static/app.js", "/static/index.html"]),
+                     "/api/history", "/api/events", "/api/registers", "/static/app.js",
+                     "/static/index.html"]),
     junk.map(lambda s: "/static/" + s),
     junk.map(lambda s: "/" + s),
     st.sampled_from(["/static/../../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd",
@@ -263,6 +266,32 @@ async def test_any_request_anywhere_is_answered_without_a_5xx(
         if resp.status == 200 and method == "GET" and not resp.url.path.startswith("/api/"):
             assert data in SHIPPED  # the panel's own files, nothing from elsewhere
     await scene.still_serving()
+
+
+@FUZZ
+@given(device=st.text(max_size=40) | st.sampled_from(["relays", "relays ", "RELAYS", "../relays"]))
+async def test_register_names_only_for_a_device_diag_read_reads(scene: Scene,
+                                                                device: str) -> None:
+    """/api/registers?device= anything: a technician gets the names exactly for a device
+    diag/read accepts (404 otherwise); the crew never gets them (403)."""
+    await scene.begin()
+    rig = scene.rig
+    if "diag/read" not in rig.router.actions:
+        rig.van.devices.devices["relays"] = DeviceConfig(
+            id="relays", profile="waveshare_relay_8ch", bus="rs485", unit=2)
+
+        async def read(args: dict[str, Any]) -> str:
+            return "read"
+
+        rig.router.register(ActionSpec("diag/read", read, frozenset({"technician"}),
+                                       {"device": ArgSpec("enum", enum=("relays",))}))
+    crew = await scene.attacker.get("/api/registers", params={"device": device})
+    assert crew.status == 403
+    assert (await scene.attacker.post("/api/unlock", json={"pin": TECH})).status == 200
+    resp = await scene.attacker.get("/api/registers", params={"device": device})
+    assert resp.status == (200 if device == "relays" else 404)
+    if resp.status == 200:
+        assert (await resp.json())["device"] == "relays"
 
 
 numbers = st.one_of(

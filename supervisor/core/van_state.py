@@ -193,7 +193,8 @@ class VanState:
         }
 
     def retained(self) -> dict[str, bytes]:
-        """Every retained MQTT topic (suffix) with its current payload, for a (re)publish."""
+        """Every retained MQTT topic of the van's state (suffix) with its current payload, for
+        a (re)publish (HQ's ``events/last`` is the MQTT bridge's, where an uplink is set)."""
         out = {"status": self.status_payload(), "meta": dumps(self.meta())}
         for pid, pv in self.points.values.items():
             if not self.points.defs[pid].local:
@@ -202,9 +203,12 @@ class VanState:
             out[f"device/{dev}/status"] = device_payload(status)
         for aid, state in self.alarms.states.items():
             out[f"alarm/{aid}"] = alarm_payload(self.alarms.defs[aid], state)
-        if self._prev_event_id:
-            out["events/last"] = last_event_payload(self._prev_event_id)
         return out
+
+    @property
+    def last_event_id(self) -> int:
+        """The number of the van's newest event (0: none yet)."""
+        return self._prev_event_id
 
 
 def last_event_payload(number: int) -> bytes:

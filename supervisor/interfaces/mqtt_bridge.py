@@ -261,8 +261,8 @@ class MqttBridge:
             if self._republish.is_set():
                 self._republish.clear()
                 retained = self.van.retained()
-                if self.uplink is None:
-                    retained.pop("events/last", None)  # only where HQ is bridged
+                if self.uplink is not None and self.van.last_event_id:
+                    retained["events/last"] = last_event_payload(self.van.last_event_id)
                 for suffix, payload in retained.items():
                     (self._alarms if suffix.startswith("alarm/") else self._retained)[
                         suffix] = payload

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -70,7 +70,6 @@ class PointRow:
     precision: int | None = None
     raw: int | float | None = None  # the register's value before scaling (an enum's code)
     register: str | None = None  # "device.register table address" of a register's point
-    _source: dict[str, Any] | None = field(default=None, repr=False)
 
 
 def points(retained: dict[str, Any]) -> list[PointRow]:
@@ -78,6 +77,7 @@ def points(retained: dict[str, Any]) -> list[PointRow]:
     with a retained state, and those ``meta`` lists (not the local ones, which MQTT never
     carries)."""
     rows: dict[str, PointRow] = {}
+    sources: dict[str, dict[str, Any]] = {}  # meta's source of each register's point
     meta = retained.get("meta")
     listed = meta.get("points") if isinstance(meta, dict) else None
     for entry in listed[:MAX_POINTS] if isinstance(listed, list) else ():
@@ -89,8 +89,9 @@ def points(retained: dict[str, Any]) -> list[PointRow]:
                        type=text_of(entry.get("type")),
                        description=text_of(entry.get("description")),
                        precision=count(entry.get("precision")),
-                       register=register_of(source),
-                       _source=source if isinstance(source, dict) else None)
+                       register=register_of(source))
+        if isinstance(source, dict):
+            sources[row.id] = source
         if entry.get("local") is not True:
             rows[row.id] = row
     for topic, payload in retained.items():
@@ -108,7 +109,7 @@ def points(retained: dict[str, Any]) -> list[PointRow]:
             row.value = show(payload)
             row.quality = "unknown"
     for row in rows.values():
-        row.raw = raw_of(row.value, row._source)
+        row.raw = raw_of(row.value, sources.get(row.id))
     return sorted(rows.values(), key=lambda r: r.id)
 
 
@@ -192,7 +193,7 @@ def point_table(rows: list[PointRow], now: float, width: int = WIDTH) -> Rendera
 
 def as_json(rows: list[PointRow]) -> list[dict[str, Any]]:
     """The rows for scripts: every field of PointRow, always present (null when unknown)."""
-    return [{k: v for k, v in asdict(r).items() if not k.startswith("_")} for r in rows]
+    return [asdict(r) for r in rows]
 
 
 # ---- mcwctl version -------------------------------------------------------------------------
