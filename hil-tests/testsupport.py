@@ -8,6 +8,8 @@
 * ``require_tool()`` and ``needs_tool()``: a test that needs a binary skips when it is missing,
   except in CI (``CI=true``), where a missing tool fails the test: CI must run every test.
 * ``modbus_crc()``: the Modbus RTU CRC, bit by bit as the specification defines it.
+* ``LoopStalls``: when this process's event loop could not run (a loaded machine), so a latency
+  measured in loop time can leave out what the machine, not the code, added.
 * ``RedisServer`` and ``HqNode``: HQ's clustered broker (hq/broker.js nodes sharing a Redis).
 """
 
@@ -98,6 +100,43 @@ async def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE_
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(POLL_STEP_S)  # poll step inside a deadline
+
+
+class LoopStalls:
+    """The spans of loop time in which this process's event loop did not run though a timer
+    was due (another process had the CPU), recorded while the ``async with`` block runs.
+
+    A tick every STEP_S that fires late by more than STALL_MIN_S is a stall; only the part
+    beyond STALL_MIN_S counts, so the loop's own work (the code under test) is never left out."""
+
+    STEP_S = 0.01
+    STALL_MIN_S = 0.02
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopStalls:
+        self._task = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.STEP_S
+            await asyncio.sleep(self.STEP_S)  # the tick whose lateness is measured
+            if loop.time() - due > self.STALL_MIN_S:
+                self.spans.append((due + self.STALL_MIN_S, loop.time()))
+
+    def within(self, start: float, end: float) -> float:
+        """Seconds of stall between loop times ``start`` and ``end``."""
+        return sum(max(0.0, min(e, end) - max(s, start)) for s, e in self.spans)
 
 
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
