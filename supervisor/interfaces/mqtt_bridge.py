@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import structlog
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -272,8 +273,11 @@ class MqttBridge:
                 # connection
                 queue = self._alarms or self._retained
                 batch = list(itertools.islice(queue.items(), PUBLISH_BATCH))
-                await _publish_all(client, [(f"{self.prefix}/{s}", p) for s, p in batch],
-                                   QOS if queue is self._alarms else STATE_QOS, retain=True)
+                messages = [(f"{self.prefix}/{s}", p) for s, p in batch]
+                if queue is self._alarms:
+                    await _publish_all(client, messages, QOS, retain=True)
+                else:
+                    await _publish_state(client, messages)
                 for suffix, payload in batch:
                     if queue.get(suffix) is payload:  # not replaced meanwhile
                         del queue[suffix]
@@ -372,6 +376,21 @@ async def _publish_all(client: aiomqtt.Client, batch: list[tuple[str, bytes]], q
     """Publish ``batch`` at once (the messages go out in order, one round trip for all)."""
     await asyncio.gather(*(client.publish(topic, payload, qos=qos, retain=retain)
                            for topic, payload in batch))
+    reraise_lost_cancel()
+
+
+async def _publish_state(client: aiomqtt.Client, batch: list[tuple[str, bytes]]) -> None:
+    """Publish ``batch`` retained at STATE_QOS (0), awaiting only its last message: paho
+    writes its queue in order, so once the last is on the socket all are. A QoS 0 message has
+    no acknowledgement to wait for, and aiomqtt's future, task and semaphore for each were
+    most of the cost of a reading's publish."""
+    paho = client._client  # aiomqtt keeps paho's client here (aiomqtt is pinned below 3)
+    for topic, payload in batch[:-1]:
+        info = paho.publish(topic, payload, STATE_QOS, True)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+    topic, payload = batch[-1]
+    await client.publish(topic, payload, qos=STATE_QOS, retain=True)
     reraise_lost_cancel()
 
 
