@@ -19,12 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import structlog
-from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from drivers.lost_cancel import reraise_lost_cancel
 from supervisor.core.alarms import AlarmDef, AlarmState
 from supervisor.core.commands import ROLE_NAMES, Result
 from supervisor.core.points import PointDef, PointValue
@@ -36,7 +34,7 @@ from supervisor.core.van_state import (
     last_event_payload,
     state_payload,
 )
-from supervisor.interfaces.uplink import BATCH as UPLINK_BATCH
+from supervisor.interfaces.mqtt_publish import publish_in_order
 from supervisor.interfaces.uplink import Uplink
 
 if TYPE_CHECKING:
@@ -201,10 +199,10 @@ class MqttBridge:
             clean_start=False,
             properties=_session_properties(),
         ) as client:
-            # in flight at once on purpose: the sender's batches (results and events), the
-            # uplink's and HA's one
-            # (aiomqtt warns beyond its threshold of 10)
-            client.pending_calls_threshold = 2 * PUBLISH_BATCH + UPLINK_BATCH + 1
+            # aiomqtt calls in flight at once on purpose (it warns beyond its threshold of
+            # 10): the sender's batch, the uplink's, HA's and, for each command in progress,
+            # the clearing of a retained one
+            client.pending_calls_threshold = 3 + MAX_INTAKE
             self.session = self.storage.increment("mqtt_session")
             self.connected = True
             log.info("mqtt_connected", host=self.cfg.host, port=self.cfg.port, session=self.session)
@@ -274,10 +272,8 @@ class MqttBridge:
                 queue = self._alarms or self._retained
                 batch = list(itertools.islice(queue.items(), PUBLISH_BATCH))
                 messages = [(f"{self.prefix}/{s}", p) for s, p in batch]
-                if queue is self._alarms:
-                    await _publish_all(client, messages, QOS, retain=True)
-                else:
-                    await _publish_state(client, messages)
+                await publish_in_order(client, messages,
+                                       QOS if queue is self._alarms else STATE_QOS, retain=True)
                 for suffix, payload in batch:
                     if queue.get(suffix) is payload:  # not replaced meanwhile
                         del queue[suffix]
@@ -365,33 +361,10 @@ async def _publish_batch(client: aiomqtt.Client, *queues: deque[tuple[str, bytes
     that order: a command's result goes with its audit event) and remove them only once the
     broker has them all."""
     batches = [[queue[i] for i in range(min(PUBLISH_BATCH, len(queue)))] for queue in queues]
-    await _publish_all(client, [message for batch in batches for message in batch], QOS)
+    await publish_in_order(client, [message for batch in batches for message in batch], QOS)
     for queue, batch in zip(queues, batches, strict=True):
         for _ in batch:
             queue.popleft()
-
-
-async def _publish_all(client: aiomqtt.Client, batch: list[tuple[str, bytes]], qos: int,
-                       retain: bool = False) -> None:
-    """Publish ``batch`` at once (the messages go out in order, one round trip for all)."""
-    await asyncio.gather(*(client.publish(topic, payload, qos=qos, retain=retain)
-                           for topic, payload in batch))
-    reraise_lost_cancel()
-
-
-async def _publish_state(client: aiomqtt.Client, batch: list[tuple[str, bytes]]) -> None:
-    """Publish ``batch`` retained at STATE_QOS (0), awaiting only its last message: paho
-    writes its queue in order, so once the last is on the socket all are. A QoS 0 message has
-    no acknowledgement to wait for, and aiomqtt's future, task and semaphore for each were
-    most of the cost of a reading's publish."""
-    paho = client._client  # aiomqtt keeps paho's client here (aiomqtt is pinned below 3)
-    for topic, payload in batch[:-1]:
-        info = paho.publish(topic, payload, STATE_QOS, True)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-    topic, payload = batch[-1]
-    await client.publish(topic, payload, qos=STATE_QOS, retain=True)
-    reraise_lost_cancel()
 
 
 def _session_properties() -> Properties:

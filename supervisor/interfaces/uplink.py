@@ -25,9 +25,9 @@ from typing import Any
 
 import aiomqtt
 
-from drivers.lost_cancel import reraise_lost_cancel
 from supervisor.core.storage import Storage
 from supervisor.core.van_state import dumps
+from supervisor.interfaces.mqtt_publish import publish_in_order
 
 SENT_KEY = "uplink_sent"  # the number of the last event handed to the bridge
 BACKLOG_MAX = 20000  # events older than the newest this many are left to HQ's asking
@@ -106,9 +106,8 @@ class Uplink:
                     await asyncio.sleep(self.bucket.wait_s())  # the pace, not a wait for a state
                     taken = self.bucket.take(len(batch))
                 batch = batch[:taken]
-                await asyncio.gather(*(client.publish(self.topic, dumps(event), qos=QOS)
-                                       for event in batch))
-                reraise_lost_cancel()
+                await publish_in_order(client, [(self.topic, dumps(event)) for event in batch],
+                                       QOS)
                 if batch[0].get("resent"):
                     for _ in batch:
                         self._resends.popleft()
