@@ -31,6 +31,7 @@ from supervisor.interfaces.cli_output import (
     text_of,
 )
 from supervisor.interfaces.point_table import MAX_POINTS
+from supervisor.interfaces.retained_reader import payload_bytes
 
 SUFFIXES = ("status", "meta", "state/#", "alarm/#", "device/+/status", "event")
 CONNECT_TIMEOUT_S = 5.0
@@ -162,7 +163,7 @@ async def watch(host: str, port: int, prefix: str, globs: Sequence[str],
             except TimeoutError:
                 break
             topic = msg.topic.value.removeprefix(prefix + "/")
-            raw = msg.payload if isinstance(msg.payload, bytes | str) else b""
+            raw = payload_bytes(msg.payload)
             if topic == "meta":
                 units = units_of(decode(raw))
                 continue

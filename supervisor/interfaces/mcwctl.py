@@ -60,7 +60,7 @@ from supervisor.interfaces.cli_output import (
 from supervisor.interfaces.fleet_view import FILTERS, VEHICLE, as_json, fleet, format_fleet
 from supervisor.interfaces.pin import hash_pin
 from supervisor.interfaces.readonly_db import HistoryError
-from supervisor.interfaces.retained_reader import read_retained
+from supervisor.interfaces.retained_reader import MAX_TOPICS, read_retained
 from supervisor.registry import SUBSYSTEMS, load_config
 
 MAX_WAIT_S = 5.0
@@ -74,8 +74,6 @@ LOGIN_REFUSED = frozenset({4, 5, 0x86, 0x87})
 EXIT_UNREACHABLE, EXIT_USAGE, EXIT_NOT_READY, EXIT_LOGIN_REFUSED = 1, 2, 3, 4
 EXIT_NO_ANSWER, EXIT_REFUSED = 5, 6  # fleet ack: the van did not answer / did not apply it
 DEFAULT_CONFIG = Path("/etc/mcw/vehicle.toml")
-MAX_TOPICS = 20_000  # retained topics one van's view reads at most: a flood must end
-MAX_RETAINED_BYTES = 30 * 1024 * 1024
 T = TypeVar("T")
 
 
@@ -91,11 +89,10 @@ async def collect_retained(host: str, port: int, filters: tuple[str, ...],
                            username: str | None = None, password: str | None = None,
                            limit: int = MAX_TOPICS) -> dict[str, Any]:
     """All retained topics matching ``filters`` (topic -> decoded JSON; the raw text when it
-    is not JSON; None when empty); at most ``limit`` topics, MAX_RETAINED_BYTES, and what
+    is not JSON; None when empty); at most ``limit`` topics, retained_reader's MAX_BYTES, and what
     arrives within MAX_WAIT_S."""
     found, _ = await read_retained(host, port, filters, username, password, max_topics=limit,
-                                   max_bytes=MAX_RETAINED_BYTES, wait_s=MAX_WAIT_S,
-                                   connect_timeout_s=MAX_WAIT_S)
+                                   wait_s=MAX_WAIT_S, connect_timeout_s=MAX_WAIT_S)
     return {topic: decode(raw, MAX_RAW) for topic, raw in found.items()}
 
 

@@ -16,11 +16,13 @@ from typing import Any
 import aiomqtt
 
 QUIET_S = 0.5  # retained messages come in one burst; this much silence ends it
+MAX_TOPICS = 20_000  # retained topics one reading takes at most: a flood must end
+MAX_BYTES = 30 * 1024 * 1024  # of their payloads
 
 
 async def read_retained(host: str, port: int, filters: Sequence[str], user: str | None,
-                        password: str | None, *, max_topics: int, max_bytes: int,
-                        wait_s: float, connect_timeout_s: float,
+                        password: str | None, *, wait_s: float, connect_timeout_s: float,
+                        max_topics: int = MAX_TOPICS, max_bytes: int = MAX_BYTES,
                         ) -> tuple[dict[str, bytes], str | None]:
     """Topic -> payload of the retained messages on ``filters``, and why reading stopped
     early (None: the burst ended). aiomqtt.MqttError when the broker refuses or is away;

@@ -81,8 +81,6 @@ JOURNAL_TIMEOUT_S = 30.0
 TOOL_TIMEOUT_S = 5.0  # mosquitto -h
 BROKER_TIMEOUT_S = 15.0  # the whole session with the broker: connect, subscribe, read
 CONNECT_TIMEOUT_S = 5.0
-MAX_TOPICS = 20_000
-MAX_RETAINED_BYTES = 30 * 1024 * 1024
 MAX_RAW_CHARS = 1000  # of a payload that is not JSON, what is kept
 MAX_STDERR_BYTES = 4096
 MAX_SUMMARY_READ = 8 * 1024 * 1024  # summary(): the manifest is far smaller
@@ -361,11 +359,10 @@ async def read_retained(host: str, port: int, prefix: str, user: str | None,
                         ) -> tuple[dict[str, Any], str | None]:
     """The retained topics below ``prefix``/``filters`` (suffix -> decoded JSON, else its
     text, cut at MAX_RAW_CHARS) and why reading stopped early (None: the burst ended).
-    Bounded: MAX_TOPICS topics, MAX_RETAINED_BYTES, BROKER_TIMEOUT_S in all."""
+    Bounded: retained_reader's MAX_TOPICS topics and MAX_BYTES, BROKER_TIMEOUT_S in all."""
     found, cut = await retained_reader.read_retained(
         host, port, [f"{prefix}/{f}" for f in filters], user, password,
-        max_topics=MAX_TOPICS, max_bytes=MAX_RETAINED_BYTES, wait_s=BROKER_TIMEOUT_S,
-        connect_timeout_s=CONNECT_TIMEOUT_S)
+        wait_s=BROKER_TIMEOUT_S, connect_timeout_s=CONNECT_TIMEOUT_S)
     return {topic.removeprefix(prefix + "/"): _decode(raw) for topic, raw in found.items()}, cut
 
 
@@ -756,7 +753,8 @@ def _manifest(contents: _Contents, config: Path, facts: _ConfigFacts, made: floa
                    "commands": contents.counts.get("commands")},
         "limits": {"events": events, "rows_bytes": MAX_ROWS_BYTES,
                    "log_bytes": MAX_LOG_BYTES, "journal_timeout_s": JOURNAL_TIMEOUT_S,
-                   "broker_timeout_s": BROKER_TIMEOUT_S, "retained_topics": MAX_TOPICS},
+                   "broker_timeout_s": BROKER_TIMEOUT_S,
+                   "retained_topics": retained_reader.MAX_TOPICS},
         "secrets": f"{len(contents.secrets)} known secret value(s) searched for in every "
                    f"member and replaced by {REDACTED} (those shorter than {MIN_SCRUB_CHARS} "
                    "characters are not searched for)",
